@@ -1,0 +1,102 @@
+"""Strict base64: RFC 4648 standard alphabet, canonical ``=`` padding, zero trailing bits.
+
+Why strict: the upstream node decodes with Rust ``base64::STANDARD``, which requires canonical padding
+and rejects non-zero trailing bits. Python's ``base64.b64decode`` is lenient (it silently drops
+characters outside the alphabet unless ``validate=True``, and even then accepts non-canonical trailing
+bits), so a client that is "fine" against a Python server can be refused by the real node. Every
+refusal names what is wrong, because "not base64" tells a client author nothing.
+"""
+
+from __future__ import annotations
+
+import binascii
+
+from .errors import (
+    Base64BadPadding,
+    Base64InvalidCharacter,
+    Base64InvalidLength,
+    Base64MissingPadding,
+    Base64NonCanonicalTrailingBits,
+    Base64NotString,
+    Base64UrlSafeAlphabet,
+    Base64Whitespace,
+    LengthError,
+)
+
+_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_WHITESPACE = frozenset(" \t\r\n\v\f")
+
+
+def b64encode(data: bytes) -> str:
+    """Encode ``data`` as canonical standard base64 with padding."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def b64decode(text: object, *, field: str | None = None) -> bytes:
+    """Decode canonical standard base64, or raise the specific :class:`Base64Error` subclass.
+
+    The fast path decodes and re-encodes: a string is canonical exactly when re-encoding its decoded
+    bytes reproduces it. Only when that fails do we diagnose which rule was broken.
+    """
+    if not isinstance(text, str):
+        raise Base64NotString(f"expected a base64 string, got {_json_type(text)}", field=field)
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raw = None
+    if raw is not None and binascii.b2a_base64(raw, newline=False).decode("ascii") == text:
+        return raw
+    _diagnose(text, field)
+    raise AssertionError("unreachable: _diagnose always raises")  # pragma: no cover
+
+
+def b64decode_fixed(text: object, length: int, *, field: str | None = None) -> bytes:
+    """Decode strict base64 and require exactly ``length`` bytes."""
+    raw = b64decode(text, field=field)
+    if len(raw) != length:
+        raise LengthError(f"decodes to {len(raw)} bytes, expected exactly {length}", field=field)
+    return raw
+
+
+def _diagnose(text: str, field: str | None) -> None:
+    """Raise the most specific error for a string that failed the canonical round trip."""
+    if any(c in _WHITESPACE for c in text):
+        raise Base64Whitespace("contains whitespace; base64 fields must not be wrapped or padded with spaces", field=field)
+    if any(c in "-_" for c in text):
+        raise Base64UrlSafeAlphabet("uses the URL-safe alphabet ('-' or '_'); the standard alphabet ('+', '/') is required", field=field)
+    bad = sorted({c for c in text if c not in _ALPHABET and c != "="})
+    if bad:
+        raise Base64InvalidCharacter(
+            f"contains {len(bad)} character(s) outside the base64 alphabet (first: U+{ord(bad[0]):04X})", field=field
+        )
+    body = text.rstrip("=")
+    pad = len(text) - len(body)
+    if "=" in body:
+        raise Base64BadPadding("has '=' before the end of the string", field=field)
+    if len(body) % 4 == 1:
+        raise Base64InvalidLength(f"has {len(body)} data characters, which no byte string encodes to", field=field)
+    expected_pad = (4 - len(body) % 4) % 4
+    if pad == 0 and expected_pad:
+        raise Base64MissingPadding(f"is missing {expected_pad} '=' padding character(s)", field=field)
+    if pad != expected_pad:
+        raise Base64BadPadding(f"has {pad} '=' padding character(s), expected {expected_pad}", field=field)
+    raise Base64NonCanonicalTrailingBits(
+        "has non-zero trailing bits in its last character (a non-canonical encoding)", field=field
+    )
+
+
+def _json_type(value: object) -> str:
+    """Name a Python value by the JSON type it came from, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, (bytes, bytearray)):
+        return "bytes"
+    return type(value).__name__

@@ -1,0 +1,315 @@
+"""The confidential envelope in both directions: seal and open, for client and node.
+
+Both sides end up holding an :class:`Exchange`: the one AES-256 key that the request, its response
+and every stream chunk are encrypted under, plus the public values that identify it. Holding it as
+an object (instead of re-deriving per message) is both faster and the natural unit of the nonce
+audit, because nonce uniqueness only means something *per key*.
+
+Randomness is drawn from the injected :class:`~conformance.protocol.randomness.RandomSource` in a
+documented order, so a seed or a list of pinned values reproduces every byte:
+
+- :func:`seal_request` draws the client private key (32), the salt (16), then the nonce (12);
+- :func:`seal_response` and :func:`seal_chunk` draw the response nonce (12) unless one is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from hmac import compare_digest
+
+from . import jsonwire
+from .b64 import b64decode, b64decode_fixed, b64encode
+from .errors import (
+    HashMismatch,
+    KeyMismatch,
+    LengthError,
+    LowOrderPoint,
+    MissingField,
+    NonceReuse,
+    UsageMismatch,
+    ZeroSharedSecret,
+)
+from .models import ConfidentialComputeRequest, ConfidentialComputeResponse, DecodedRequest, StreamChunk, Usage
+from .primitives import (
+    HASH_LEN,
+    NONCE_LEN,
+    SALT_LEN,
+    TAG_LEN,
+    X25519_KEY_LEN,
+    AeadKey,
+    blake2b_256,
+    derive_key,
+    x25519_public_key,
+    x25519_shared_secret,
+)
+from .randomness import SYSTEM_RANDOM, RandomSource
+from .sui import SuiSignature, SuiSigner, verify_b64
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Exchange:
+    """The key material of one request/response exchange. ``repr`` never shows the key."""
+
+    aead: AeadKey
+    salt: bytes
+    client_public_key: bytes
+    node_public_key: bytes
+    request_nonce: bytes
+    key_id: str
+
+    def __repr__(self) -> str:
+        return f"Exchange(key_id={self.key_id})"
+
+
+def key_id(client_public_key: bytes, node_public_key: bytes, salt: bytes) -> str:
+    """A public, stable name for the key K derived from these inputs (hex of a BLAKE2b-256 prefix).
+
+    K is a function of (client key, node key, salt), so this names K without revealing it, and lets
+    reports group nonces per key.
+    """
+    return blake2b_256(b"atoma-conformance/key-id\x00" + client_public_key + node_public_key + salt)[:16].hex()
+
+
+def _exchange(key: bytes, salt: bytes, client_pk: bytes, node_pk: bytes, request_nonce: bytes) -> Exchange:
+    return Exchange(AeadKey(key), salt, client_pk, node_pk, request_nonce, key_id(client_pk, node_pk, salt))
+
+
+# --- request ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRequest:
+    """What the client sends, and what it must keep to read the answer."""
+
+    request: ConfidentialComputeRequest
+    exchange: Exchange
+    plaintext_hash: bytes
+
+
+def seal_request(
+    plaintext: bytes,
+    *,
+    node_public_key: bytes,
+    model_name: str,
+    stack_small_id: int,
+    stream: bool | None = None,
+    num_compute_units: int | None = None,
+    rng: RandomSource = SYSTEM_RANDOM,
+) -> SealedRequest:
+    """Client side: encrypt ``plaintext`` (the exact bytes to hash) for the node's X25519 key."""
+    if len(node_public_key) != X25519_KEY_LEN:
+        raise LengthError(f"is {len(node_public_key)} bytes, expected {X25519_KEY_LEN}", field="node_public_key")
+    client_sk = rng.token_bytes(X25519_KEY_LEN)
+    salt = rng.token_bytes(SALT_LEN)
+    nonce = rng.token_bytes(NONCE_LEN)
+    client_pk = x25519_public_key(client_sk)
+    shared = x25519_shared_secret(client_sk, node_public_key)
+    exchange = _exchange(derive_key(shared, salt), salt, client_pk, node_public_key, nonce)
+    digest = blake2b_256(plaintext)
+    request = ConfidentialComputeRequest(
+        ciphertext=b64encode(exchange.aead.seal(nonce, plaintext)),
+        client_dh_public_key=b64encode(client_pk),
+        model_name=model_name,
+        node_dh_public_key=b64encode(node_public_key),
+        nonce=b64encode(nonce),
+        plaintext_body_hash=b64encode(digest),
+        salt=b64encode(salt),
+        stack_small_id=stack_small_id,
+        num_compute_units=num_compute_units,
+        stream=stream,
+    )
+    return SealedRequest(request, exchange, digest)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRequest:
+    """What the node learns from a request it accepted."""
+
+    plaintext: bytes
+    exchange: Exchange
+    decoded: DecodedRequest
+
+
+def open_request(
+    request: ConfidentialComputeRequest,
+    node_private_key: bytes,
+    *,
+    allow_low_order: bool = False,
+    check_hash: bool = True,
+) -> OpenedRequest:
+    """Node side: decode, agree, derive, decrypt, and check ``plaintext_body_hash`` over raw bytes.
+
+    The steps run in the spec's order, and the first failure raises. ``allow_low_order`` and
+    ``check_hash`` exist only so the mock node's upstream-compat profile can reproduce the real
+    node; a conformant node leaves both at their defaults.
+    """
+    decoded = request.decode()
+    node_pk = x25519_public_key(node_private_key)
+    if not compare_digest(decoded.node_dh_public_key, node_pk):
+        raise KeyMismatch("is not this node's current X25519 public key", field="node_dh_public_key")
+    try:
+        shared = x25519_shared_secret(node_private_key, decoded.client_dh_public_key, allow_low_order=allow_low_order)
+    except (LowOrderPoint, ZeroSharedSecret) as exc:
+        raise exc.with_field("client_dh_public_key") from None
+    exchange = _exchange(
+        derive_key(shared, decoded.salt), decoded.salt, decoded.client_dh_public_key, node_pk, decoded.nonce
+    )
+    plaintext = exchange.aead.open(decoded.nonce, decoded.ciphertext)
+    if check_hash and not compare_digest(blake2b_256(plaintext), decoded.plaintext_body_hash):
+        raise HashMismatch("does not equal BLAKE2b-256 of the decrypted plaintext bytes", field="plaintext_body_hash")
+    return OpenedRequest(plaintext, exchange, decoded)
+
+
+# --- responses and chunks ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SealedParts:
+    """The base64 fields a node puts on a response or chunk, before they are arranged in a model."""
+
+    nonce: str
+    ciphertext: str
+    response_hash: str
+    signature: str
+
+
+def _seal_parts(
+    plaintext: bytes, exchange: Exchange, signer: SuiSigner, nonce: bytes | None, rng: RandomSource
+) -> SealedParts:
+    nonce = rng.token_bytes(NONCE_LEN) if nonce is None else nonce
+    digest = blake2b_256(plaintext)
+    return SealedParts(
+        nonce=b64encode(nonce),
+        ciphertext=b64encode(exchange.aead.seal(nonce, plaintext)),
+        response_hash=b64encode(digest),
+        signature=signer.sign(digest).to_b64(),
+    )
+
+
+def seal_response(
+    plaintext: bytes,
+    exchange: Exchange,
+    signer: SuiSigner,
+    *,
+    usage: Usage | None = None,
+    nonce: bytes | None = None,
+    rng: RandomSource = SYSTEM_RANDOM,
+) -> ConfidentialComputeResponse:
+    """Node side: encrypt a non-streaming response under the exchange key with a fresh nonce."""
+    p = _seal_parts(plaintext, exchange, signer, nonce, rng)
+    return ConfidentialComputeResponse(p.nonce, p.ciphertext, p.response_hash, p.signature, usage)
+
+
+def seal_chunk(
+    plaintext: bytes,
+    exchange: Exchange,
+    signer: SuiSigner,
+    *,
+    usage: Usage | None = None,
+    nonce: bytes | None = None,
+    rng: RandomSource = SYSTEM_RANDOM,
+) -> StreamChunk:
+    """Node side: encrypt one stream chunk. A conformant node passes ``nonce=None`` (fresh per chunk)."""
+    p = _seal_parts(plaintext, exchange, signer, nonce, rng)
+    return StreamChunk(p.ciphertext, p.nonce, p.signature, p.response_hash, usage)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedMessage:
+    """A verified response or chunk: the plaintext, its hash, the nonce and the signature."""
+
+    plaintext: bytes
+    plaintext_hash: bytes
+    nonce: bytes
+    signature: SuiSignature | None
+
+
+def _open_message(
+    message: ConfidentialComputeResponse | StreamChunk,
+    exchange: Exchange,
+    *,
+    expected_signer: str | None,
+    require_hash: bool,
+    require_signature: bool,
+    reject_request_nonce: bool,
+    check_usage: bool,
+) -> OpenedMessage:
+    nonce = b64decode_fixed(message.nonce, NONCE_LEN, field="nonce")
+    if reject_request_nonce and compare_digest(nonce, exchange.request_nonce):
+        raise NonceReuse("equals the request nonce under the same key", field="nonce")
+    sealed = b64decode(message.ciphertext, field="ciphertext")
+    if len(sealed) < TAG_LEN:
+        raise LengthError(f"decodes to {len(sealed)} bytes, shorter than the {TAG_LEN}-byte GCM tag", field="ciphertext")
+    plaintext = exchange.aead.open(nonce, sealed)
+    digest = blake2b_256(plaintext)
+    if message.response_hash is None:
+        if require_hash:
+            raise MissingField("is required: without it the plaintext cannot be bound to the signature", field="response_hash")
+    else:
+        claimed = b64decode_fixed(message.response_hash, HASH_LEN, field="response_hash")
+        if not compare_digest(claimed, digest):
+            raise HashMismatch("does not equal BLAKE2b-256 of the decrypted plaintext bytes", field="response_hash")
+    signature = None
+    if message.signature is None:
+        if require_signature:
+            raise MissingField("is required on every response and chunk", field="signature")
+    else:
+        signature = verify_b64(message.signature, digest, expected_address=expected_signer)
+    if check_usage and message.usage is not None:
+        inner = jsonwire.loads_object(plaintext, field="plaintext").get("usage")
+        if not jsonwire.strict_equal(inner, message.usage.to_json()):
+            raise UsageMismatch("in clear differs from the usage inside the encrypted plaintext", field="usage")
+    return OpenedMessage(plaintext, digest, nonce, signature)
+
+
+def open_response(
+    response: ConfidentialComputeResponse,
+    exchange: Exchange,
+    *,
+    expected_signer: str | None = None,
+    require_hash: bool = True,
+    require_signature: bool = True,
+    reject_request_nonce: bool = True,
+    check_usage: bool = True,
+) -> OpenedMessage:
+    """Client side: decrypt and verify a non-streaming response.
+
+    Verifies, in order: the nonce differs from the request nonce, the AEAD tag, ``response_hash``
+    against the decrypted bytes, the Sui signature over that hash (and its signer, when known), and
+    that the clear ``usage`` equals the encrypted one.
+    """
+    return _open_message(
+        response,
+        exchange,
+        expected_signer=expected_signer,
+        require_hash=require_hash,
+        require_signature=require_signature,
+        reject_request_nonce=reject_request_nonce,
+        check_usage=check_usage,
+    )
+
+
+def open_chunk(
+    chunk: StreamChunk,
+    exchange: Exchange,
+    *,
+    expected_signer: str | None = None,
+    require_hash: bool = True,
+    require_signature: bool = True,
+    reject_request_nonce: bool = True,
+    check_usage: bool = True,
+) -> OpenedMessage:
+    """Client side: decrypt and verify one stream chunk (the same checks as :func:`open_response`).
+
+    Nonce reuse *across* chunks is a property of the whole stream, so it is audited by the caller,
+    which sees every chunk; see the suite's nonce audit.
+    """
+    return _open_message(
+        chunk,
+        exchange,
+        expected_signer=expected_signer,
+        require_hash=require_hash,
+        require_signature=require_signature,
+        reject_request_nonce=reject_request_nonce,
+        check_usage=check_usage,
+    )

@@ -1,0 +1,104 @@
+"""JSON as it travels on the wire: strict parsing and compact, order-preserving serialization.
+
+Why not plain ``json.loads``/``json.dumps``:
+
+- ``json.loads`` accepts ``NaN``/``Infinity`` and silently keeps the last of two duplicate keys. The
+  node's serde structs refuse duplicate fields, and an ambiguous body is exactly what a smuggling
+  attack needs, so we refuse both.
+- Hashes cover bytes, not values. The protocol's canonical output is compact JSON with keys in
+  insertion order and non-ASCII emitted raw (serde_json with ``preserve_order``); ``json.dumps``
+  defaults to spaces and ``\\uXXXX`` escapes, which hash differently.
+
+Errors never quote the input: it may be plaintext.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import InvalidJson
+
+JsonValue = Any  # JSON values are recursive; mypy cannot express them precisely without noise.
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidJson(f"contains the non-JSON constant {name}")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidJson("has the same key twice in one object; duplicate keys are ambiguous")
+        out[key] = value
+    return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+
+
+def loads(data: bytes | str, *, field: str | None = None) -> JsonValue:
+    """Parse strict JSON (UTF-8, no NaN/Infinity, no duplicate keys) or raise :class:`InvalidJson`."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
+    except UnicodeDecodeError as exc:
+        raise InvalidJson(f"is not valid UTF-8 (bad byte at offset {exc.start})", field=field) from None
+    try:
+        value, end = _DECODER.raw_decode(text.lstrip(" \t\r\n"))
+    except InvalidJson as exc:
+        raise InvalidJson(exc.reason, field=field) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidJson(f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", field=field) from None
+    except RecursionError:
+        raise InvalidJson("is nested too deeply", field=field) from None
+    rest = text.lstrip(" \t\r\n")[end:]
+    if rest.strip(" \t\r\n"):
+        raise InvalidJson("has trailing characters after the JSON value", field=field)
+    return value
+
+
+def loads_object(data: bytes | str, *, field: str | None = None) -> dict[str, JsonValue]:
+    """Parse strict JSON and require a top-level object."""
+    value = loads(data, field=field)
+    if not isinstance(value, dict):
+        raise InvalidJson(f"must be a JSON object, got {json_type(value)}", field=field)
+    return value
+
+
+def dumps(value: JsonValue) -> bytes:
+    """Compact UTF-8 JSON, keys in insertion order, non-ASCII raw (the protocol's JSON(v))."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJson("contains a lone surrogate, which UTF-8 cannot encode") from None
+
+
+def json_type(value: object) -> str:
+    """The JSON type name of a parsed value, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def strict_equal(a: JsonValue, b: JsonValue) -> bool:
+    """JSON value equality that, unlike ``==``, does not equate ``true`` with ``1`` or ``1`` with ``1.0``."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(strict_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

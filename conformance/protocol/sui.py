@@ -1,0 +1,216 @@
+"""Sui signatures as the node and proxy use them: ``flag || signature || public_key``, base64.
+
+What is signed is the 32 raw bytes of a BLAKE2b-256 hash (Sui's ``sign_hashed``): no intent prefix,
+no BCS. Ed25519 signs those bytes directly. The two ECDSA schemes sign SHA-256 of them with an
+RFC 6979 nonce and normalise to low-s, and their verifiers refuse high-s, as fastcrypto does. A
+verifier that forgets the low-s rule accepts two encodings of one signature, which breaks any
+de-duplication keyed on signature bytes.
+
+A Sui address is ``0x`` + hex(BLAKE2b-256(flag || public_key)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from .b64 import b64decode, b64encode
+from .errors import (
+    HighS,
+    InvalidPublicKey,
+    LengthError,
+    SignatureLength,
+    SignatureVerificationFailed,
+    SignerMismatch,
+    UnknownSignatureScheme,
+)
+from .primitives import blake2b_256
+
+
+class Scheme(IntEnum):
+    """Sui signature scheme flags accepted by the node's verifier."""
+
+    ED25519 = 0x00
+    SECP256K1 = 0x01
+    SECP256R1 = 0x02
+
+    @property
+    def label(self) -> str:
+        return {0: "ed25519", 1: "secp256k1", 2: "secp256r1"}[self.value]
+
+    @classmethod
+    def from_label(cls, label: str) -> Scheme:
+        for scheme in cls:
+            if scheme.label == label.lower():
+                return scheme
+        raise ValueError(f"unknown signature scheme {label!r}; expected one of ed25519, secp256k1, secp256r1")
+
+
+SIGNATURE_LEN = 64
+PUBLIC_KEY_LEN = {Scheme.ED25519: 32, Scheme.SECP256K1: 33, Scheme.SECP256R1: 33}
+SERIALIZED_LEN = {scheme: 1 + SIGNATURE_LEN + n for scheme, n in PUBLIC_KEY_LEN.items()}
+MESSAGE_LEN = 32
+
+_CURVES: dict[Scheme, ec.EllipticCurve] = {Scheme.SECP256K1: ec.SECP256K1(), Scheme.SECP256R1: ec.SECP256R1()}
+# Group orders, needed for the low-s rule and for scalar range checks.
+CURVE_ORDER = {
+    Scheme.SECP256K1: 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141,
+    Scheme.SECP256R1: 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+}
+
+
+def sui_address(scheme: Scheme, public_key: bytes) -> str:
+    """``0x`` + lowercase hex of BLAKE2b-256(flag || public_key)."""
+    return "0x" + blake2b_256(bytes([scheme]) + public_key).hex()
+
+
+@dataclass(frozen=True)
+class SuiSignature:
+    """A parsed Sui serialized signature."""
+
+    scheme: Scheme
+    signature: bytes
+    public_key: bytes
+
+    def to_bytes(self) -> bytes:
+        return bytes([self.scheme]) + self.signature + self.public_key
+
+    def to_b64(self) -> str:
+        return b64encode(self.to_bytes())
+
+    @property
+    def address(self) -> str:
+        return sui_address(self.scheme, self.public_key)
+
+
+def parse_signature_bytes(raw: bytes, *, field: str | None = "signature") -> SuiSignature:
+    """Split ``flag || sig || pk`` and check the flag and the exact length for that scheme."""
+    if not raw:
+        raise SignatureLength("is empty; expected flag || signature || public key", field=field)
+    try:
+        scheme = Scheme(raw[0])
+    except ValueError:
+        raise UnknownSignatureScheme(
+            f"has scheme flag 0x{raw[0]:02x}; only 0x00 (Ed25519), 0x01 (Secp256k1) and 0x02 (Secp256r1) are accepted",
+            field=field,
+        ) from None
+    if len(raw) != SERIALIZED_LEN[scheme]:
+        raise SignatureLength(
+            f"is {len(raw)} bytes; a {scheme.label} Sui signature is exactly {SERIALIZED_LEN[scheme]}", field=field
+        )
+    return SuiSignature(scheme, raw[1 : 1 + SIGNATURE_LEN], raw[1 + SIGNATURE_LEN :])
+
+
+def parse_signature(text: object, *, field: str | None = "signature") -> SuiSignature:
+    """Parse a base64 Sui signature string (strict base64)."""
+    return parse_signature_bytes(b64decode(text, field=field), field=field)
+
+
+def verify(sig: SuiSignature, message: bytes, *, field: str | None = "signature") -> None:
+    """Verify ``sig`` over the 32-byte ``message`` (a hash) with the embedded public key.
+
+    Raises :class:`HighS` for a malleable ECDSA signature before any curve arithmetic, and
+    :class:`SignatureVerificationFailed` when the signature does not verify.
+    """
+    if len(message) != MESSAGE_LEN:
+        raise LengthError(f"is {len(message)} bytes; Sui hash signatures cover exactly 32 bytes", field="message")
+    if sig.scheme is Scheme.ED25519:
+        try:
+            Ed25519PublicKey.from_public_bytes(sig.public_key).verify(sig.signature, message)
+        except InvalidSignature:
+            raise SignatureVerificationFailed("Ed25519 signature does not verify over the hash", field=field) from None
+        except ValueError:  # pragma: no cover - length is already checked by parse
+            raise InvalidPublicKey("embedded Ed25519 public key is malformed", field=field) from None
+        return
+    order = CURVE_ORDER[sig.scheme]
+    r = int.from_bytes(sig.signature[:32], "big")
+    s = int.from_bytes(sig.signature[32:], "big")
+    if not (0 < r < order and 0 < s < order):
+        raise SignatureVerificationFailed(f"{sig.scheme.label} r or s is outside [1, n-1]", field=field)
+    if s > order // 2:
+        raise HighS(f"{sig.scheme.label} signature has high s (s > n/2); only low-s signatures are accepted", field=field)
+    try:
+        public = ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[sig.scheme], sig.public_key)
+    except ValueError:
+        raise InvalidPublicKey(f"embedded {sig.scheme.label} public key is not a valid compressed point", field=field) from None
+    try:
+        public.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise SignatureVerificationFailed(f"{sig.scheme.label} signature does not verify over the hash", field=field) from None
+
+
+def verify_b64(text: object, message: bytes, *, expected_address: str | None = None, field: str | None = "signature") -> SuiSignature:
+    """Parse, verify, and (optionally) pin the signer. Returns the parsed signature."""
+    sig = parse_signature(text, field=field)
+    verify(sig, message, field=field)
+    if expected_address is not None and sig.address != expected_address.lower():
+        raise SignerMismatch("was made by a different Sui address than the expected node address", field=field)
+    return sig
+
+
+class SuiSigner:
+    """A Sui key pair for one scheme, built from a 32-byte secret (Ed25519 seed or ECDSA scalar)."""
+
+    def __init__(self, scheme: Scheme, secret: bytes) -> None:
+        if len(secret) != 32:
+            raise LengthError(f"is {len(secret)} bytes, expected a 32-byte secret", field="secret")
+        self.scheme = scheme
+        self._secret = bytes(secret)
+        if scheme is Scheme.ED25519:
+            self._ed = Ed25519PrivateKey.from_private_bytes(secret)
+            self.public_key = self._ed.public_key().public_bytes_raw()
+        else:
+            scalar = int.from_bytes(secret, "big")
+            if not 0 < scalar < CURVE_ORDER[scheme]:
+                raise InvalidPublicKey(f"is not a valid {scheme.label} private scalar (must be in [1, n-1])", field="secret")
+            self._ec = ec.derive_private_key(scalar, _CURVES[scheme])
+            self.public_key = self._ec.public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+        self.address = sui_address(scheme, self.public_key)
+
+    @classmethod
+    def from_keystore(cls, entry: str) -> SuiSigner:
+        """Load a Sui keystore entry: base64 of ``flag || 32-byte secret``."""
+        raw = b64decode(entry, field="keystore_entry")
+        if len(raw) != 33:
+            raise LengthError(f"decodes to {len(raw)} bytes, expected flag || 32-byte secret (33)", field="keystore_entry")
+        try:
+            scheme = Scheme(raw[0])
+        except ValueError:
+            raise UnknownSignatureScheme(f"has scheme flag 0x{raw[0]:02x}", field="keystore_entry") from None
+        return cls(scheme, raw[1:])
+
+    def to_keystore(self) -> str:
+        """The Sui keystore entry for this key. It is a secret: never log it."""
+        return b64encode(bytes([self.scheme]) + self._secret)
+
+    def sign(self, message: bytes) -> SuiSignature:
+        """Sign the 32 raw bytes of a hash the way Sui's ``sign_hashed`` does."""
+        if len(message) != MESSAGE_LEN:
+            raise LengthError(f"is {len(message)} bytes; Sui hash signatures cover exactly 32 bytes", field="message")
+        if self.scheme is Scheme.ED25519:
+            return SuiSignature(self.scheme, self._ed.sign(message), self.public_key)
+        der = self._ec.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+        r, s = decode_dss_signature(der)
+        order = CURVE_ORDER[self.scheme]
+        if s > order // 2:
+            s = order - s
+        return SuiSignature(self.scheme, r.to_bytes(32, "big") + s.to_bytes(32, "big"), self.public_key)
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"SuiSigner({self.scheme.label}, address={self.address})"
+
+
+def to_high_s(sig: SuiSignature) -> SuiSignature:
+    """The malleable twin of a low-s ECDSA signature (s -> n - s). For vectors and mock faults."""
+    if sig.scheme is Scheme.ED25519:
+        raise ValueError("high-s only exists for the ECDSA schemes")
+    order = CURVE_ORDER[sig.scheme]
+    s = int.from_bytes(sig.signature[32:], "big")
+    return SuiSignature(sig.scheme, sig.signature[:32] + (order - s).to_bytes(32, "big"), sig.public_key)
