@@ -61,9 +61,13 @@ def b64decode_fixed(text: object, length: int, *, field: str | None = None) -> b
 def _diagnose(text: str, field: str | None) -> None:
     """Raise the most specific error for a string that failed the canonical round trip."""
     if any(c in _WHITESPACE for c in text):
-        raise Base64Whitespace("contains whitespace; base64 fields must not be wrapped or padded with spaces", field=field)
+        raise Base64Whitespace(
+            "contains whitespace; base64 fields must not be wrapped or padded with spaces", field=field
+        )
     if any(c in "-_" for c in text):
-        raise Base64UrlSafeAlphabet("uses the URL-safe alphabet ('-' or '_'); the standard alphabet ('+', '/') is required", field=field)
+        raise Base64UrlSafeAlphabet(
+            "uses the URL-safe alphabet ('-' or '_'); the standard alphabet ('+', '/') is required", field=field
+        )
     bad = sorted({c for c in text if c not in _ALPHABET and c != "="})
     if bad:
         raise Base64InvalidCharacter(

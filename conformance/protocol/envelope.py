@@ -74,6 +74,16 @@ def _exchange(key: bytes, salt: bytes, client_pk: bytes, node_pk: bytes, request
     return Exchange(AeadKey(key), salt, client_pk, node_pk, request_nonce, key_id(client_pk, node_pk, salt))
 
 
+def client_exchange(client_private_key: bytes, node_public_key: bytes, salt: bytes, request_nonce: bytes) -> Exchange:
+    """Rebuild a client's exchange from its secrets (to read a response captured earlier, or a vector)."""
+    for value, length, name in ((salt, SALT_LEN, "salt"), (request_nonce, NONCE_LEN, "request_nonce")):
+        if len(value) != length:
+            raise LengthError(f"is {len(value)} bytes, expected {length}", field=name)
+    client_pk = x25519_public_key(client_private_key)
+    shared = x25519_shared_secret(client_private_key, node_public_key)
+    return _exchange(derive_key(shared, salt), salt, client_pk, node_public_key, request_nonce)
+
+
 # --- request ----------------------------------------------------------------------------------------
 
 
@@ -239,12 +249,16 @@ def _open_message(
         raise NonceReuse("equals the request nonce under the same key", field="nonce")
     sealed = b64decode(message.ciphertext, field="ciphertext")
     if len(sealed) < TAG_LEN:
-        raise LengthError(f"decodes to {len(sealed)} bytes, shorter than the {TAG_LEN}-byte GCM tag", field="ciphertext")
+        raise LengthError(
+            f"decodes to {len(sealed)} bytes, shorter than the {TAG_LEN}-byte GCM tag", field="ciphertext"
+        )
     plaintext = exchange.aead.open(nonce, sealed)
     digest = blake2b_256(plaintext)
     if message.response_hash is None:
         if require_hash:
-            raise MissingField("is required: without it the plaintext cannot be bound to the signature", field="response_hash")
+            raise MissingField(
+                "is required: without it the plaintext cannot be bound to the signature", field="response_hash"
+            )
     else:
         claimed = b64decode_fixed(message.response_hash, HASH_LEN, field="response_hash")
         if not compare_digest(claimed, digest):

@@ -232,7 +232,9 @@ class ConfidentialComputeRequest:
         node = b64decode_fixed(self.node_dh_public_key, X25519_KEY_LEN, field="node_dh_public_key")
         ciphertext = b64decode(self.ciphertext, field="ciphertext")
         if len(ciphertext) < TAG_LEN:
-            raise LengthError(f"decodes to {len(ciphertext)} bytes, shorter than the {TAG_LEN}-byte GCM tag", field="ciphertext")
+            raise LengthError(
+                f"decodes to {len(ciphertext)} bytes, shorter than the {TAG_LEN}-byte GCM tag", field="ciphertext"
+            )
         return DecodedRequest(ciphertext, client, node, nonce, plaintext_body_hash, salt)
 
     def to_json(self) -> dict[str, JsonValue]:

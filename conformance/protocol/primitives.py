@@ -91,7 +91,9 @@ def x25519_shared_secret(private_key: bytes, peer_public_key: bytes, *, allow_lo
     if is_low_order(peer_public_key):
         if allow_low_order:
             return bytes(32)
-        raise LowOrderPoint("is a low-order X25519 point; the shared secret would be all zeros", field="peer_public_key")
+        raise LowOrderPoint(
+            "is a low-order X25519 point; the shared secret would be all zeros", field="peer_public_key"
+        )
     priv = X25519PrivateKey.from_private_bytes(private_key)
     try:
         shared = priv.exchange(X25519PublicKey.from_public_bytes(peer_public_key))

@@ -135,18 +135,26 @@ def verify(sig: SuiSignature, message: bytes, *, field: str | None = "signature"
     if not (0 < r < order and 0 < s < order):
         raise SignatureVerificationFailed(f"{sig.scheme.label} r or s is outside [1, n-1]", field=field)
     if s > order // 2:
-        raise HighS(f"{sig.scheme.label} signature has high s (s > n/2); only low-s signatures are accepted", field=field)
+        raise HighS(
+            f"{sig.scheme.label} signature has high s (s > n/2); only low-s signatures are accepted", field=field
+        )
     try:
         public = ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[sig.scheme], sig.public_key)
     except ValueError:
-        raise InvalidPublicKey(f"embedded {sig.scheme.label} public key is not a valid compressed point", field=field) from None
+        raise InvalidPublicKey(
+            f"embedded {sig.scheme.label} public key is not a valid compressed point", field=field
+        ) from None
     try:
         public.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
-        raise SignatureVerificationFailed(f"{sig.scheme.label} signature does not verify over the hash", field=field) from None
+        raise SignatureVerificationFailed(
+            f"{sig.scheme.label} signature does not verify over the hash", field=field
+        ) from None
 
 
-def verify_b64(text: object, message: bytes, *, expected_address: str | None = None, field: str | None = "signature") -> SuiSignature:
+def verify_b64(
+    text: object, message: bytes, *, expected_address: str | None = None, field: str | None = "signature"
+) -> SuiSignature:
     """Parse, verify, and (optionally) pin the signer. Returns the parsed signature."""
     sig = parse_signature(text, field=field)
     verify(sig, message, field=field)
@@ -169,7 +177,9 @@ class SuiSigner:
         else:
             scalar = int.from_bytes(secret, "big")
             if not 0 < scalar < CURVE_ORDER[scheme]:
-                raise InvalidPublicKey(f"is not a valid {scheme.label} private scalar (must be in [1, n-1])", field="secret")
+                raise InvalidPublicKey(
+                    f"is not a valid {scheme.label} private scalar (must be in [1, n-1])", field="secret"
+                )
             self._ec = ec.derive_private_key(scalar, _CURVES[scheme])
             self.public_key = self._ec.public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
         self.address = sui_address(scheme, self.public_key)
@@ -179,7 +189,9 @@ class SuiSigner:
         """Load a Sui keystore entry: base64 of ``flag || 32-byte secret``."""
         raw = b64decode(entry, field="keystore_entry")
         if len(raw) != 33:
-            raise LengthError(f"decodes to {len(raw)} bytes, expected flag || 32-byte secret (33)", field="keystore_entry")
+            raise LengthError(
+                f"decodes to {len(raw)} bytes, expected flag || 32-byte secret (33)", field="keystore_entry"
+            )
         try:
             scheme = Scheme(raw[0])
         except ValueError:

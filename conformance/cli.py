@@ -1,0 +1,101 @@
+"""The ``atoma-conformance`` command line.
+
+Exit codes are a contract (README): 0 success, 1 a verdict failed (a vector, later a MUST check),
+2 the command could not be carried out (bad usage, missing files). User errors are one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with how the command was called; printed as one line, exit 2."""
+
+
+def _cmd_vectors_generate(args: argparse.Namespace) -> int:
+    from .vectors import default_dir
+    from .vectors.generate import write_all
+
+    directory = Path(args.dir) if args.dir else default_dir()
+    files = write_all(directory)
+    total = sum(data.count(b'"id": ') for data in files.values())
+    print(f"generated {total} vectors in {len(files)} files under {directory}")
+    return EXIT_OK
+
+
+def _cmd_vectors_check(args: argparse.Namespace) -> int:
+    from .vectors import check, default_dir
+
+    directory = Path(args.dir) if args.dir else default_dir()
+    if not directory.is_dir():
+        raise UsageError(f"--dir: {directory} is not a directory")
+    report = check(directory)
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problem(s))"
+    print(f"verified {report.vectors} vectors in {report.files} files under {directory}: {verdict}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 2 with one line and no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="atoma-conformance",
+        description="Conformance and fuzz test suite for Atoma's confidential compute API.",
+        epilog="Exit codes: 0 success; 1 a verdict failed; 2 the command could not be carried out.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    vectors = commands.add_parser("vectors", help="generate or check the known-answer vectors")
+    vectors_cmds = vectors.add_subparsers(dest="vectors_command", metavar="ACTION", parser_class=_Parser)
+    vectors_cmds.required = True
+    for name, func, text in (
+        ("generate", _cmd_vectors_generate, "rebuild every vector file deterministically"),
+        (
+            "check",
+            _cmd_vectors_check,
+            "byte-compare the files with the generator, validate the schema, and run every "
+            "vector through the reference core; exit 1 on any difference",
+        ),
+    ):
+        sub = vectors_cmds.add_parser(name, help=text, description=text)
+        sub.add_argument("--dir", metavar="DIR", help="the vectors directory (default: the repository's vectors/)")
+        sub.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        code: int = args.func(args)
+        return code
+    except UsageError as exc:
+        print(f"atoma-conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("atoma-conformance: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
