@@ -35,13 +35,22 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise InvalidJson("has a number too large for a 64-bit float")
+    return value
 
 
-def loads(data: bytes | str, *, field: str | None = None) -> JsonValue:
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+)
+
+
+def loads(data: bytes | bytearray | memoryview | str, *, field: str | None = None) -> JsonValue:
     """Parse strict JSON (UTF-8, no NaN/Infinity, no duplicate keys) or raise :class:`InvalidJson`."""
     try:
-        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidJson(f"is not valid UTF-8 (bad byte at offset {exc.start})", field=field) from None
     try:
@@ -54,13 +63,15 @@ def loads(data: bytes | str, *, field: str | None = None) -> JsonValue:
         ) from None
     except RecursionError:
         raise InvalidJson("is nested too deeply", field=field) from None
+    except ValueError:  # int() refuses integers of more than sys.get_int_max_str_digits() digits
+        raise InvalidJson("has an integer with too many digits", field=field) from None
     rest = text.lstrip(" \t\r\n")[end:]
     if rest.strip(" \t\r\n"):
         raise InvalidJson("has trailing characters after the JSON value", field=field)
     return value
 
 
-def loads_object(data: bytes | str, *, field: str | None = None) -> dict[str, JsonValue]:
+def loads_object(data: bytes | bytearray | memoryview | str, *, field: str | None = None) -> dict[str, JsonValue]:
     """Parse strict JSON and require a top-level object."""
     value = loads(data, field=field)
     if not isinstance(value, dict):
