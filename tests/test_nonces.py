@@ -82,3 +82,9 @@ def test_client_exchange_refuses_wrong_lengths(salt: bytes, nonce: bytes, field:
     with pytest.raises(LengthError) as exc:
         client_exchange(b"\x11" * 32, x25519_public_key(b"\x22" * 32), salt, nonce)
     assert exc.value.field == field
+
+
+def test_client_exchange_names_the_callers_own_private_key_when_it_is_wrong() -> None:
+    with pytest.raises(LengthError) as exc:
+        client_exchange(b"\x11" * 31, x25519_public_key(b"\x22" * 32), b"s" * 16, b"n" * 12)
+    assert exc.value.field == "private_key"

@@ -80,8 +80,20 @@ def client_exchange(client_private_key: bytes, node_public_key: bytes, salt: byt
         if len(value) != length:
             raise LengthError(f"is {len(value)} bytes, expected {length}", field=name)
     client_pk = x25519_public_key(client_private_key)
-    shared = x25519_shared_secret(client_private_key, node_public_key)
+    shared = _agree_with_node(client_private_key, node_public_key)
     return _exchange(derive_key(shared, salt), salt, client_pk, node_public_key, request_nonce)
+
+
+def _agree_with_node(client_private_key: bytes, node_public_key: bytes) -> bytes:
+    """Client-side X25519, with errors attributed to the node key the caller passed (R4.3).
+
+    Both callers derive the client public key first, which has already validated the private key, so
+    every error left here is about the node's key.
+    """
+    try:
+        return x25519_shared_secret(client_private_key, node_public_key)
+    except (LowOrderPoint, ZeroSharedSecret, LengthError) as exc:
+        raise exc.with_field("node_public_key") from None
 
 
 # --- request ----------------------------------------------------------------------------------------
@@ -113,7 +125,7 @@ def seal_request(
     salt = rng.token_bytes(SALT_LEN)
     nonce = rng.token_bytes(NONCE_LEN)
     client_pk = x25519_public_key(client_sk)
-    shared = x25519_shared_secret(client_sk, node_public_key)
+    shared = _agree_with_node(client_sk, node_public_key)
     exchange = _exchange(derive_key(shared, salt), salt, client_pk, node_public_key, nonce)
     digest = blake2b_256(plaintext)
     request = ConfidentialComputeRequest(

@@ -129,6 +129,12 @@ class InvalidPublicKey(SignatureError):
     code = "SIGNATURE_INVALID_PUBLIC_KEY"
 
 
+class InvalidSecretKey(SignatureError):
+    """A signing secret is not a valid private key for its scheme."""
+
+    code = "SIGNATURE_INVALID_SECRET_KEY"
+
+
 class HighS(SignatureError):
     """An ECDSA signature has s > n/2; Sui verifiers reject it as malleable."""
 

@@ -85,6 +85,8 @@ def dumps(value: JsonValue) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidJson("contains a lone surrogate, which UTF-8 cannot encode") from None
+    except ValueError:  # allow_nan=False: NaN and infinities have no JSON form
+        raise InvalidJson("contains NaN or an infinity, which JSON cannot represent") from None
 
 
 def json_type(value: object) -> str:

@@ -33,11 +33,14 @@ class SeededRandom:
     """
 
     def __init__(self, seed: bytes | str | int) -> None:
+        # The type is part of the seed, so 0, b"\x00" and "\x00" name three different streams.
         if isinstance(seed, int):
-            seed = seed.to_bytes((seed.bit_length() + 8) // 8, "big", signed=True)
+            material = b"int:" + seed.to_bytes((seed.bit_length() + 8) // 8, "big", signed=True)
         elif isinstance(seed, str):
-            seed = seed.encode("utf-8")
-        self._seed = bytes(seed)
+            material = b"str:" + seed.encode("utf-8")
+        else:
+            material = b"bytes:" + bytes(seed)
+        self._seed = material
         self._offset = 0
 
     def token_bytes(self, n: int) -> bytes:

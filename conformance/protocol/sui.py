@@ -25,6 +25,7 @@ from .b64 import b64decode, b64encode
 from .errors import (
     HighS,
     InvalidPublicKey,
+    InvalidSecretKey,
     LengthError,
     SignatureLength,
     SignatureVerificationFailed,
@@ -177,7 +178,7 @@ class SuiSigner:
         else:
             scalar = int.from_bytes(secret, "big")
             if not 0 < scalar < CURVE_ORDER[scheme]:
-                raise InvalidPublicKey(
+                raise InvalidSecretKey(
                     f"is not a valid {scheme.label} private scalar (must be in [1, n-1])", field="secret"
                 )
             self._ec = ec.derive_private_key(scalar, _CURVES[scheme])

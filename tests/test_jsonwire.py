@@ -1,0 +1,367 @@
+"""Strict wire JSON: refusals are InvalidJson with the given field and never quote the document."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.protocol.errors import InvalidJson
+from conformance.protocol.jsonwire import dumps, json_type, loads, loads_object, strict_equal
+
+SECRET = "SECRET-PLAINTEXT-7f3a"
+
+
+def _invalid(data: bytes | str, *, field: str | None = "body", reason: str | None = None) -> InvalidJson:
+    with pytest.raises(InvalidJson) as info:
+        loads(data, field=field)
+    exc = info.value
+    assert type(exc) is InvalidJson
+    assert exc.code == "INVALID_JSON"
+    assert exc.field == field
+    assert SECRET not in str(exc)
+    if reason is not None:
+        assert reason in exc.reason
+    return exc
+
+
+# --- accepted documents -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "value"),
+    [
+        (b"{}", {}),
+        (b"[]", []),
+        (b"null", None),
+        (b"true", True),
+        (b"false", False),
+        (b"0", 0),
+        (b"-1.5e3", -1500.0),
+        (b'"\\u00e9"', "\u00e9"),
+        ('"\u00e9"'.encode(), "\u00e9"),
+        (b'{"a":[1,{"b":null}]}', {"a": [1, {"b": None}]}),
+        (b'{"a":1,"b":{"a":2}}', {"a": 1, "b": {"a": 2}}),  # same key in different objects is fine
+    ],
+)
+def test_loads_accepts(data: bytes, value: Any) -> None:
+    assert strict_equal(loads(data), value)
+    assert strict_equal(loads(data.decode("utf-8")), value)
+    assert strict_equal(loads(bytearray(data)), value)
+
+
+def test_loads_preserves_key_order() -> None:
+    assert list(loads(b'{"z":1,"a":2,"m":3}')) == ["z", "a", "m"]
+
+
+@pytest.mark.parametrize("padding", [" ", "\t", "\r", "\n", " \t\r\n "])
+def test_leading_and_trailing_json_whitespace_accepted(padding: str) -> None:
+    assert loads((padding + '{"a":1}' + padding).encode()) == {"a": 1}
+    assert loads(padding + "1" + padding) == 1
+
+
+def test_integers_and_floats_stay_distinct() -> None:
+    assert type(loads(b"1")) is int
+    assert type(loads(b"1.0")) is float
+
+
+def test_loads_memoryview() -> None:
+    # loads() explicitly tests for memoryview, so it must decode one like bytes.
+    assert loads(memoryview(b'{"a":1}')) == {"a": 1}
+
+
+# --- refusals ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a":1,"a":2}',
+        b'{"a":1,"a":1}',
+        b'{"a":{"b":1,"b":2}}',
+        b'[{"x":1},{"y":1,"y":1}]',
+        b'{"' + SECRET.encode() + b'":1,"' + SECRET.encode() + b'":2}',
+    ],
+)
+def test_duplicate_keys_refused(data: bytes) -> None:
+    _invalid(data, reason="same key twice")
+
+
+@pytest.mark.parametrize("data", [b"NaN", b"Infinity", b"-Infinity", b'{"a":NaN}', b"[1,Infinity]"])
+def test_non_json_constants_refused(data: bytes) -> None:
+    _invalid(data, reason="non-JSON constant")
+
+
+@pytest.mark.parametrize("data", [b"1e400", b"-1e400", b'{"a":1e999}'])
+def test_float_overflow_refused(data: bytes) -> None:
+    # Python turns 1e400 into inf, which dumps() cannot write back; serde_json refuses "number out of range".
+    _invalid(data, reason="too large")
+
+
+def test_float_underflow_and_max_accepted() -> None:
+    assert loads(b"1e-400") == 0.0
+    assert loads(b"1.7976931348623157e308") == 1.7976931348623157e308
+
+
+def test_huge_integer_refused_as_invalid_json() -> None:
+    # Python refuses to convert more than 4300 digits with a bare ValueError; the parser must name it.
+    _invalid(b"1" * 5000, reason="too many digits")
+    _invalid(b'{"usage":' + b"9" * 5000 + b"}", reason="too many digits")
+    assert loads(b"9" * 4000) == int("9" * 4000)
+
+
+@pytest.mark.parametrize(
+    ("data", "offset"),
+    [
+        (b"\xff", 0),
+        (b'{"a":"\xc3"}', 6),
+        (b'"\xc0\xaf"', 1),  # overlong '/'
+        (b'"\xed\xa0\x80"', 1),  # UTF-8-encoded surrogate
+        (b'{"k":"' + SECRET.encode() + b'\xfe"}', 6 + len(SECRET)),
+    ],
+)
+def test_invalid_utf8_refused(data: bytes, offset: int) -> None:
+    exc = _invalid(data, reason="not valid UTF-8")
+    assert f"offset {offset}" in exc.reason
+
+
+@pytest.mark.parametrize(
+    "data", [b"{} x", b"{}{}", b"1 2", b"[]]", b'{"a":1}\x00', b"{}\x0c", "{}\u00a0".encode(), b"01"]
+)
+def test_trailing_garbage_refused(data: bytes) -> None:
+    _invalid(data, reason="trailing characters")
+
+
+def test_trailing_secret_not_quoted() -> None:
+    _invalid(b'{"a":1} ' + SECRET.encode(), reason="trailing characters")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"   ", b"{", b'{"a"}', b"{'a':1}", b'{"a":1,}', b"[1,]", b'"\x01"', b"\x0c{}", b"\xef\xbb\xbf{}"],
+)
+def test_syntax_errors(data: bytes) -> None:
+    exc = _invalid(data, reason="not valid JSON")
+    assert "line" in exc.reason
+    assert "column" in exc.reason
+
+
+def test_syntax_error_does_not_quote_document() -> None:
+    exc = _invalid(('{"secret":"' + SECRET + '",}').encode())
+    assert SECRET not in exc.reason
+
+
+@pytest.mark.parametrize("data", [b"[" * 100000, b"[" * 100000 + b"]" * 100000, b'{"a":' * 100000])
+def test_deep_nesting_is_invalid_json_not_recursion_error(data: bytes) -> None:
+    _invalid(data, reason="nested too deeply")
+
+
+def test_field_defaults_to_none() -> None:
+    _invalid(b"{", field=None)
+    _invalid(b"\xff", field=None)
+    _invalid(b"NaN", field=None)
+    _invalid(b"{}x", field=None)
+    with pytest.raises(InvalidJson) as info:
+        loads(b"{")
+    assert info.value.field is None
+    assert str(info.value) == info.value.reason
+
+
+def test_message_prefixes_field() -> None:
+    exc = _invalid(b'{"a":1,"a":2}', field="plaintext")
+    assert str(exc) == f"plaintext: {exc.reason}"
+
+
+# --- loads_object -----------------------------------------------------------------------------------
+
+
+def test_loads_object_accepts_object() -> None:
+    assert loads_object(b' {"a":1} ') == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"[]", "array"),
+        (b"1", "integer"),
+        (b"1.5", "number"),
+        (b'"s"', "string"),
+        (b"null", "null"),
+        (b"true", "boolean"),
+    ],
+)
+def test_loads_object_refuses_other_top_level(data: bytes, name: str) -> None:
+    with pytest.raises(InvalidJson) as info:
+        loads_object(data, field="plaintext")
+    exc = info.value
+    assert type(exc) is InvalidJson
+    assert exc.code == "INVALID_JSON"
+    assert exc.field == "plaintext"
+    assert exc.reason == f"must be a JSON object, got {name}"
+
+
+def test_loads_object_propagates_parse_errors() -> None:
+    with pytest.raises(InvalidJson) as info:
+        loads_object(b'{"a":1,"a":2}', field="plaintext")
+    assert info.value.field == "plaintext"
+
+
+# --- dumps ------------------------------------------------------------------------------------------
+
+
+def test_dumps_is_compact_raw_utf8_in_insertion_order() -> None:
+    value = {"z": [1, 2.5, None, True], "a": {"é": "ü€😀"}, "m": ""}
+    assert dumps(value) == '{"z":[1,2.5,null,true],"a":{"é":"ü€😀"},"m":""}'.encode()
+
+
+def test_dumps_escapes_only_what_json_requires() -> None:
+    assert dumps('"\\\n\t\x01') == b'"\\"\\\\\\n\\t\\u0001"'
+    assert dumps("</script>") == b'"</script>"'
+
+
+@pytest.mark.parametrize("value", ["\ud800", "a\udfffb", {"k": "\udc00"}, {"\ud83d": 1}])
+def test_dumps_refuses_lone_surrogates(value: Any) -> None:
+    with pytest.raises(InvalidJson) as info:
+        dumps(value)
+    assert type(info.value) is InvalidJson
+    assert info.value.code == "INVALID_JSON"
+    assert info.value.field is None
+    assert "surrogate" in info.value.reason
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, [math.nan]])
+def test_dumps_refuses_non_finite_numbers(value: Any) -> None:
+    with pytest.raises(InvalidJson, match="NaN or an infinity"):
+        dumps(value)
+
+
+# --- json_type and strict_equal ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        (None, "null"),
+        (True, "boolean"),
+        (False, "boolean"),
+        (0, "integer"),
+        (1.0, "number"),
+        ("", "string"),
+        ([], "array"),
+        ({}, "object"),
+        ((), "tuple"),
+        (b"", "bytes"),
+    ],
+)
+def test_json_type(value: object, name: str) -> None:
+    assert json_type(value) == name
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (True, 1),
+        (False, 0),
+        (1, 1.0),
+        (0, 0.0),
+        (None, False),
+        ("1", 1),
+        ([1], [1.0]),
+        ([True], [1]),
+        ([1, 2], [1]),
+        ([1], [1, 2]),
+        ({"a": 1}, {"a": 1.0}),
+        ({"a": 1}, {"b": 1}),
+        ({"a": 1}, {"a": 1, "b": 2}),
+        ({"a": {"b": [True]}}, {"a": {"b": [1]}}),
+        ([], {}),
+        ("a", "b"),
+        (1, 2),
+    ],
+)
+def test_strict_equal_distinguishes(a: Any, b: Any) -> None:
+    assert not strict_equal(a, b)
+    assert not strict_equal(b, a)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (None, None),
+        (True, True),
+        (1, 1),
+        (1.5, 1.5),
+        ("é", "é"),
+        ([], []),
+        ({}, {}),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        ({"a": [1, {"b": None, "c": [True, 2.0]}]}, {"a": [1, {"c": [True, 2.0], "b": None}]}),
+    ],
+)
+def test_strict_equal_equal(a: Any, b: Any) -> None:
+    assert strict_equal(a, b)
+    assert strict_equal(b, a)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "equal"),
+    [
+        (1, 1.0, True),
+        (0, -0.0, True),
+        ([1, {"a": 2}], [1.0, {"a": 2.0}], True),
+        ({"a": [1]}, {"a": [1.0]}, True),
+        (1, 2.0, False),
+        (True, 1, False),
+        (True, 1.0, False),
+        (False, 0, False),
+        ([True], [1], False),
+        ("1", 1, False),
+        (None, 0, False),
+        ({"a": 1}, {"b": 1.0}, False),
+        ([1], [1.0, 2], False),
+        (2**53 + 1, float(2**53), False),
+    ],
+)
+def test_strict_equal_numbers_by_value(a: Any, b: Any, equal: bool) -> None:
+    assert strict_equal(a, b, numbers_by_value=True) is equal
+    assert strict_equal(b, a, numbers_by_value=True) is equal
+    # Without the option, numbers of different spellings never compare equal.
+    assert strict_equal(a, b) is (equal and repr(a) == repr(b))
+
+
+# --- properties -------------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_dumps_loads_round_trip(value: Any) -> None:
+    data = dumps(value)
+    assert strict_equal(loads(data), value)
+    assert dumps(loads(data)) == data
+    assert data == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert strict_equal(loads(json.dumps(value, indent=2, ensure_ascii=True)), value)
+
+
+@given(json_values)
+def test_strict_equal_is_reflexive(value: Any) -> None:
+    assert strict_equal(value, value)
+
+
+@given(st.binary(max_size=64))
+def test_loads_never_raises_anything_but_invalid_json(data: bytes) -> None:
+    with contextlib.suppress(InvalidJson):
+        loads(data)
