@@ -48,6 +48,16 @@ def _cmd_vectors_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _cmd_mock(args: argparse.Namespace) -> int:
+    from mock_node.config import ConfigError
+    from mock_node.serve import run
+
+    try:
+        return run(args)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors exit 2 with one line and no usage dump."""
 
@@ -80,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub = vectors_cmds.add_parser(name, help=text, description=text)
         sub.add_argument("--dir", metavar="DIR", help="the vectors directory (default: the repository's vectors/)")
         sub.set_defaults(func=func)
+
+    from mock_node.serve import add_arguments
+
+    mock = commands.add_parser(
+        "mock",
+        help="serve the mock Atoma node on loopback",
+        description="Serve the mock Atoma node (proxy face): strict by default, or the upstream-compatible "
+        "profile, optionally with named faults.",
+    )
+    add_arguments(mock)
+    mock.set_defaults(func=_cmd_mock)
     return parser
 
 

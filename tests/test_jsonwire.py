@@ -365,3 +365,13 @@ def test_strict_equal_is_reflexive(value: Any) -> None:
 def test_loads_never_raises_anything_but_invalid_json(data: bytes) -> None:
     with contextlib.suppress(InvalidJson):
         loads(data)
+
+
+@pytest.mark.parametrize("data", [b'"\\ud800"', b'{"\\udc00":1}', b'["a",["\\uDBFF"]]', b'{"k":["\\ud83d"]}'])
+def test_lone_surrogate_escapes_are_refused(data: bytes) -> None:
+    _invalid(data, field=None)
+
+
+@pytest.mark.parametrize("data", [b'"\\ud83d\\ude00"', b'{"a":"\\ud7ff\\ue000"}', b'"\\\\ud800"'])
+def test_surrogate_pairs_and_look_alikes_are_accepted(data: bytes) -> None:
+    loads(data)

@@ -143,6 +143,28 @@ def seal_request(
     return SealedRequest(request, exchange, digest)
 
 
+def node_exchange(
+    decoded: DecodedRequest, node_private_key: bytes, *, allow_low_order: bool = False
+) -> tuple[Exchange, bytes]:
+    """Node side: check the addressed key, agree and derive. Returns the exchange and the shared secret.
+
+    Split from :func:`open_request` so that a node can derive the key before (or without) a successful
+    decryption; the mock node needs that to reproduce faulty nodes. The shared secret is returned for
+    the same reason and must not outlive the exchange.
+    """
+    node_pk = x25519_public_key(node_private_key)
+    if not compare_digest(decoded.node_dh_public_key, node_pk):
+        raise KeyMismatch("is not this node's current X25519 public key", field="node_dh_public_key")
+    try:
+        shared = x25519_shared_secret(node_private_key, decoded.client_dh_public_key, allow_low_order=allow_low_order)
+    except (LowOrderPoint, ZeroSharedSecret) as exc:
+        raise exc.with_field("client_dh_public_key") from None
+    exchange = _exchange(
+        derive_key(shared, decoded.salt), decoded.salt, decoded.client_dh_public_key, node_pk, decoded.nonce
+    )
+    return exchange, shared
+
+
 @dataclass(frozen=True, slots=True)
 class OpenedRequest:
     """What the node learns from a request it accepted."""
@@ -166,16 +188,7 @@ def open_request(
     node; a conformant node leaves both at their defaults.
     """
     decoded = request.decode()
-    node_pk = x25519_public_key(node_private_key)
-    if not compare_digest(decoded.node_dh_public_key, node_pk):
-        raise KeyMismatch("is not this node's current X25519 public key", field="node_dh_public_key")
-    try:
-        shared = x25519_shared_secret(node_private_key, decoded.client_dh_public_key, allow_low_order=allow_low_order)
-    except (LowOrderPoint, ZeroSharedSecret) as exc:
-        raise exc.with_field("client_dh_public_key") from None
-    exchange = _exchange(
-        derive_key(shared, decoded.salt), decoded.salt, decoded.client_dh_public_key, node_pk, decoded.nonce
-    )
+    exchange, _ = node_exchange(decoded, node_private_key, allow_low_order=allow_low_order)
     plaintext = exchange.aead.open(decoded.nonce, decoded.ciphertext)
     if check_hash and not compare_digest(blake2b_256(plaintext), decoded.plaintext_body_hash):
         raise HashMismatch("does not equal BLAKE2b-256 of the decrypted plaintext bytes", field="plaintext_body_hash")

@@ -15,6 +15,7 @@ Errors never quote the input: it may be plaintext.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import InvalidJson
@@ -68,7 +69,27 @@ def loads(data: bytes | bytearray | memoryview | str, *, field: str | None = Non
     rest = text.lstrip(" \t\r\n")[end:]
     if rest.strip(" \t\r\n"):
         raise InvalidJson("has trailing characters after the JSON value", field=field)
+    if _MAYBE_SURROGATE.search(text) and _has_lone_surrogate(value):
+        # serde_json refuses these, and no UTF-8 serializer can write them back.
+        raise InvalidJson("has a \\u escape for a lone UTF-16 surrogate", field=field)
     return value
+
+
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: JsonValue) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def loads_object(data: bytes | bytearray | memoryview | str, *, field: str | None = None) -> dict[str, JsonValue]:

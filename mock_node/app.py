@@ -1,0 +1,336 @@
+"""The mock node's ASGI app: the proxy face of an Atoma node (lock, confidential endpoints, models).
+
+Every request runs the same pipeline, in the order docs/spec.md gives, and each refusal is raised as
+a :class:`Refusal` that carries the status and code for the active profile. Crypto happens only in
+:mod:`conformance.protocol`; this module decides *what* to do, never *how* to encrypt.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from conformance.protocol import jsonwire
+from conformance.protocol.b64 import b64decode, b64encode
+from conformance.protocol.envelope import Exchange, node_exchange
+from conformance.protocol.errors import (
+    AeadError,
+    HashMismatch,
+    KeyMismatch,
+    LengthError,
+    LowOrderPoint,
+    ProtocolError,
+    ZeroSharedSecret,
+)
+from conformance.protocol.models import ConfidentialComputeRequest, DecodedRequest, ErrorBody, LockRequest, LockResponse
+from conformance.protocol.primitives import HASH_LEN, blake2b_256
+from conformance.protocol.sse import DONE, KEEPALIVE, encode_event
+
+from . import fake_model
+from .behaviour import Behaviour
+from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TIMEOUT_S, LOCK_DEFAULT_TOKENS, MockConfig
+from .faults import apply_all, resolve
+from .locks import LockRefused, LockTable, token_id
+from .sealing import Sealer, chunk_body, response_body
+
+ENDPOINTS: dict[str, fake_model.Endpoint] = {
+    "/v1/confidential/chat/completions": "chat",
+    "/v1/confidential/completions": "completions",
+    "/v1/confidential/embeddings": "embeddings",
+    "/v1/confidential/images/generations": "images",
+}
+LOCK_BODY_LIMIT = 64 * 1024
+REPLAY_MEMORY = 100_000
+
+
+class Refusal(Exception):
+    """A request the node refuses. ``kind`` decides how the profile maps it to a status."""
+
+    def __init__(self, status: int, code: str, message: str, *, kind: str = "client") -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.kind = status, code, message, kind
+
+
+def _protocol_message(exc: ProtocolError) -> str:
+    """A refusal message from a core error: the field and the reason, never the value."""
+    return f"{exc.field}: {exc.reason}" if exc.field else exc.reason
+
+
+@dataclass
+class NodeState:
+    config: MockConfig
+    locks: LockTable
+    replays: OrderedDict[bytes, None]
+
+    def remember(self, key: bytes) -> bool:
+        """Record a (key, nonce) pair; True if it was already seen. Memory is bounded (FIFO)."""
+        if key in self.replays:
+            return True
+        self.replays[key] = None
+        if len(self.replays) > REPLAY_MEMORY:
+            self.replays.popitem(last=False)
+        return False
+
+
+def create_app(config: MockConfig | None = None) -> Starlette:
+    """Build the ASGI app. Use it in-process with ``httpx.ASGITransport`` or serve it with uvicorn."""
+    config = config or MockConfig()
+    state = NodeState(config, LockTable(config.clock), OrderedDict())
+
+    def json_response(status: int, payload: bytes, headers: dict[str, str] | None = None) -> Response:
+        return Response(payload, status_code=status, media_type="application/json", headers=headers)
+
+    def refuse(behaviour: Behaviour, refusal: Refusal) -> Response:
+        status, code, message = refusal.status, refusal.code, refusal.message
+        if refusal.kind == "crypto" and behaviour.crypto_error_status == 500:
+            status, code, message = 500, "INTERNAL_ERROR", "Internal server error occurred"
+        if behaviour.client_error_status == "500" and status < 500 and refusal.kind != "auth":
+            status, code, message = 500, "INTERNAL_ERROR", "Internal server error occurred"
+        if refusal.kind == "oversize" and behaviour.oversize_response == "text":
+            return Response("Failed to buffer the request body", status_code=413, media_type="text/plain")
+        return json_response(status, ErrorBody(code, message).serialize())
+
+    def behaviour_for(request: Request) -> Behaviour:
+        behaviour = config.behaviour
+        header = request.headers.get("x-mock-fault")
+        if header and config.allow_fault_header:
+            try:
+                behaviour = apply_all(behaviour, resolve(n for n in header.split(",") if n.strip()))
+            except ValueError as exc:
+                raise Refusal(400, "REQUEST_ERROR", f"X-Mock-Fault: {exc}") from None
+        return behaviour
+
+    def authenticate(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            raise Refusal(
+                401, "AUTH_ERROR", "Authentication failed: a 'Bearer <token>' header is required", kind="auth"
+            )
+        token = header[7:]
+        if config.api_keys and not any(hmac.compare_digest(token, k) for k in config.api_keys):
+            raise Refusal(401, "AUTH_ERROR", "Authentication failed: unknown API key", kind="auth")
+        return token_id(token)
+
+    async def read_body(request: Request, limit: int) -> bytes:
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise Refusal(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise Refusal(413, "PAYLOAD_TOO_LARGE", f"the body exceeds the {limit}-byte limit", kind="oversize")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refusal(413, "PAYLOAD_TOO_LARGE", f"the body exceeds the {limit}-byte limit", kind="oversize")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def health(request: Request) -> Response:
+        return json_response(200, b'{"message":"ok"}')
+
+    async def models(request: Request) -> Response:
+        try:
+            authenticate(request)
+        except Refusal as refusal:
+            return refuse(config.behaviour, refusal)
+        data = [{"id": m, "object": "model", "created": 1686935002, "owned_by": "atoma"} for m in config.models]
+        return json_response(200, jsonwire.dumps({"object": "list", "data": data}))
+
+    async def lock(request: Request) -> Response:
+        behaviour = config.behaviour
+        try:
+            behaviour = behaviour_for(request)
+            owner = authenticate(request)  # R2.4: the token before the body
+            body = await read_body(request, LOCK_BODY_LIMIT)
+            try:
+                lock_request = LockRequest.parse(body)
+            except ProtocolError as exc:
+                raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc)) from None
+            if lock_request.model not in config.models:
+                raise Refusal(503, "SERVICE_UNAVAILABLE", "no node serves this model confidentially")
+            granted = state.locks.grant(
+                owner,
+                lock_request.model,
+                LOCK_DEFAULT_TOKENS if lock_request.max_num_tokens is None else lock_request.max_num_tokens,
+                LOCK_DEFAULT_TIMEOUT_S if lock_request.timeout is None else lock_request.timeout,
+            )
+        except Refusal as refusal:
+            return refuse(behaviour, refusal)
+        public_key = config.node_public_key
+        if behaviour.lock_public_key == "low-order":
+            public_key = bytes(32)
+        elif behaviour.lock_public_key == "short":
+            public_key = public_key[:31]
+        reply = LockResponse(b64encode(public_key), config.node_small_id, None, granted.stack_small_id)
+        return json_response(200, reply.serialize())
+
+    async def confidential(request: Request) -> Response:
+        behaviour = config.behaviour
+        try:
+            behaviour = behaviour_for(request)
+            return await _confidential(request, behaviour)
+        except Refusal as refusal:
+            return refuse(behaviour, refusal)
+
+    async def _confidential(request: Request, behaviour: Behaviour) -> Response:
+        endpoint = ENDPOINTS[request.url.path]
+        owner = authenticate(request)
+        body = await read_body(request, config.max_body_bytes)
+        try:
+            envelope = ConfidentialComputeRequest.parse(body)
+        except ProtocolError as exc:
+            raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc)) from None
+        decoded = _decode(envelope, behaviour)
+        units = envelope.num_compute_units
+        if units is None:
+            units = IMAGE_DEFAULT_UNITS if endpoint == "images" else LOCK_DEFAULT_TOKENS
+        try:
+            state.locks.consume(
+                envelope.stack_small_id,
+                owner,
+                units,
+                check_owner=not behaviour.accept_foreign_lock,
+                check_expiry=not behaviour.accept_expired_lock,
+            )
+        except LockRefused as exc:
+            raise Refusal(425, "UNAVAILABLE_STACK", f"Stack unavailable: {exc.reason}") from None
+        exchange, shared, plaintext = _open(decoded, behaviour)
+        if not behaviour.accept_replay and state.remember(exchange.key_id.encode() + decoded.nonce):
+            raise Refusal(409, "REPLAYED_REQUEST", "this (key, nonce) pair was already used; requests are single-use")
+        inner = _plaintext_request(plaintext, endpoint, envelope, behaviour)
+        streaming = inner.get("stream") is True
+        request_id = blake2b_256(exchange.key_id.encode() + decoded.nonce)[:12].hex()
+        created = int(config.wall_clock())
+        sealer = Sealer(exchange, config.signer, behaviour, config.rng, shared, streaming=streaming)
+        try:
+            if streaming:
+                chunks = fake_model.stream(endpoint, inner, request_id=request_id, created=created)
+            else:
+                answer = fake_model.respond(endpoint, inner, request_id=request_id, created=created)
+        except fake_model.PlaintextError as exc:
+            raise Refusal(
+                400, "REQUEST_ERROR", _plaintext_message(exc.field, exc.reason, plaintext, behaviour)
+            ) from None
+        if not streaming:
+            plain = jsonwire.dumps(answer)
+            members = sealer.seal(plain, answer.get("usage") if endpoint != "images" else None)
+            return json_response(200, response_body(members))
+        events = [chunk_body(sealer.seal(jsonwire.dumps(c), c.get("usage"))) for c in chunks]
+        # Exactly "text/event-stream" (Starlette would append a charset), as the upstream node sends it.
+        headers = {"content-type": "text/event-stream", "cache-control": "no-cache"}
+        return StreamingResponse(_stream(events, behaviour), headers=headers)
+
+    def _decode(envelope: ConfidentialComputeRequest, behaviour: Behaviour) -> DecodedRequest:
+        try:
+            # R7.13: the proxy checks the hash it is asked to vouch for before anything else.
+            b64decode(envelope.plaintext_body_hash, field="plaintext_body_hash")
+            if behaviour.accept_long_plaintext_hash:
+                raw = b64decode(envelope.plaintext_body_hash, field="plaintext_body_hash")
+                if len(raw) != HASH_LEN:  # the upstream proxy signs it; the node then fails
+                    raise Refusal(500, "INTERNAL_ERROR", "Internal server error occurred", kind="server")
+            return envelope.decode()
+        except ProtocolError as exc:
+            kind = "client" if exc.field == "plaintext_body_hash" else "crypto"
+            raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc), kind=kind) from None
+
+    def _open(decoded: DecodedRequest, behaviour: Behaviour) -> tuple[Exchange, bytes, bytes]:
+        try:
+            exchange, shared = node_exchange(
+                decoded, config.node_private_key, allow_low_order=behaviour.accept_low_order_key
+            )
+        except (KeyMismatch, LowOrderPoint, ZeroSharedSecret, LengthError) as exc:
+            raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc), kind="crypto") from None
+        try:
+            plaintext = exchange.aead.open(decoded.nonce, decoded.ciphertext)
+        except AeadError as exc:
+            if not behaviour.accept_tampered_ciphertext:
+                raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc), kind="crypto") from None
+            fallback = {"model": config.models[0], "messages": [{"role": "user", "content": "?"}]}
+            return exchange, shared, jsonwire.dumps(fallback)
+        computed = blake2b_256(plaintext)
+        if not behaviour.accept_wrong_plaintext_hash and not hmac.compare_digest(computed, decoded.plaintext_body_hash):
+            message = HashMismatch("does not equal BLAKE2b-256 of the decrypted plaintext", field="plaintext_body_hash")
+            text = _protocol_message(message)
+            if behaviour.error_leak == "hashes":
+                text = (
+                    "Invalid request body: Plaintext body hash does not match, computed hash: "
+                    f"{list(computed)}, expected hash: {list(decoded.plaintext_body_hash)}"
+                )
+            raise Refusal(400, "INVALID_BODY" if behaviour.error_leak == "hashes" else "REQUEST_ERROR", text)
+        return exchange, shared, plaintext
+
+    def _plaintext_request(
+        plaintext: bytes, endpoint: fake_model.Endpoint, envelope: ConfidentialComputeRequest, behaviour: Behaviour
+    ) -> dict[str, Any]:
+        try:
+            inner = jsonwire.loads_object(plaintext, field="plaintext")
+        except ProtocolError as exc:
+            raise Refusal(
+                400, "REQUEST_ERROR", _plaintext_message(exc.field or "plaintext", exc.reason, plaintext, behaviour)
+            ) from None
+        model = inner.get("model")
+        if not isinstance(model, str):
+            raise Refusal(400, "REQUEST_ERROR", _plaintext_message("model", "must be a string", plaintext, behaviour))
+        if model not in config.models:
+            raise Refusal(
+                404, "NOT_FOUND", _plaintext_message("model", "is not served by this node", plaintext, behaviour)
+            )
+        if behaviour.check_consistency:
+            if envelope.model_name != model:
+                raise Refusal(400, "REQUEST_ERROR", "model_name: differs from the model inside the plaintext")
+            if bool(envelope.stream) != (inner.get("stream") is True):
+                raise Refusal(400, "REQUEST_ERROR", "stream: differs from the stream flag inside the plaintext")
+        if inner.get("stream") is True and endpoint not in fake_model.STREAMABLE:
+            raise Refusal(400, "REQUEST_ERROR", "stream: this endpoint does not stream")
+        return inner
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, "INTERNAL_ERROR")
+        message = {404: "Resource not found", 405: "Method not allowed"}.get(status, "Internal server error occurred")
+        return json_response(status, ErrorBody(code, message).serialize())
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/nodes/lock", lock, methods=["POST"]),
+        *(Route(path, confidential, methods=["POST"]) for path in ENDPOINTS),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found, Exception: not_found})
+    app.state.node = state
+    return app
+
+
+def _plaintext_message(field: str, reason: str, plaintext: bytes, behaviour: Behaviour) -> str:
+    """A plaintext-level refusal. Conformant: field and reason only. The leaky fault quotes the plaintext."""
+    message = f"plaintext.{field}: {reason}"
+    if behaviour.error_leak == "plaintext":
+        message += f" (request was: {plaintext.decode('utf-8', 'replace')[:512]})"
+    return message
+
+
+async def _stream(events: list[bytes], behaviour: Behaviour) -> AsyncIterator[bytes]:
+    """Each event is its own HTTP chunk (R9.10); the stream shape faults rearrange whole events."""
+    shape = behaviour.stream_shape
+    if "drop-usage" in shape and len(events) > 1:
+        events = events[:-1]
+    if "duplicate" in shape and len(events) > 2:
+        events = [events[0], events[1], events[1], *events[2:]]
+    if "reorder" in shape and len(events) > 3:
+        events = [events[0], events[2], events[1], *events[3:]]
+    for _ in range(behaviour.keepalive_comments):
+        yield KEEPALIVE
+    for event in events:
+        yield encode_event(event)
+    if "done" in shape:
+        yield DONE

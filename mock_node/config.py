@@ -1,0 +1,82 @@
+"""Configuration of one mock node: who it is (keys), how it behaves (profile and faults), and limits.
+
+Keys are derived from a seed so that a node's X25519 key and Sui signer address are known in
+advance: an operator can write ``--node-address`` into a test plan before the node starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from conformance.protocol.primitives import blake2b_256, x25519_public_key
+from conformance.protocol.randomness import SYSTEM_RANDOM, RandomSource
+from conformance.protocol.sui import Scheme, SuiSigner
+
+from .behaviour import PROFILES, Behaviour
+from .faults import Fault, apply_all, resolve
+
+DEFAULT_MODELS = (
+    "meta-llama/Llama-3.3-70B-Instruct",
+    "intfloat/multilingual-e5-large-instruct",
+    "black-forest-labs/FLUX.1-schnell",
+)
+DEFAULT_SEED = "atoma-conformance mock node"
+MAX_BODY_BYTES = 2 * 1024 * 1024  # the effective upstream limit (axum's default)
+LOCK_DEFAULT_TOKENS = 8192
+LOCK_DEFAULT_TIMEOUT_S = 5
+IMAGE_DEFAULT_UNITS = 1_048_576
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the option."""
+
+
+@dataclass
+class MockConfig:
+    profile: str = "strict"
+    faults: Sequence[str] = ()
+    seed: str = DEFAULT_SEED
+    signer_scheme: Scheme = Scheme.ED25519
+    models: Sequence[str] = DEFAULT_MODELS
+    api_keys: Sequence[str] = ()  # empty: any non-empty bearer token is accepted
+    allow_fault_header: bool = False
+    max_body_bytes: int = MAX_BODY_BYTES
+    node_small_id: int = 1
+    backend_url: str | None = None
+    rng: RandomSource = SYSTEM_RANDOM
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"--profile: unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("--max-body-bytes: must be at least 1024")
+        if not self.models:
+            raise ConfigError("--model: at least one model must be served")
+        try:
+            self.fault_list: list[Fault] = resolve(self.faults)
+        except ValueError as exc:
+            raise ConfigError(f"--fault: {exc}") from None
+        self.behaviour: Behaviour = apply_all(PROFILES[self.profile], self.fault_list)
+        self.node_private_key = blake2b_256(b"x25519:" + self.seed.encode())
+        self.node_public_key = x25519_public_key(self.node_private_key)
+        self.signer = SuiSigner(self.signer_scheme, _valid_secret(self.signer_scheme, self.seed))
+
+    @property
+    def signer_address(self) -> str:
+        return self.signer.address
+
+
+def _valid_secret(scheme: Scheme, seed: str) -> bytes:
+    """A 32-byte signing secret from the seed; ECDSA needs it in [1, n-1], so re-hash until it is."""
+    secret = blake2b_256(b"signer:" + scheme.label.encode() + b":" + seed.encode())
+    while True:
+        try:
+            SuiSigner(scheme, secret)
+            return secret
+        except ValueError:  # pragma: no cover - probability about 2**-128
+            secret = blake2b_256(secret)

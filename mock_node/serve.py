@@ -1,0 +1,140 @@
+"""Serving the mock node over loopback HTTP, and the ``mock`` command's options."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from conformance.protocol.b64 import b64encode
+from conformance.protocol.sui import Scheme
+
+from .behaviour import PROFILES
+from .config import DEFAULT_MODELS, DEFAULT_SEED, MAX_BODY_BYTES, ConfigError, MockConfig
+from .faults import CATALOGUE
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8080, help="TCP port; 0 picks a free one (default: 8080)")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="strict",
+        help="strict (default): a conformant node; atoma-node-compat: what the upstream node does",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="misbehave in a named way (repeatable); see --list-faults",
+    )
+    parser.add_argument("--list-faults", action="store_true", help="print the fault catalogue and exit")
+    parser.add_argument(
+        "--allow-fault-header",
+        action="store_true",
+        help="honour an X-Mock-Fault: NAME[,NAME] header per request (for test suites)",
+    )
+    parser.add_argument(
+        "--signer-scheme",
+        choices=[s.label for s in Scheme],
+        default="ed25519",
+        help="Sui signature scheme of the node's signer (default: ed25519)",
+    )
+    parser.add_argument(
+        "--seed",
+        default=DEFAULT_SEED,
+        help="derives the node's X25519 key and Sui signer, so both are known in advance",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"a model to serve (repeatable; default: {', '.join(DEFAULT_MODELS)})",
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="accept only these bearer tokens (repeatable; default: any non-empty token)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=MAX_BODY_BYTES,
+        help=f"request body limit, answered with 413 (default: {MAX_BODY_BYTES})",
+    )
+    parser.add_argument("--node-small-id", type=int, default=1, help="node_small_id in lock replies (default: 1)")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be between 0 and 65535")
+    return value
+
+
+def config_from(args: argparse.Namespace) -> MockConfig:
+    """Raises :class:`ConfigError` naming the option at fault."""
+    return MockConfig(
+        profile=args.profile,
+        faults=tuple(args.fault),
+        seed=args.seed,
+        signer_scheme=Scheme.from_label(args.signer_scheme),
+        models=tuple(args.model) or DEFAULT_MODELS,
+        api_keys=tuple(args.api_key),
+        allow_fault_header=args.allow_fault_header,
+        max_body_bytes=args.max_body_bytes,
+        node_small_id=args.node_small_id,
+    )
+
+
+def fault_table() -> str:
+    rows = [f"{'name':<30} {'category':<11} {'violates':<16} wire effect"]
+    for fault in CATALOGUE:
+        rows.append(f"{fault.name:<30} {fault.category:<11} {','.join(fault.violates):<16} {fault.wire_effect}")
+    return "\n".join(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``mock`` command: print who the node is, then serve until interrupted."""
+    if args.list_faults:
+        print(fault_table())
+        return 0
+    config = config_from(args)
+    import uvicorn
+
+    from .app import create_app
+
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        raise ConfigError(f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+    host, port = sock.getsockname()[:2]
+    faults = ",".join(args.fault) or "none"
+    print(
+        f"mock node ({config.profile}, faults: {faults}) listening on http://{host}:{port}\n"
+        f"  node X25519 public key: {b64encode(config.node_public_key)}\n"
+        f"  signer: {config.signer_address} ({config.signer_scheme.label})",
+        flush=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from conformance.cli import main as cli_main
+
+    return cli_main(["mock", *(sys.argv[1:] if argv is None else argv)])
