@@ -7,6 +7,7 @@ a :class:`Refusal` that carries the status and code for the active profile. Cryp
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ from conformance.protocol.primitives import HASH_LEN, blake2b_256
 from conformance.protocol.sse import DONE, KEEPALIVE, encode_event
 
 from . import fake_model
+from .backend import Backend, BackendError
 from .behaviour import Behaviour
 from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TIMEOUT_S, LOCK_DEFAULT_TOKENS, MockConfig
 from .faults import apply_all, resolve
@@ -85,6 +87,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     """Build the ASGI app. Use it in-process with ``httpx.ASGITransport`` or serve it with uvicorn."""
     config = config or MockConfig()
     state = NodeState(config, LockTable(config.clock), OrderedDict())
+    backend = Backend(config.backend_url, transport=config.backend_transport) if config.backend_url else None
 
     def json_response(status: int, payload: bytes, headers: dict[str, str] | None = None) -> Response:
         return Response(payload, status_code=status, media_type="application/json", headers=headers)
@@ -213,7 +216,12 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         created = int(config.wall_clock())
         sealer = Sealer(exchange, config.signer, behaviour, config.rng, shared, streaming=streaming)
         try:
-            if streaming:
+            if backend is not None:
+                if streaming:
+                    chunks = await backend.stream(endpoint, inner)
+                else:
+                    answer = await backend.respond(endpoint, plaintext)
+            elif streaming:
                 chunks = fake_model.stream(endpoint, inner, request_id=request_id, created=created)
             else:
                 answer = fake_model.respond(endpoint, inner, request_id=request_id, created=created)
@@ -221,6 +229,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             raise Refusal(
                 400, "REQUEST_ERROR", _plaintext_message(exc.field, exc.reason, plaintext, behaviour)
             ) from None
+        except BackendError as exc:
+            raise Refusal(502, "BAD_GATEWAY", str(exc), kind="server") from None
         if not streaming:
             plain = jsonwire.dumps(answer)
             members = sealer.seal(plain, answer.get("usage") if endpoint != "images" else None)
@@ -306,7 +316,16 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         Route("/v1/nodes/lock", lock, methods=["POST"]),
         *(Route(path, confidential, methods=["POST"]) for path in ENDPOINTS),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found, Exception: not_found})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if backend is not None:
+            await backend.aclose()
+
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: not_found, Exception: not_found}, lifespan=lifespan
+    )
     app.state.node = state
     return app
 

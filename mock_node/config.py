@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from conformance.protocol.primitives import blake2b_256, x25519_public_key
 from conformance.protocol.randomness import SYSTEM_RANDOM, RandomSource
@@ -45,6 +46,7 @@ class MockConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     node_small_id: int = 1
     backend_url: str | None = None
+    backend_transport: Any = None  # an httpx.AsyncBaseTransport, for tests of the relay
     rng: RandomSource = SYSTEM_RANDOM
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
@@ -55,6 +57,8 @@ class MockConfig:
             raise ConfigError(f"--profile: unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
         if self.max_body_bytes < 1024:
             raise ConfigError("--max-body-bytes: must be at least 1024")
+        if self.backend_url is not None and not self.backend_url.startswith(("http://", "https://")):
+            raise ConfigError("--backend: must be an http:// or https:// URL")
         if not self.models:
             raise ConfigError("--model: at least one model must be served")
         try:

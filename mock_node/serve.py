@@ -68,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"request body limit, answered with 413 (default: {MAX_BODY_BYTES})",
     )
     parser.add_argument("--node-small-id", type=int, default=1, help="node_small_id in lock replies (default: 1)")
+    parser.add_argument(
+        "--backend", metavar="URL", help="relay decrypted requests to this OpenAI-compatible server, not the fake model"
+    )
 
 
 def _port(text: str) -> int:
@@ -92,6 +95,7 @@ def config_from(args: argparse.Namespace) -> MockConfig:
         allow_fault_header=args.allow_fault_header,
         max_body_bytes=args.max_body_bytes,
         node_small_id=args.node_small_id,
+        backend_url=args.backend,
     )
 
 
