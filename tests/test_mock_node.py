@@ -336,3 +336,14 @@ def test_mock_command_refuses_bad_values_in_one_line(args: list[str], message: s
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("atoma-conformance: error: " + message)
     assert proc.stderr.count("\n") == 1
+
+
+def test_docs_faults_md_is_generated_from_the_catalogue() -> None:
+    from pathlib import Path
+
+    from mock_node.serve import fault_table
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "faults.md"
+    assert path.read_text(encoding="utf-8") == fault_table("markdown"), (
+        "docs/faults.md is stale: atoma-conformance mock --list-faults --format markdown > docs/faults.md"
+    )
