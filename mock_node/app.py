@@ -152,8 +152,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     async def lock(request: Request) -> Response:
         behaviour = config.behaviour
         try:
-            behaviour = behaviour_for(request)
             owner = authenticate(request)  # R2.4: the token before the body
+            behaviour = behaviour_for(request)
             body = await read_body(request, LOCK_BODY_LIMIT)
             try:
                 lock_request = LockRequest.parse(body)
@@ -180,6 +180,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     async def confidential(request: Request) -> Response:
         behaviour = config.behaviour
         try:
+            authenticate(request)  # an unauthenticated caller learns nothing, not even about fault names
             behaviour = behaviour_for(request)
             return await _confidential(request, behaviour)
         except Refusal as refusal:

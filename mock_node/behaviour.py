@@ -23,7 +23,7 @@ class Behaviour:
     signature: Literal["correct", "wrong-bytes", "foreign-signer", "malleated", "missing"] = "correct"
     # --- encodings and AEAD (sections 3, 5) ---
     ciphertext_encoding: Literal["standard", "urlsafe"] = "standard"
-    nonce_encoding: Literal["standard", "unpadded"] = "standard"
+    hash_encoding: Literal["standard", "unpadded"] = "standard"
     tag: Literal["full", "truncated"] = "full"
     response_key: Literal["request-key", "other-salt", "hkdf-info"] = "request-key"
     # --- usage (section 11) ---

@@ -117,7 +117,11 @@ CATALOGUE: tuple[Fault, ...] = (
         ciphertext_encoding="urlsafe",
     ),
     _f(
-        "unpadded-base64", "encoding", "nonce is sent without '=' padding", ["R8.4", "R13.2"], nonce_encoding="unpadded"
+        "unpadded-base64",
+        "encoding",
+        "response_hash is sent without its '=' padding",
+        ["R6.3", "R13.2"],
+        hash_encoding="unpadded",
     ),
     # AEAD
     _f(
@@ -163,7 +167,7 @@ CATALOGUE: tuple[Fault, ...] = (
     _f(
         "duplicate-chunk",
         "stream",
-        "the first content chunk of a stream is sent twice",
+        "the second event of a stream (chat: the first content chunk) is sent twice",
         ["R9.12", "R12.3"],
         stream_shape=frozenset({"duplicate"}),
     ),
@@ -206,7 +210,7 @@ CATALOGUE: tuple[Fault, ...] = (
     _f(
         "accept-expired-lock",
         "acceptance",
-        "a request on an expired or consumed lock is served",
+        "a request on a lock past its timeout is served",
         ["R2.11", "R2.13"],
         accept_expired_lock=True,
     ),
@@ -250,7 +254,7 @@ CATALOGUE: tuple[Fault, ...] = (
     _f(
         "leak-hashes-in-error",
         "errors",
-        "the hash-mismatch error message lists both hashes (W12)",
+        "a hash mismatch is answered 400 INVALID_BODY whose message lists both hashes (W12)",
         ["R10.9"],
         error_leak="hashes",
     ),

@@ -49,7 +49,6 @@ class LockTable:
 
     def grant(self, owner: str, model: str, max_num_tokens: int, timeout_s: int) -> Lock:
         stack = self.stack_for(owner, model)
-        self._prune(stack)
         pending = self._locks.setdefault(stack, [])
         if len(pending) >= self.max_locks_per_stack:  # bound memory against lock floods
             pending.pop(0)
@@ -58,7 +57,11 @@ class LockTable:
         return lock
 
     def consume(self, stack: int, owner: str, units: int, *, check_owner: bool, check_expiry: bool) -> Lock:
-        """Take one usable lock on ``stack`` or raise :class:`LockRefused`."""
+        """Take one usable lock on ``stack`` or raise :class:`LockRefused`.
+
+        Expired locks are pruned here, lazily, as the upstream proxy does; ``check_expiry=False`` (a
+        fault) keeps them usable, so an expired lock still serves one request.
+        """
         if check_expiry:
             self._prune(stack)
         candidates = self._locks.get(stack, [])
@@ -71,9 +74,6 @@ class LockTable:
             if lock.max_num_tokens >= units:
                 self._locks[stack].remove(lock)
                 return lock
-        if not check_expiry:
-            # The faulty node accepts a request whatever the lock says.
-            return Lock(stack, owner, "", units, self.clock())
         if candidates:
             raise LockRefused(f"no lock on this stack reserves {units} compute units")
         raise LockRefused("no unexpired lock on this stack; call /v1/nodes/lock first")

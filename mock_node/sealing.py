@@ -103,13 +103,14 @@ class Sealer:
         if self.behaviour.ciphertext_encoding == "urlsafe":
             ciphertext = ciphertext.replace("+", "-").replace("/", "_")
         nonce_text = b64encode(nonce)
-        if self.behaviour.nonce_encoding == "unpadded":
-            nonce_text = nonce_text.rstrip("=") if nonce_text.endswith("=") else nonce_text[:-1]
+        hash_text = b64encode(digest)
+        if self.behaviour.hash_encoding == "unpadded":
+            hash_text = hash_text.rstrip("=")  # 32 bytes always encode with exactly one "="
         clear_usage = _clear_usage(usage, self.behaviour.clear_usage)
         members: dict[str, Any] = {
             "nonce": nonce_text,
             "ciphertext": ciphertext,
-            "response_hash": b64encode(digest),
+            "response_hash": hash_text,
             "signature": self._signature(digest, sealed),
         }
         if clear_usage is not None:

@@ -1,0 +1,937 @@
+"""Every fault of the mock node's catalogue, shown by its exact effect on the wire.
+
+Each per-fault test runs one exchange against a node with the fault and checks the effect with the
+protocol core as the oracle, then runs the same exchange against the strict node and checks that the
+effect is absent, so the test proves the fault is what changed the bytes. Where it helps, the strict
+and the faulty node are *twins*: same node key, same seeded node randomness, same clock and the same
+seeded client, so their answers are byte-identical except for what the fault does, and the test can
+state the effect as an exact transform of the strict bytes ("the faulty ciphertext is the strict one
+minus its last four bytes").
+
+``FAULT_TESTS`` maps every fault name to its test; a meta-test requires its keys to equal the
+catalogue, so a fault added without a wire-effect test fails the suite. The file also covers the
+``X-Mock-Fault`` header, :func:`mock_node.faults.resolve`, the catalogue's integrity against
+docs/spec.md, and the documented behaviours of the ``atoma-node-compat`` profile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from conformance.protocol import jsonwire
+from conformance.protocol.b64 import b64decode, b64encode
+from conformance.protocol.envelope import Exchange, key_id, open_response, seal_request
+from conformance.protocol.errors import (
+    AeadError,
+    Base64MissingPadding,
+    Base64UrlSafeAlphabet,
+    HashMismatch,
+    HighS,
+    LengthError,
+    LowOrderPoint,
+    MissingField,
+    NonceReuse,
+    SignatureVerificationFailed,
+    SignerMismatch,
+    UsageMismatch,
+)
+from conformance.protocol.models import ConfidentialComputeRequest, ConfidentialComputeResponse, LockResponse
+from conformance.protocol.primitives import (
+    TAG_LEN,
+    AeadKey,
+    blake2b_256,
+    derive_key,
+    hkdf_sha256,
+    is_low_order,
+    x25519_public_key,
+    x25519_shared_secret,
+)
+from conformance.protocol.randomness import SeededRandom
+from conformance.protocol.sse import KEEPALIVE, SseParser
+from conformance.protocol.sui import CURVE_ORDER, Scheme, SuiSignature, parse_signature, verify, verify_b64
+from mock_node.behaviour import ATOMA_NODE_COMPAT, STRICT, Behaviour
+from mock_node.config import MAX_BODY_BYTES, ConfigError, MockConfig
+from mock_node.faults import CATALOGUE, FAULTS, UnknownFault, resolve
+from mock_node.sealing import STATIC_NONCE
+from tests.mockclient import CHAT_MODEL, PATHS, MockClient, Sent, plaintext_for
+
+MakeClient = Callable[..., MockClient]
+TestFn = TypeVar("TestFn", bound=Callable[..., None])
+
+SPEC = Path(__file__).resolve().parent.parent / "docs" / "spec.md"
+ED25519_L = 2**252 + 27742317777372353535851937790883648493  # written out, not taken from the mock
+FIXED_WALL_CLOCK = 1_700_000_000.0
+INTERNAL = (500, "INTERNAL_ERROR", "Internal server error occurred")
+
+FAULT_TESTS: dict[str, Callable[..., None]] = {}
+
+
+def covers(fault: str) -> Callable[[TestFn], TestFn]:
+    """Register ``fn`` as the wire-effect test of ``fault`` (checked against the catalogue below)."""
+
+    def register(fn: TestFn) -> TestFn:
+        assert fault not in FAULT_TESTS, f"two tests claim {fault}"
+        FAULT_TESTS[fault] = fn
+        return fn
+
+    return register
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def twins(make_client: MakeClient, *faults: str, **config: Any) -> tuple[MockClient, MockClient]:
+    """A strict node and a faulty node that differ only by ``faults``: same keys, node randomness, clock
+    and client randomness, so every byte they send differs only where a fault acts."""
+
+    def build(active: tuple[str, ...]) -> MockClient:
+        return make_client(
+            faults=list(active), rng=SeededRandom("twin node"), wall_clock=lambda: FIXED_WALL_CLOCK, **config
+        )
+
+    return build(()), build(faults)
+
+
+def error_of(sent_or_response: Sent | httpx.Response) -> tuple[int, str, str]:
+    """(status, code, message) of a JSON error body, after checking the R10.1 shape."""
+    response = sent_or_response.response if isinstance(sent_or_response, Sent) else sent_or_response
+    assert response.headers["content-type"] == "application/json", response.text
+    body = json.loads(response.content)
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    return response.status_code, body["error"]["code"], body["error"]["message"]
+
+
+def decrypt(sent: Sent) -> bytes:
+    """The response plaintext under the request key, with no hash, signature or nonce check."""
+    envelope = sent.envelope()
+    return sent.sealed.exchange.aead.open(b64decode(envelope["nonce"]), b64decode(envelope["ciphertext"]))
+
+
+def shared_secret(client: MockClient, sent: Sent) -> bytes:
+    """The exchange's X25519 shared secret, recomputed on the node side from the node's private key."""
+    return x25519_shared_secret(client.config.node_private_key, sent.sealed.exchange.client_public_key)
+
+
+def xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def event_data(sent: Sent) -> list[str]:
+    return [event.data for event in sent.events()]
+
+
+def flip_tag(text: str) -> str:
+    """Flip one bit of the last byte (the GCM tag) of a base64 value."""
+    raw = bytearray(b64decode(text))
+    raw[-1] ^= 1
+    return b64encode(bytes(raw))
+
+
+def tampered(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope | {"ciphertext": flip_tag(envelope["ciphertext"])}
+
+
+WRONG_HASH = blake2b_256(b"not the plaintext")
+
+
+def wrong_hash(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope | {"plaintext_body_hash": b64encode(WRONG_HASH)}
+
+
+def other_model(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope | {"model_name": "other"}
+
+
+def low_order_request(client: MockClient, stack_small_id: int) -> tuple[bytes, Exchange, bytes]:
+    """A chat request with ``client_dh_public_key`` = 32 zero bytes, sealed under the key any observer can
+    compute: HKDF(ss = 32 zero bytes, salt). Returns the body, the exchange and the plaintext."""
+    rng = SeededRandom("low-order client")
+    salt, nonce = rng.token_bytes(16), rng.token_bytes(12)
+    plaintext = jsonwire.dumps(plaintext_for("chat"))
+    zero, node_pk = bytes(32), client.config.node_public_key
+    exchange = Exchange(AeadKey(derive_key(zero, salt)), salt, zero, node_pk, nonce, key_id(zero, node_pk, salt))
+    request = ConfidentialComputeRequest(
+        ciphertext=b64encode(exchange.aead.seal(nonce, plaintext)),
+        client_dh_public_key=b64encode(zero),
+        model_name=CHAT_MODEL,
+        node_dh_public_key=b64encode(node_pk),
+        nonce=b64encode(nonce),
+        plaintext_body_hash=b64encode(blake2b_256(plaintext)),
+        salt=b64encode(salt),
+        stack_small_id=stack_small_id,
+        stream=False,
+    )
+    return request.serialize(), exchange, plaintext
+
+
+def assert_strict_opens(client: MockClient, sent: Sent) -> bytes:
+    """The strict node's answer passes every client check, signer pinned; returns the plaintext."""
+    assert sent.status == 200, sent.response.text
+    return sent.open(expected_signer=client.config.signer_address).plaintext
+
+
+# --- nonces ------------------------------------------------------------------------------------------
+
+
+@covers("stream-nonce-reuse")
+def test_stream_nonce_reuse_gives_every_chunk_one_nonce_and_leaks_plaintext_xor(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "stream-nonce-reuse")
+    good, bad = strict.send(stream=True), faulty.send(stream=True)
+    chunks = bad.chunks()
+    assert len(chunks) >= 4
+    assert {c.nonce for c in chunks} == {good.chunks()[0].nonce}, "one nonce: the first one a fresh node draws"
+    opened = bad.open_chunks(expected_signer=faulty.config.signer_address)  # each chunk alone is valid
+    assert [m.plaintext for m in opened] == [m.plaintext for m in good.open_chunks()]
+    bodies = [b64decode(c.ciphertext)[:-TAG_LEN] for c in chunks]
+    for body, message in zip(bodies[1:], opened[1:], strict=True):
+        n = min(len(bodies[0]), len(body))
+        # Same key and nonce, same keystream: the ciphertext XOR is the plaintext XOR (R12.2, R12.3).
+        assert xor(bodies[0][:n], body[:n]) == xor(opened[0].plaintext[:n], message.plaintext[:n])
+    # Strict: a fresh nonce per chunk, and the XOR relation does not hold.
+    strict_chunks = good.chunks()
+    assert len({c.nonce for c in strict_chunks}) == len(strict_chunks)
+    plain = [m.plaintext for m in good.open_chunks()]
+    strict_bodies = [b64decode(c.ciphertext)[:-TAG_LEN] for c in strict_chunks]
+    n = min(len(strict_bodies[0]), len(strict_bodies[1]))
+    assert xor(strict_bodies[0][:n], strict_bodies[1][:n]) != xor(plain[0][:n], plain[1][:n])
+
+
+@covers("static-nonce")
+def test_static_nonce_is_one_fixed_nonce_across_requests_and_chunks(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "static-nonce")
+    static = b64encode(STATIC_NONCE)
+    first, second = faulty.send(), faulty.send()
+    assert first.sealed.exchange.key_id != second.sealed.exchange.key_id, "two different keys"
+    assert first.envelope()["nonce"] == second.envelope()["nonce"] == static
+    assert first.open().nonce == STATIC_NONCE, "otherwise the response is valid"
+    streamed = faulty.send(stream=True)
+    assert {c.nonce for c in streamed.chunks()} == {static}
+    # Strict: fresh nonces everywhere, never the static one.
+    nonces = [strict.send().envelope()["nonce"], strict.send().envelope()["nonce"]]
+    nonces += [c.nonce for c in strict.send(stream=True).chunks()]
+    assert len(set(nonces)) == len(nonces) and static not in nonces
+
+
+@covers("echo-request-nonce")
+def test_echo_request_nonce_reuses_the_request_nonce(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "echo-request-nonce")
+    bad = faulty.send()
+    request_nonce = bad.sealed.exchange.request_nonce
+    assert bad.envelope()["nonce"] == bad.sealed.request.nonce == b64encode(request_nonce)
+    with pytest.raises(NonceReuse):
+        bad.open()
+    assert bad.open(reject_request_nonce=False).nonce == request_nonce, "it is otherwise well sealed"
+    streamed = faulty.send(stream=True)
+    assert {c.nonce for c in streamed.chunks()} == {streamed.sealed.request.nonce}
+    with pytest.raises(NonceReuse):
+        streamed.open_chunks()
+    # Strict: the response nonce differs from the request nonce and the response opens.
+    good = strict.send()
+    assert good.envelope()["nonce"] != good.sealed.request.nonce
+    assert_strict_opens(strict, good)
+    good_stream = strict.send(stream=True)
+    assert good_stream.sealed.request.nonce not in {c.nonce for c in good_stream.chunks()}
+
+
+# --- response_hash -----------------------------------------------------------------------------------
+
+
+@covers("wrong-response-hash")
+def test_wrong_response_hash_covers_other_bytes(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "wrong-response-hash")
+    good, bad = strict.send(), faulty.send()
+    plaintext = decrypt(bad)  # the ciphertext itself is fine
+    claimed = b64decode(bad.envelope()["response_hash"])
+    assert len(claimed) == 32 and claimed != blake2b_256(plaintext)
+    assert claimed == blake2b_256(plaintext + b" "), "the hash of one extra byte"
+    verify_b64(bad.envelope()["signature"], claimed)  # the node signed the wrong hash consistently
+    with pytest.raises(HashMismatch):
+        bad.open()
+    # Only response_hash and signature differ from the strict twin.
+    assert {k: v for k, v in bad.envelope().items() if k not in ("response_hash", "signature")} == {
+        k: v for k, v in good.envelope().items() if k not in ("response_hash", "signature")
+    }
+    assert b64decode(good.envelope()["response_hash"]) == blake2b_256(assert_strict_opens(strict, good))
+
+
+@covers("sha256-response-hash")
+def test_sha256_response_hash_is_sha256_of_the_plaintext(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "sha256-response-hash")
+    good, bad = strict.send(), faulty.send()
+    plaintext = decrypt(bad)
+    assert bad.envelope()["response_hash"] == b64encode(hashlib.sha256(plaintext).digest())
+    with pytest.raises(HashMismatch):
+        bad.open()
+    strict_plain = assert_strict_opens(strict, good)
+    assert strict_plain == plaintext
+    assert good.envelope()["response_hash"] == b64encode(blake2b_256(plaintext))
+    assert good.envelope()["response_hash"] != bad.envelope()["response_hash"]
+
+
+@covers("reserialized-response-hash")
+def test_reserialized_response_hash_covers_a_reserialization(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "reserialized-response-hash")
+    good, bad = strict.send(), faulty.send()
+    plaintext = decrypt(bad)
+    reserialized = json.dumps(json.loads(plaintext)).encode()
+    assert reserialized != plaintext and b'", "' in reserialized, "json.dumps adds spaces"
+    assert bad.envelope()["response_hash"] == b64encode(blake2b_256(reserialized))
+    with pytest.raises(HashMismatch):
+        bad.open()
+    assert good.envelope()["response_hash"] == b64encode(blake2b_256(assert_strict_opens(strict, good)))
+    assert good.envelope()["response_hash"] != b64encode(blake2b_256(reserialized))
+
+
+# --- signatures --------------------------------------------------------------------------------------
+
+
+@covers("signature-wrong-bytes")
+def test_signature_wrong_bytes_signs_the_hash_of_the_ciphertext(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "signature-wrong-bytes")
+    good, bad = strict.send(), faulty.send()
+    envelope = bad.envelope()
+    response_hash = b64decode(envelope["response_hash"])
+    assert response_hash == blake2b_256(decrypt(bad)), "the hash itself is right"
+    signature = verify_b64(envelope["signature"], blake2b_256(b64decode(envelope["ciphertext"])))
+    assert signature.address == faulty.config.signer_address, "the right key, over the wrong bytes"
+    with pytest.raises(SignatureVerificationFailed):
+        verify_b64(envelope["signature"], response_hash)
+    with pytest.raises(SignatureVerificationFailed):
+        bad.open()
+    # Strict: the signature covers response_hash, not H(ciphertext).
+    assert_strict_opens(strict, good)
+    with pytest.raises(SignatureVerificationFailed):
+        verify_b64(good.envelope()["signature"], blake2b_256(b64decode(good.envelope()["ciphertext"])))
+
+
+@covers("foreign-signer")
+def test_foreign_signer_signs_with_a_fresh_key_per_message(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "foreign-signer")
+    first, second = faulty.send(), faulty.send()
+    signers = [m.signature.address for m in (first.open(), second.open()) if m.signature is not None]
+    assert len(signers) == 2, "each signature is valid over its response_hash"
+    assert faulty.config.signer_address not in signers and signers[0] != signers[1]
+    with pytest.raises(SignerMismatch):
+        first.open(expected_signer=faulty.config.signer_address)
+    opened = [strict.send().open(expected_signer=strict.config.signer_address) for _ in range(2)]
+    assert {m.signature.address for m in opened if m.signature is not None} == {strict.config.signer_address}
+
+
+@covers("malleated-signature")
+@pytest.mark.parametrize("scheme", [Scheme.ED25519, Scheme.SECP256K1])
+def test_malleated_signature_is_the_non_canonical_twin(make_client: MakeClient, scheme: Scheme) -> None:
+    strict, faulty = twins(make_client, "malleated-signature", signer_scheme=scheme)
+    good, bad = strict.send(), faulty.send()
+    response_hash = b64decode(bad.envelope()["response_hash"])
+    sent_sig = parse_signature(bad.envelope()["signature"])
+    strict_sig = parse_signature(good.envelope()["signature"])
+    assert sent_sig.address == faulty.config.signer_address
+    if scheme is Scheme.ED25519:
+        s = int.from_bytes(sent_sig.signature[32:], "little")
+        assert s >= ED25519_L, "S is not reduced mod L"
+        with pytest.raises(SignatureVerificationFailed):
+            verify(sent_sig, response_hash)
+        canonical = SuiSignature(
+            scheme, sent_sig.signature[:32] + (s - ED25519_L).to_bytes(32, "little"), sent_sig.public_key
+        )
+        assert int.from_bytes(strict_sig.signature[32:], "little") < ED25519_L
+        with pytest.raises(SignatureVerificationFailed):
+            bad.open()
+    else:
+        order = CURVE_ORDER[scheme]
+        s = int.from_bytes(sent_sig.signature[32:], "big")
+        assert s > order // 2
+        with pytest.raises(HighS):
+            verify(sent_sig, response_hash)
+        canonical = SuiSignature(scheme, sent_sig.signature[:32] + (order - s).to_bytes(32, "big"), sent_sig.public_key)
+        assert int.from_bytes(strict_sig.signature[32:], "big") <= order // 2
+        with pytest.raises(HighS):
+            bad.open()
+    verify(canonical, response_hash)  # the canonical twin verifies ...
+    assert canonical == strict_sig, "... and is exactly what the strict node sends"
+    assert_strict_opens(strict, good)
+
+
+@covers("missing-signature")
+def test_missing_signature_is_null(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "missing-signature")
+    bad = faulty.send()
+    assert b'"signature":null' in bad.response.content and bad.envelope()["signature"] is None
+    with pytest.raises(MissingField) as refused:
+        bad.open()
+    assert refused.value.field == "signature"
+    assert bad.open(require_signature=False).signature is None, "everything else is intact"
+    assert all(c.signature is None for c in faulty.send(stream=True).chunks())
+    good = strict.send()
+    assert isinstance(good.envelope()["signature"], str)
+    assert_strict_opens(strict, good)
+    assert all(isinstance(c.signature, str) for c in strict.send(stream=True).chunks())
+
+
+# --- encodings ---------------------------------------------------------------------------------------
+
+
+@covers("urlsafe-base64")
+def test_urlsafe_base64_ciphertext(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "urlsafe-base64")
+    good, bad = strict.send(), faulty.send()
+    ciphertext = bad.envelope()["ciphertext"]
+    assert "+" not in ciphertext and "/" not in ciphertext
+    assert {"-", "_"} & set(ciphertext), "the seeded ciphertext has characters the alphabets differ on"
+    with pytest.raises(Base64UrlSafeAlphabet):
+        b64decode(ciphertext)
+    standard = ciphertext.translate(str.maketrans("-_", "+/"))
+    assert standard == good.envelope()["ciphertext"], "the same bytes in the other alphabet"
+    repaired = ConfidentialComputeResponse.parse(bad.response.content)
+    opened = open_response(dataclasses.replace(repaired, ciphertext=standard), bad.sealed.exchange)
+    assert opened.plaintext == assert_strict_opens(strict, good)
+    assert bad.envelope()["nonce"] == good.envelope()["nonce"], "only the ciphertext is re-encoded"
+
+
+@covers("unpadded-base64")
+def test_unpadded_base64_removes_only_padding_as_documented(make_client: MakeClient) -> None:
+    """The documented effect ("sent without '=' padding"): some base64 member loses its '=' padding and
+    nothing else, so re-adding the padding gives back the strict twin's value."""
+    strict, faulty = twins(make_client, "unpadded-base64")
+    good_sent, bad_sent = strict.send(), faulty.send()
+    good, bad = good_sent.envelope(), bad_sent.envelope()
+    changed = [k for k in good if good[k] != bad[k]]
+    assert changed == ["response_hash"]
+    assert good["response_hash"].endswith("=") and bad["response_hash"] == good["response_hash"].rstrip("=")
+    with pytest.raises(Base64MissingPadding):
+        bad_sent.open()
+    assert_strict_opens(strict, good_sent)
+
+
+# --- AEAD --------------------------------------------------------------------------------------------
+
+
+@covers("truncated-tag")
+def test_truncated_tag_cuts_the_gcm_tag_to_twelve_bytes(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "truncated-tag")
+    good, bad = strict.send(), faulty.send()
+    plaintext = assert_strict_opens(strict, good)
+    sealed = b64decode(bad.envelope()["ciphertext"])
+    assert len(sealed) == len(plaintext) + TAG_LEN - 4
+    assert sealed == b64decode(good.envelope()["ciphertext"])[:-4], "the strict bytes minus 4 tag bytes"
+    with pytest.raises(AeadError):
+        bad.open()
+    # The 12 bytes left are a genuine truncated tag: GCM accepts them with a 12-byte minimum.
+    key = derive_key(shared_secret(faulty, bad), bad.sealed.exchange.salt)
+    nonce = b64decode(bad.envelope()["nonce"])
+    decryptor = Cipher(algorithms.AES(key), modes.GCM(nonce, sealed[-12:], min_tag_length=12)).decryptor()
+    assert decryptor.update(sealed[:-12]) + decryptor.finalize() == plaintext
+    # Every chunk of a stream too.
+    good_chunks, bad_chunks = strict.send(stream=True).chunks(), faulty.send(stream=True).chunks()
+    assert [b64decode(c.ciphertext) for c in bad_chunks] == [b64decode(c.ciphertext)[:-4] for c in good_chunks]
+
+
+def _other_salt_key(shared: bytes, salt: bytes) -> bytes:
+    return hkdf_sha256(shared, blake2b_256(b"other salt" + salt)[:16], b"", 32)
+
+
+def _response_info_key(shared: bytes, salt: bytes) -> bytes:
+    return hkdf_sha256(shared, salt, b"response", 32)
+
+
+@covers("response-other-salt")
+def test_response_other_salt_encrypts_under_another_hkdf_salt(make_client: MakeClient) -> None:
+    _check_wrong_response_key(make_client, "response-other-salt", _other_salt_key)
+
+
+@covers("response-hkdf-info")
+def test_response_hkdf_info_encrypts_under_info_response(make_client: MakeClient) -> None:
+    _check_wrong_response_key(make_client, "response-hkdf-info", _response_info_key)
+
+
+def _check_wrong_response_key(make_client: MakeClient, fault: str, derive: Callable[[bytes, bytes], bytes]) -> None:
+    strict, faulty = twins(make_client, fault)
+    good, bad = strict.send(), faulty.send()
+    with pytest.raises(AeadError):
+        bad.open()  # the request key does not open the response
+    exchange = bad.sealed.exchange
+    shared = shared_secret(faulty, bad)
+    # The reconstruction is right: the protocol KDF over it gives the request key, which opens strict's answer.
+    plaintext = assert_strict_opens(strict, good)
+    nonce = b64decode(good.envelope()["nonce"])
+    assert AeadKey(derive_key(shared, exchange.salt)).open(nonce, b64decode(good.envelope()["ciphertext"])) == plaintext
+    wrong = dataclasses.replace(exchange, aead=AeadKey(derive(shared, exchange.salt)))
+    opened = open_response(ConfidentialComputeResponse.parse(bad.response.content), wrong)
+    assert opened.plaintext == plaintext, "the faulty key opens it, and hash and signature are right"
+    with pytest.raises(AeadError):
+        open_response(ConfidentialComputeResponse.parse(good.response.content), wrong)
+    bad_chunks = faulty.send(stream=True)
+    with pytest.raises(AeadError):
+        bad_chunks.open_chunks()
+
+
+# --- usage -------------------------------------------------------------------------------------------
+
+
+@covers("usage-mismatch")
+def test_usage_mismatch_adds_one_completion_token_in_clear(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "usage-mismatch")
+    good, bad = strict.send(), faulty.send()
+    inner = json.loads(decrypt(bad))["usage"]
+    clear = bad.envelope()["usage"]
+    assert clear == inner | {
+        "completion_tokens": inner["completion_tokens"] + 1,
+        "total_tokens": inner["total_tokens"] + 1,
+    }
+    with pytest.raises(UsageMismatch):
+        bad.open()
+    bad.open(check_usage=False)
+    assert good.envelope()["usage"] == json.loads(assert_strict_opens(strict, good))["usage"] == inner
+
+
+@covers("usage-absent")
+def test_usage_absent_omits_the_clear_usage(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "usage-absent")
+    good, bad = strict.send(), faulty.send()
+    assert list(bad.envelope()) == ["nonce", "ciphertext", "response_hash", "signature"]
+    inner = json.loads(bad.open().plaintext)["usage"]
+    assert isinstance(inner, dict) and inner["total_tokens"] > 0, "the plaintext carries usage"
+    assert list(good.envelope())[-1] == "usage"
+    assert good.envelope()["usage"] == json.loads(assert_strict_opens(strict, good))["usage"] == inner
+
+
+# --- streaming ---------------------------------------------------------------------------------------
+
+
+@covers("drop-usage-chunk")
+def test_drop_usage_chunk_omits_the_final_chunk(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "drop-usage-chunk")
+    good, bad = strict.send(stream=True), faulty.send(stream=True)
+    assert event_data(bad) == event_data(good)[:-1]
+    answers = [json.loads(m.plaintext) for m in bad.open_chunks()]
+    assert answers[-1]["choices"] and all(a["choices"] != [] for a in answers)
+    assert all(c.usage is None for c in bad.chunks())
+    strict_last = json.loads(good.open_chunks()[-1].plaintext)
+    assert strict_last["choices"] == [] and strict_last["usage"]["total_tokens"] > 0
+
+
+@covers("duplicate-chunk")
+def test_duplicate_chunk_sends_the_first_content_chunk_twice(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "duplicate-chunk")
+    good, bad = event_data(strict.send(stream=True)), event_data(faulty.send(stream=True))
+    assert bad == [good[0], good[1], good[1], *good[2:]]
+    assert len(set(good)) == len(good), "strict: no event repeats"
+    first_content = json.loads(faulty.send(stream=True).open_chunks()[1].plaintext)["choices"][0]["delta"]
+    assert "role" not in first_content and first_content["content"], "index 1 is the first content chunk"
+
+
+@covers("reorder-chunks")
+def test_reorder_chunks_swaps_the_second_and_third(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "reorder-chunks")
+    good, bad = event_data(strict.send(stream=True)), event_data(faulty.send(stream=True))
+    assert len(good) >= 4 and good[1] != good[2]
+    assert bad == [good[0], good[2], good[1], *good[3:]]
+
+
+@covers("done-sentinel")
+def test_done_sentinel_ends_the_stream_with_done(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "done-sentinel")
+    good, bad = strict.send(stream=True), faulty.send(stream=True)
+    assert event_data(bad) == [*event_data(good), "[DONE]"]
+    assert bad.response.content == good.response.content + b"data: [DONE]\n\n"
+    assert b"[DONE]" not in good.response.content
+
+
+@covers("keepalive-flood")
+def test_keepalive_flood_sends_25_comments_first(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "keepalive-flood")
+    good, bad = strict.send(stream=True).response.content, faulty.send(stream=True).response.content
+    assert bad.startswith(KEEPALIVE * 25 + b"data: ")
+    assert bad == KEEPALIVE * 25 + good.removeprefix(KEEPALIVE)
+    parser = SseParser()
+    parser.feed(bad)
+    assert parser.stats.comments == 25
+    assert good.startswith(KEEPALIVE + b"data: ")
+
+
+# --- acceptance --------------------------------------------------------------------------------------
+
+
+@covers("accept-tampered-ciphertext")
+def test_accept_tampered_ciphertext_answers_a_made_up_completion(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["accept-tampered-ciphertext"])
+    refused = strict.send(mutate=tampered)
+    status, code, message = error_of(refused)
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("ciphertext:")
+    answers = []
+    for prompt in ("alpha", "beta"):
+        sent = faulty.send("chat", plaintext_for("chat", prompt=prompt), mutate=tampered)
+        assert sent.status == 200
+        answers.append(json.loads(sent.open(expected_signer=faulty.config.signer_address).plaintext))
+    # The answer does not depend on the (undecryptable) request: it is the answer to a fixed prompt.
+    fallback = faulty.send("chat", plaintext_for("chat", prompt="?")).open().plaintext
+    assert answers[0]["choices"] == answers[1]["choices"] == json.loads(fallback)["choices"]
+    genuine = assert_strict_opens(strict, strict.send("chat", plaintext_for("chat", prompt="alpha")))
+    assert json.loads(genuine)["choices"] != answers[0]["choices"], "strict answers the real prompt"
+
+
+@covers("accept-wrong-plaintext-hash")
+def test_accept_wrong_plaintext_hash_serves_the_request(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "accept-wrong-plaintext-hash")
+    status, code, message = error_of(strict.send(mutate=wrong_hash))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("plaintext_body_hash:")
+    served = faulty.send(mutate=wrong_hash)
+    assert served.status == 200
+    answer = json.loads(served.open(expected_signer=faulty.config.signer_address).plaintext)
+    assert answer["object"] == "chat.completion" and answer["model"] == CHAT_MODEL
+
+
+@covers("accept-expired-lock")
+def test_accept_expired_lock_serves_a_lock_past_its_timeout(make_client: MakeClient) -> None:
+    now = [100.0]
+    strict = make_client(clock=lambda: now[0])
+    faulty = make_client(faults=["accept-expired-lock"], clock=lambda: now[0])
+    strict_lock, faulty_lock = strict.lock(), faulty.lock()
+    now[0] += 6.0  # past the 5 s default timeout
+    assert error_of(strict.send(lock=strict_lock))[:2] == (425, "UNAVAILABLE_STACK")
+    assert faulty.send(lock=faulty_lock).status == 200
+    # Only the timeout is ignored: a consumed lock is still spent, and no lock at all is still refused.
+    faulty_lock = faulty.lock()
+    assert faulty.send(lock=faulty_lock).status == 200
+    assert error_of(faulty.send(lock=faulty_lock))[:2] == (425, "UNAVAILABLE_STACK")
+
+
+def _check_low_order_key(strict: MockClient, lenient: MockClient) -> None:
+    body, _, _ = low_order_request(strict, strict.lock().stack_small_id)
+    status, code, message = error_of(strict.post(PATHS["chat"], body, strict.headers()))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("client_dh_public_key:")
+    body, exchange, plaintext = low_order_request(lenient, lenient.lock().stack_small_id)
+    response = lenient.post(PATHS["chat"], body, lenient.headers())
+    assert response.status_code == 200, response.text
+    # Served under HKDF(32 zero bytes, salt): anyone who sees the salt can read the answer.
+    opened = open_response(
+        ConfidentialComputeResponse.parse(response.content), exchange, expected_signer=lenient.config.signer_address
+    )
+    answer = json.loads(opened.plaintext)
+    assert answer["usage"]["prompt_tokens"] > 0 and answer["model"] == json.loads(plaintext)["model"]
+
+
+@covers("accept-low-order-key")
+def test_accept_low_order_key_serves_an_all_zero_client_key(make_client: MakeClient) -> None:
+    _check_low_order_key(make_client(), make_client(faults=["accept-low-order-key"]))
+
+
+def _check_replay(strict: MockClient, lenient: MockClient) -> None:
+    first = strict.send()
+    assert first.status == 200
+    strict.lock()
+    assert error_of(strict.post(PATHS["chat"], first.request_body, strict.headers()))[:2] == (409, "REPLAYED_REQUEST")
+    original = lenient.send()
+    lenient.lock()
+    replayed = lenient.post(PATHS["chat"], original.request_body, lenient.headers())
+    assert replayed.status_code == 200, replayed.text
+    again = open_response(ConfidentialComputeResponse.parse(replayed.content), original.sealed.exchange)
+    assert again.plaintext == original.open().plaintext, "the same request, executed a second time"
+
+
+@covers("accept-replay")
+def test_accept_replay_serves_an_identical_request_again(make_client: MakeClient) -> None:
+    clock = {"wall_clock": lambda: FIXED_WALL_CLOCK}
+    _check_replay(make_client(**clock), make_client(faults=["accept-replay"], **clock))
+
+
+def _check_foreign_lock(strict: MockClient, lenient: MockClient) -> None:
+    for client in (strict, lenient):
+        client.token = "api-key-A"
+        lock = client.lock()
+        client.token = "api-key-B"
+        sent = client.send(lock=lock)
+        if client is strict:
+            status, code, message = error_of(sent)
+            assert (status, code) == (425, "UNAVAILABLE_STACK") and "another API key" in message
+        else:
+            assert sent.status == 200
+            client.token = "api-key-A"  # B spent A's lock: A's own request now finds none
+            assert error_of(client.send(lock=lock))[:2] == (425, "UNAVAILABLE_STACK")
+
+
+@covers("accept-foreign-lock")
+def test_accept_foreign_lock_lets_another_api_key_spend_a_lock(make_client: MakeClient) -> None:
+    _check_foreign_lock(make_client(), make_client(faults=["accept-foreign-lock"]))
+
+
+def long_hash(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope | {"plaintext_body_hash": b64encode(b64decode(envelope["plaintext_body_hash"]) + b"\x00")}
+
+
+@covers("accept-long-plaintext-hash")
+def test_accept_long_plaintext_hash_fails_late_with_500(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["accept-long-plaintext-hash"])
+    status, code, message = error_of(strict.send(mutate=long_hash))
+    assert (status, code, message) == (
+        400,
+        "REQUEST_ERROR",
+        "plaintext_body_hash: decodes to 33 bytes, expected exactly 32",
+    )
+    assert error_of(faulty.send(mutate=long_hash)) == INTERNAL
+    assert faulty.send().status == 200, "a 32-byte hash is still served"
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+@covers("500-on-client-error")
+def test_500_on_client_error_turns_client_refusals_into_500(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["500-on-client-error"])
+    cases: list[Callable[[MockClient], Sent | httpx.Response]] = [
+        lambda c: c.send(mutate=tampered),
+        lambda c: c.send(mutate=wrong_hash),
+        lambda c: c.send(mutate=other_model),
+        lambda c: c.post("/v1/nodes/lock", b"{}", c.headers()),
+        lambda c: c.post(PATHS["chat"], b"{}", c.headers(**{"content-type": "text/plain"})),
+    ]
+    for case in cases:
+        status, code, _ = error_of(case(strict))
+        assert 400 <= status < 500 and code != "INTERNAL_ERROR"
+        assert error_of(case(faulty)) == INTERNAL
+    for client in (strict, faulty):  # authentication failures keep their 401
+        assert error_of(client.post(PATHS["chat"], b"{}", {"content-type": "application/json"}))[:2] == (
+            401,
+            "AUTH_ERROR",
+        )
+
+
+def _check_hashes_leak(strict: MockClient, leaky: MockClient) -> None:
+    refused = strict.send(mutate=wrong_hash)
+    status, code, message = error_of(refused)
+    assert (status, code) == (400, "REQUEST_ERROR")
+    computed = refused.sealed.plaintext_hash
+    for digest in (computed, WRONG_HASH):
+        assert str(list(digest)) not in message and b64encode(digest) not in message
+    leaked = leaky.send(mutate=wrong_hash)
+    computed = leaked.sealed.plaintext_hash
+    assert error_of(leaked) == (
+        400,
+        "INVALID_BODY",
+        "Invalid request body: Plaintext body hash does not match, computed hash: "
+        f"{list(computed)}, expected hash: {list(WRONG_HASH)}",
+    )
+
+
+@covers("leak-hashes-in-error")
+def test_leak_hashes_in_error_lists_both_hashes(make_client: MakeClient) -> None:
+    _check_hashes_leak(make_client(), make_client(faults=["leak-hashes-in-error"]))
+
+
+@covers("leak-plaintext-in-error")
+def test_leak_plaintext_in_error_quotes_the_decrypted_request(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["leak-plaintext-in-error"])
+    invalid = plaintext_for("chat", prompt="SENTINEL-7f3a", n=99)
+    unknown = {"model": "SENTINEL-model", "messages": [{"role": "user", "content": "SENTINEL-7f3a"}]}
+    for plaintext, expected in ((invalid, (400, "REQUEST_ERROR")), (unknown, (404, "NOT_FOUND"))):
+        status, code, message = error_of(strict.send("chat", plaintext, lock=strict.lock()))
+        assert (status, code) == expected and "SENTINEL" not in message and message.startswith("plaintext.")
+        status, code, message = error_of(faulty.send("chat", plaintext, lock=faulty.lock()))
+        assert (status, code) == expected
+        assert message.endswith(f" (request was: {jsonwire.dumps(plaintext).decode()})")
+
+
+def _check_oversize_text(strict: MockClient, lenient: MockClient) -> None:
+    body = b"x" * (MAX_BODY_BYTES + 1)
+    status, code, _ = error_of(strict.post(PATHS["chat"], body, strict.headers()))
+    assert (status, code) == (413, "PAYLOAD_TOO_LARGE")
+    response = lenient.post(PATHS["chat"], body, lenient.headers())
+    assert response.status_code == 413
+    assert response.headers["content-type"].split(";")[0] == "text/plain"
+    assert response.content == b"Failed to buffer the request body"
+
+
+@covers("oversize-text-plain")
+def test_oversize_text_plain_answers_413_in_text(make_client: MakeClient) -> None:
+    _check_oversize_text(make_client(), make_client(faults=["oversize-text-plain"]))
+
+
+# --- lock endpoint -----------------------------------------------------------------------------------
+
+
+@covers("lock-low-order-key")
+def test_lock_low_order_key_hands_out_the_zero_point(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["lock-low-order-key"])
+    lock = faulty.lock()
+    assert lock.public_key == b64encode(bytes(32)) and is_low_order(lock.node_public_key())
+    with pytest.raises(LowOrderPoint) as refused:  # a conformant client cannot seal for it
+        seal_request(b"{}", node_public_key=lock.node_public_key(), model_name=CHAT_MODEL, stack_small_id=1)
+    assert refused.value.field == "node_public_key"
+    good = strict.lock()
+    assert good.node_public_key() == strict.config.node_public_key and not is_low_order(good.node_public_key())
+
+
+@covers("lock-short-key")
+def test_lock_short_key_hands_out_31_bytes(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["lock-short-key"])
+    lock = faulty.lock()
+    assert b64decode(lock.public_key) == faulty.config.node_public_key[:31]
+    with pytest.raises(LengthError) as refused:
+        lock.node_public_key()
+    assert refused.value.field == "public_key"
+    assert len(strict.lock().node_public_key()) == 32
+
+
+# --- the catalogue -----------------------------------------------------------------------------------
+
+
+def test_every_fault_has_a_wire_effect_test() -> None:
+    assert set(FAULT_TESTS) == set(FAULTS)
+    for fault, fn in FAULT_TESTS.items():
+        assert fn.__name__.startswith("test_") and globals()[fn.__name__] is fn, fault
+
+
+def spec_requirement_ids() -> set[str]:
+    return set(re.findall(r"^- \*\*(R\d+\.\d+)\*\*", SPEC.read_text(encoding="utf-8"), flags=re.MULTILINE))
+
+
+def test_the_catalogue_is_well_formed_and_cites_existing_requirements() -> None:
+    ids = spec_requirement_ids()
+    assert len(ids) > 100, "the spec parsed"
+    names = [fault.name for fault in CATALOGUE]
+    assert len(names) == len(set(names)) == len(FAULTS) and len(names) >= 25
+    knobs = {f.name for f in dataclasses.fields(Behaviour)}
+    for fault in CATALOGUE:
+        assert fault.violates, fault.name
+        assert set(fault.violates) <= ids, (fault.name, set(fault.violates) - ids)
+        assert fault.category and fault.wire_effect, fault.name
+        assert fault.changes and set(fault.changes) <= knobs, fault.name
+        assert fault.apply(STRICT) != STRICT, f"{fault.name} changes nothing on the strict node"
+
+
+def test_resolve_refuses_unknown_names() -> None:
+    with pytest.raises(UnknownFault, match=r"unknown fault 'no-such-fault'.*--list-faults"):
+        resolve(["static-nonce", "no-such-fault"])
+    assert issubclass(UnknownFault, ValueError)
+    assert resolve([" static-nonce ", "missing-signature"]) == [FAULTS["static-nonce"], FAULTS["missing-signature"]]
+    with pytest.raises(ConfigError, match="--fault"):
+        MockConfig(faults=["no-such-fault"])
+
+
+# --- the X-Mock-Fault header -------------------------------------------------------------------------
+
+
+def test_fault_header_applies_per_request_only_when_allowed(make_client: MakeClient) -> None:
+    allowed, ignored = make_client(allow_fault_header=True), make_client()
+    header = {"x-mock-fault": "missing-signature"}
+    assert allowed.send(headers=header).envelope()["signature"] is None
+    assert_strict_opens(allowed, allowed.send()), "only the request that names it"
+    assert_strict_opens(ignored, ignored.send(headers=header))
+    # It applies on top of the process's own faults.
+    both = make_client(faults=["usage-absent"], allow_fault_header=True).send(headers=header).envelope()
+    assert both["signature"] is None and "usage" not in both
+
+
+def test_fault_header_takes_comma_separated_names(make_client: MakeClient) -> None:
+    client = make_client(allow_fault_header=True)
+    envelope = client.send(headers={"x-mock-fault": "missing-signature, usage-absent,"}).envelope()
+    assert envelope["signature"] is None and "usage" not in envelope
+    lock = client.post(
+        "/v1/nodes/lock", jsonwire.dumps({"model": CHAT_MODEL}), client.headers(**{"x-mock-fault": "lock-short-key"})
+    )
+    assert len(b64decode(LockResponse.parse(lock.content).public_key)) == 31, "the lock endpoint honours it too"
+
+
+def test_fault_header_with_an_unknown_name_is_refused_only_when_allowed(make_client: MakeClient) -> None:
+    allowed, ignored = make_client(allow_fault_header=True), make_client()
+    header = {"x-mock-fault": "missing-signature,no-such-fault"}
+    status, code, message = error_of(allowed.send(headers=header))
+    assert (status, code) == (400, "REQUEST_ERROR")
+    assert message.startswith("X-Mock-Fault:") and "no-such-fault" in message
+    assert ignored.send(headers=header).status == 200
+
+
+# --- the atoma-node-compat profile -------------------------------------------------------------------
+
+
+def test_compat_profile_is_the_documented_preset() -> None:
+    knobs = [f.name for f in dataclasses.fields(Behaviour)]
+    changed = {k for k in knobs if getattr(ATOMA_NODE_COMPAT, k) != getattr(STRICT, k)}
+    assert changed == {
+        "stream_nonce",
+        "crypto_error_status",
+        "error_leak",
+        "accept_low_order_key",
+        "accept_replay",
+        "accept_foreign_lock",
+        "accept_long_plaintext_hash",
+        "check_consistency",
+        "oversize_response",
+    }
+
+
+def test_compat_uses_one_nonce_per_stream(make_client: MakeClient) -> None:
+    strict, compat = make_client(), make_client(profile="atoma-node-compat")
+    chunks = compat.send(stream=True).chunks()
+    assert len(chunks) >= 4 and len({c.nonce for c in chunks}) == 1
+    strict_chunks = strict.send(stream=True).chunks()
+    assert len({c.nonce for c in strict_chunks}) == len(strict_chunks)
+    assert_strict_opens(compat, compat.send()), "non-streaming responses are conformant"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda e: e | {"salt": "!!not base64!!"}, "salt"),
+        (lambda e: e | {"node_dh_public_key": b64encode(x25519_public_key(bytes(range(32))))}, "node_dh_public_key"),
+        (tampered, "ciphertext"),
+    ],
+    ids=["bad-b64-salt", "wrong-node-key", "tag-failure"],
+)
+def test_compat_answers_crypto_errors_with_500(
+    make_client: MakeClient, mutate: Callable[[dict[str, Any]], dict[str, Any]], field: str
+) -> None:
+    strict, compat = make_client(), make_client(profile="atoma-node-compat")
+    status, code, message = error_of(strict.send(mutate=mutate))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith(f"{field}:")
+    assert error_of(compat.send(mutate=mutate)) == INTERNAL
+
+
+def test_compat_hash_mismatch_is_400_invalid_body_with_both_hashes(make_client: MakeClient) -> None:
+    _check_hashes_leak(make_client(), make_client(profile="atoma-node-compat"))
+
+
+def test_compat_accepts_a_low_order_client_key(make_client: MakeClient) -> None:
+    _check_low_order_key(make_client(), make_client(profile="atoma-node-compat"))
+
+
+def test_compat_accepts_replays(make_client: MakeClient) -> None:
+    clock = {"wall_clock": lambda: FIXED_WALL_CLOCK}
+    _check_replay(make_client(**clock), make_client(profile="atoma-node-compat", **clock))
+
+
+def test_compat_accepts_foreign_locks(make_client: MakeClient) -> None:
+    _check_foreign_lock(make_client(), make_client(profile="atoma-node-compat"))
+
+
+def test_compat_answers_oversize_with_text_plain(make_client: MakeClient) -> None:
+    _check_oversize_text(make_client(), make_client(profile="atoma-node-compat"))
+
+
+def test_compat_serves_a_33_byte_plaintext_hash_into_a_500(make_client: MakeClient) -> None:
+    strict, compat = make_client(), make_client(profile="atoma-node-compat")
+    assert error_of(strict.send(mutate=long_hash))[:2] == (400, "REQUEST_ERROR")
+    assert error_of(compat.send(mutate=long_hash)) == INTERNAL
+
+
+def test_compat_does_not_check_model_name_or_stream_consistency(make_client: MakeClient) -> None:
+    strict, compat = make_client(), make_client(profile="atoma-node-compat")
+    status, code, message = error_of(strict.send(mutate=other_model))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("model_name:")
+    assert_strict_opens(compat, compat.send(mutate=other_model))
+    streaming_inside = plaintext_for("chat", stream=True)
+    status, code, message = error_of(strict.send("chat", streaming_inside, stream=False))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("stream:")
+    sent = compat.send("chat", streaming_inside, stream=False)
+    assert sent.status == 200 and sent.response.headers["content-type"] == "text/event-stream"
+    assert len(sent.open_chunks()) >= 4, "the plaintext's stream flag wins"
