@@ -22,6 +22,7 @@ class Fault:
     wire_effect: str
     violates: tuple[str, ...]
     changes: dict[str, object]
+    caught_by: tuple[str, ...] = ()  # the suite's check ids that must fail under this fault
 
     def apply(self, behaviour: Behaviour) -> Behaviour:
         merged: dict[str, object] = {}
@@ -35,7 +36,48 @@ class Fault:
 
 
 def _f(name: str, category: str, wire_effect: str, violates: Iterable[str], **changes: object) -> Fault:
-    return Fault(name, category, wire_effect, tuple(violates), changes)
+    return Fault(name, category, wire_effect, tuple(violates), changes, CAUGHT_BY[name])
+
+
+# Which checks of the suite (conformance.checks) must fail when the fault is on. The meta-test proves
+# each entry: the named checks fail under the fault and pass against the clean mock.
+CAUGHT_BY: dict[str, tuple[str, ...]] = {
+    "stream-nonce-reuse": ("NONCE-003", "NONCE-005"),
+    "static-nonce": ("NONCE-004",),
+    "echo-request-nonce": ("NONCE-001", "NONCE-002"),
+    "wrong-response-hash": ("HASH-001", "HASH-002"),
+    "sha256-response-hash": ("HASH-001", "HASH-003"),
+    "reserialized-response-hash": ("HASH-001", "HASH-003"),
+    "signature-wrong-bytes": ("SIG-004",),
+    "foreign-signer": ("SIG-006", "SIG-007"),
+    "malleated-signature": ("SIG-005",),
+    "missing-signature": ("SIG-001", "SIG-002"),
+    "urlsafe-base64": ("ENC-002",),
+    "unpadded-base64": ("ENC-003",),
+    "truncated-tag": ("AEAD-001", "AEAD-002"),
+    "response-other-salt": ("AEAD-001", "AEAD-002"),
+    "response-hkdf-info": ("AEAD-001", "AEAD-002"),
+    "usage-mismatch": ("USAGE-003", "USAGE-004"),
+    "usage-absent": ("USAGE-005",),
+    "drop-usage-chunk": ("STREAM-005",),
+    "duplicate-chunk": ("STREAM-006",),
+    "reorder-chunks": ("STREAM-006",),
+    "done-sentinel": ("STREAM-004",),
+    "keepalive-flood": ("STREAM-007",),
+    "accept-tampered-ciphertext": ("ERR-001", "ERR-002"),
+    "accept-wrong-plaintext-hash": ("ERR-007",),
+    "accept-expired-lock": ("LOCK-010",),
+    "accept-low-order-key": ("ERR-008",),
+    "accept-replay": ("REPLAY-001",),
+    "accept-foreign-lock": ("LOCK-011",),
+    "accept-long-plaintext-hash": ("ERR-017",),
+    "500-on-client-error": ("ERR-017",),
+    "leak-hashes-in-error": ("ERR-019",),
+    "leak-plaintext-in-error": ("ERR-019",),
+    "oversize-text-plain": ("ERR-018",),
+    "lock-low-order-key": ("LOCK-004",),
+    "lock-short-key": ("LOCK-003",),
+}
 
 
 CATALOGUE: tuple[Fault, ...] = (

@@ -531,11 +531,14 @@ def test_duplicate_chunk_sends_the_first_content_chunk_twice(make_client: MakeCl
 
 
 @covers("reorder-chunks")
-def test_reorder_chunks_swaps_the_second_and_third(make_client: MakeClient) -> None:
+def test_reorder_chunks_swaps_the_last_two_events(make_client: MakeClient) -> None:
     strict, faulty = twins(make_client, "reorder-chunks")
-    good, bad = event_data(strict.send(stream=True)), event_data(faulty.send(stream=True))
-    assert len(good) >= 4 and good[1] != good[2]
-    assert bad == [good[0], good[2], good[1], *good[3:]]
+    good_sent, bad_sent = strict.send(stream=True), faulty.send(stream=True)
+    good, bad = event_data(good_sent), event_data(bad_sent)
+    assert len(good) >= 4 and good[-1] != good[-2]
+    assert bad == [*good[:-2], good[-1], good[-2]]
+    last = json.loads(bad_sent.open_chunks()[-1].plaintext)
+    assert last["choices"] != [], "the usage chunk is no longer last"
 
 
 @covers("done-sentinel")

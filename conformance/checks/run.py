@@ -1,0 +1,185 @@
+"""One conformance run against one target: the scenarios (probes) it sends, cached, and the nonce
+ledgers every exchange feeds.
+
+Every plaintext carries a fresh sentinel string, so that a leak of the plaintext into an error body,
+a header or a log can be found by a plain substring search.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..client import ConfidentialClient
+from ..evidence import ExchangeRecord, HttpRecord, LockRecord
+from ..protocol import jsonwire
+from ..protocol.nonces import NonceLedger
+from .base import Precondition, Skip
+
+UNKNOWN_MODEL = "atoma-conformance/no-such-model"
+
+
+@dataclass
+class Target:
+    """What the suite is pointed at, and what it may assume about it."""
+
+    base_url: str
+    api_key: str | None
+    chat_model: str
+    embedding_model: str | None = None
+    image_model: str | None = None
+    node_address: str | None = None
+    second_api_key: str | None = None  # lets the suite test that one key cannot spend another's lock
+    embedded: bool = False
+    profile: str | None = None  # the embedded mock's profile, or the operator's expectation
+
+
+@dataclass
+class Run:
+    target: Target
+    client: ConfidentialClient
+    sleep: Callable[[float], None] = time.sleep
+    client_factory: Callable[[str | None], ConfidentialClient] | None = None
+    exchanges: list[ExchangeRecord] = field(default_factory=list)
+    ledger: NonceLedger = field(default_factory=NonceLedger)  # per key, requests and node nonces
+    node_nonces: NonceLedger = field(default_factory=NonceLedger)  # node-chosen nonces, keyed by value only
+    _cache: dict[str, Any] = field(default_factory=dict)
+    _running: set[str] = field(default_factory=set)
+
+    def scenario(self, name: str) -> Any:
+        """The result of scenario ``name``, running it on first use."""
+        if name not in self._cache:
+            if name in self._running:
+                raise RuntimeError(f"scenario {name} depends on itself")
+            self._running.add(name)
+            try:
+                self._cache[name] = SCENARIOS[name](self)
+            finally:
+                self._running.discard(name)
+        return self._cache[name]
+
+    def ran(self, name: str) -> bool:
+        return name in self._cache
+
+    # --- building blocks for scenarios ---------------------------------------------------------------
+
+    def sentinel(self) -> str:
+        return f"atoma-conformance-sentinel-{secrets.token_hex(8)}"
+
+    def plaintext(self, endpoint: str, *, stream: bool = False, model: str | None = None, **extra: Any) -> bytes:
+        """A valid plaintext request carrying a fresh sentinel."""
+        mark = self.sentinel()
+        if endpoint == "chat":
+            body: dict[str, Any] = {
+                "model": model or self.target.chat_model,
+                "messages": [{"role": "user", "content": f"Say hello. ({mark})"}],
+                "max_tokens": 16,
+                "stream": stream,
+            }
+        elif endpoint == "completions":
+            body = {
+                "model": model or self.target.chat_model,
+                "prompt": f"Once upon a time ({mark})",
+                "max_tokens": 16,
+                "stream": stream,
+            }
+        elif endpoint == "embeddings":
+            body = {"model": model or self.model_for("embeddings"), "input": f"embed me ({mark})"}
+        else:
+            body = {
+                "model": model or self.model_for("images"),
+                "prompt": f"a small square ({mark})",
+                "n": 1,
+                "size": "256x256",
+                "response_format": "b64_json",
+            }
+        body.update(extra)
+        return jsonwire.dumps(body)
+
+    def model_for(self, endpoint: str) -> str:
+        if endpoint in ("chat", "completions"):
+            return self.target.chat_model
+        model = self.target.embedding_model if endpoint == "embeddings" else self.target.image_model
+        if model is None:
+            flag = "--embedding-model" if endpoint == "embeddings" else "--image-model"
+            raise Skip(f"no {endpoint} model was named ({flag})")
+        return model
+
+    def lock(self, endpoint: str = "chat", **kwargs: Any) -> LockRecord:
+        model = self.model_for(endpoint)
+        if endpoint == "images":
+            kwargs.setdefault("max_num_tokens", 1_048_576)
+        record = self.client.lock(model, **kwargs)
+        if not record.ok:
+            status = record.http.status
+            raise Precondition(
+                f"could not take a usable lock for {model} (status {status}, "
+                f"{record.parse_error or record.public_key_error or record.http.error or 'low-order key'})"
+            )
+        return record
+
+    def send(
+        self,
+        endpoint: str,
+        plaintext: bytes | None = None,
+        *,
+        stream: bool = False,
+        lock: LockRecord | None = None,
+        model_name: str | None = None,
+        mutate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        client: ConfidentialClient | None = None,
+        **kwargs: Any,
+    ) -> ExchangeRecord:
+        plaintext = plaintext if plaintext is not None else self.plaintext(endpoint, stream=stream)
+        lock = lock or self.lock(endpoint)
+        units = 1_048_576 if endpoint == "images" else None
+        record = (client or self.client).send(
+            endpoint,
+            plaintext,
+            lock=lock,
+            model_name=model_name or self.model_for(endpoint),
+            stream=stream,
+            num_compute_units=kwargs.pop("num_compute_units", units),
+            mutate=mutate,
+            **kwargs,
+        )
+        self._observe(record, mutated=mutate is not None)
+        return record
+
+    def _observe(self, record: ExchangeRecord, *, mutated: bool) -> None:
+        self.exchanges.append(record)
+        key = record.exchange.key_id
+        if not mutated:
+            self.ledger.observe(key, record.exchange.request_nonce, f"{record.endpoint} request")
+        if record.http.status != 200:
+            return
+        for message in record.messages:
+            if message.nonce is not None and message.nonce_error is None:
+                where = f"{record.endpoint}{' stream' if record.streaming else ''} {message.where}"
+                self.ledger.observe(key, message.nonce, where)
+                self.node_nonces.observe("any", message.nonce, f"{key} {where}")
+
+    def raw(self, path: str, body: bytes, headers: dict[str, str]) -> HttpRecord:
+        return self.client.request("POST", path, content=body, headers=headers)
+
+    def other_client(self, api_key: str | None) -> ConfidentialClient:
+        if self.client_factory is None:
+            raise Skip("no way to build a second client")
+        return self.client_factory(api_key)
+
+
+ScenarioFn = Callable[[Run], Any]
+SCENARIOS: dict[str, ScenarioFn] = {}
+
+
+def scenario(name: str) -> Callable[[ScenarioFn], ScenarioFn]:
+    def register(fn: ScenarioFn) -> ScenarioFn:
+        if name in SCENARIOS:
+            raise ValueError(f"duplicate scenario {name}")
+        SCENARIOS[name] = fn
+        return fn
+
+    return register

@@ -1,0 +1,493 @@
+"""The reference confidential client, on httpx, sync and async, recording what the checks need.
+
+I/O is a thin shell: building a request and turning bytes into records are shared pure functions
+(``_prepare``, ``_StreamCollector``, ``analyse_*``), so the sync and async clients cannot drift apart.
+A hostile target cannot hang or exhaust it: every read has a timeout, a whole exchange has a
+deadline, and bodies and chunk counts are capped. Redirects are never followed. The API key is sent
+as a bearer token and never appears in a repr, a record, a log or an error.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .evidence import (
+    ExchangeRecord,
+    HttpRecord,
+    LockRecord,
+    analyse_lock,
+    analyse_message,
+)
+from .protocol import jsonwire
+from .protocol.envelope import SealedRequest, seal_request
+from .protocol.errors import ProtocolError
+from .protocol.randomness import SYSTEM_RANDOM, RandomSource
+from .protocol.sse import SseParser
+
+ENDPOINT_PATHS = {
+    "chat": "/v1/confidential/chat/completions",
+    "completions": "/v1/confidential/completions",
+    "embeddings": "/v1/confidential/embeddings",
+    "images": "/v1/confidential/images/generations",
+}
+API_KEY_ENV = ("ATOMA_API_KEY", "ATOMASDK_BEARER_AUTH")
+
+
+def resolve_api_key(explicit: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """``--api-key``, else ``ATOMA_API_KEY``, else ``ATOMASDK_BEARER_AUTH`` (the official SDKs' variable)."""
+    if explicit:
+        return explicit
+    env = os.environ if environ is None else environ
+    for name in API_KEY_ENV:
+        if env.get(name):
+            return env[name]
+    return None
+
+
+class BudgetExceeded(Exception):
+    """The run's request budget is spent; no request was sent."""
+
+
+@dataclass
+class ClientOptions:
+    timeout_s: float = 30.0  # per network read, and connect
+    deadline_s: float = 120.0  # a whole exchange, including a stream
+    max_response_bytes: int = 32 * 1024 * 1024
+    max_chunks: int = 10_000
+    lock_retries: int = 3  # on 429 and 503 only: the lock is the one call that is safe to repeat
+    backoff_s: float = 0.5
+    max_requests: int | None = None  # a hard cap on HTTP requests, for paid endpoints
+
+
+@dataclass
+class Prepared:
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    sealed: SealedRequest
+    plaintext: bytes
+    endpoint: str
+    stream: bool
+    lock: LockRecord | None
+
+
+def _json_headers(
+    api_key: str | None, extra: Mapping[str, str] | None = None, *, stream: bool = False
+) -> dict[str, str]:
+    headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
+    if api_key is not None:
+        headers["authorization"] = f"Bearer {api_key}"
+    headers.update(extra or {})
+    return headers
+
+
+@dataclass
+class _StreamCollector:
+    """Feed the bytes of an event stream; build the chunk records as events complete."""
+
+    record: ExchangeRecord
+    max_chunks: int
+    parser: SseParser = field(default_factory=SseParser)
+
+    def feed(self, data: bytes) -> bool:
+        """Returns False when the stream must stop (a cap was hit or the SSE framing broke)."""
+        try:
+            events = self.parser.feed(data)
+        except ProtocolError as exc:
+            self.record.stream_error = exc.code
+            return False
+        for event in events:
+            self.record.events.append(event.data)
+            try:
+                envelope = jsonwire.loads(event.data)
+            except ProtocolError:
+                self.record.non_envelope_events.append(event.data[:64])
+                continue
+            where = f"chunk[{len(self.record.chunks)}]"
+            self.record.chunks.append(analyse_message(where, envelope, self.record.exchange))
+            if len(self.record.chunks) >= self.max_chunks:
+                self.record.stream_error = "TOO_MANY_CHUNKS"
+                return False
+        return True
+
+    def finish(self) -> None:
+        self.record.truncated_bytes = self.parser.pending_bytes
+        self.parser.close()
+        self.record.sse = self.parser.stats
+
+
+class _Base:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        options: ClientOptions | None = None,
+        rng: RandomSource = SYSTEM_RANDOM,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.options = options or ClientOptions()
+        self.rng = rng
+        self.requests_sent = 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r}, api_key={'<set>' if self._api_key else None})"
+
+    def headers(self, extra: Mapping[str, str] | None = None, *, stream: bool = False) -> dict[str, str]:
+        """The headers of a confidential request: JSON, the accept type, and the bearer token if any."""
+        return _json_headers(self._api_key, extra, stream=stream)
+
+    def _spend(self) -> None:
+        cap = self.options.max_requests
+        if cap is not None and self.requests_sent >= cap:
+            raise BudgetExceeded(f"the request budget of {cap} is spent")
+        self.requests_sent += 1
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.options.timeout_s)
+
+    def prepare(
+        self,
+        endpoint: str,
+        plaintext: bytes,
+        lock: LockRecord | None,
+        *,
+        model_name: str,
+        stream: bool,
+        num_compute_units: int | None,
+        mutate: Callable[[dict[str, Any]], dict[str, Any]] | None,
+        headers: Mapping[str, str] | None,
+        stack_small_id: int | None = None,
+    ) -> Prepared:
+        """Seal a request without sending it (probes and replays need the exact bytes first)."""
+        if lock is None or lock.lock is None or lock.public_key is None:
+            raise ValueError("a usable lock (with a 32-byte public key) is required to seal a request")
+        sealed = seal_request(
+            plaintext,
+            node_public_key=lock.public_key,
+            model_name=model_name,
+            stack_small_id=lock.lock.stack_small_id if stack_small_id is None else stack_small_id,
+            stream=stream,
+            num_compute_units=num_compute_units,
+            rng=self.rng,
+        )
+        envelope = sealed.request.to_json()
+        if mutate is not None:
+            envelope = mutate(envelope)
+        body = jsonwire.dumps(envelope)
+        return Prepared(
+            ENDPOINT_PATHS[endpoint],
+            body,
+            _json_headers(self._api_key, headers, stream=stream),
+            sealed,
+            plaintext,
+            endpoint,
+            stream,
+            lock,
+        )
+
+    @staticmethod
+    def _record(prepared: Prepared, http: HttpRecord) -> ExchangeRecord:
+        return ExchangeRecord(
+            endpoint=prepared.endpoint,
+            streaming=prepared.stream,
+            request=prepared.sealed.request,
+            request_body=prepared.body,
+            exchange=prepared.sealed.exchange,
+            plaintext=prepared.plaintext,
+            http=http,
+            lock=prepared.lock,
+        )
+
+    @staticmethod
+    def _finish_json(record: ExchangeRecord) -> ExchangeRecord:
+        if record.http.status == 200 and record.http.media_type == "application/json":
+            value = record.http.json()
+            record.response = analyse_message("response", {} if value is None else value, record.exchange)
+        return record
+
+    def _lock_body(self, model: str, max_num_tokens: int | None, timeout: int | None) -> bytes:
+        body: dict[str, Any] = {"model": model}
+        if max_num_tokens is not None:
+            body["max_num_tokens"] = max_num_tokens
+        if timeout is not None:
+            body["timeout"] = timeout
+        return jsonwire.dumps(body)
+
+
+def _http_record(method: str, path: str, response: httpx.Response, body: bytes, started: float) -> HttpRecord:
+    return HttpRecord(
+        method,
+        path,
+        response.status_code,
+        {k.lower(): v for k, v in response.headers.items()},
+        body,
+        elapsed_s=time.monotonic() - started,
+    )
+
+
+class ConfidentialClient(_Base):
+    """Synchronous client. ``transport`` lets tests mount respx or an in-process app."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        options: ClientOptions | None = None,
+        rng: RandomSource = SYSTEM_RANDOM,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(base_url, api_key, options=options, rng=rng)
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=self._timeout(), transport=transport, follow_redirects=False
+        )
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ConfidentialClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        on_chunk: Callable[[bytes], bool] | None = None,
+    ) -> HttpRecord:
+        """One HTTP exchange with every cap applied. Transport failures become ``HttpRecord.error``."""
+        self._spend()
+        started = time.monotonic()
+        deadline = started + self.options.deadline_s
+        try:
+            with self._http.stream(method, path, content=content, headers=dict(headers or {})) as response:
+                body, error = _read_capped(response.iter_bytes(), self.options.max_response_bytes, deadline, on_chunk)
+                record = _http_record(method, path, response, body, started)
+                record.error = error
+                return record
+        except httpx.TimeoutException:
+            return HttpRecord(method, path, None, error="timeout", elapsed_s=time.monotonic() - started)
+        except httpx.HTTPError as exc:
+            return HttpRecord(method, path, None, error=type(exc).__name__, elapsed_s=time.monotonic() - started)
+
+    def lock(
+        self, model: str, *, max_num_tokens: int | None = None, timeout: int | None = None, retries: int | None = None
+    ) -> LockRecord:
+        """Take a lock, retrying 429 and 503 with exponential backoff (``retries`` overrides the option)."""
+        body = self._lock_body(model, max_num_tokens, timeout)
+        retries = self.options.lock_retries if retries is None else retries
+        for attempt in range(retries + 1):
+            http = self.request("POST", "/v1/nodes/lock", content=body, headers=_json_headers(self._api_key))
+            if http.status not in (429, 503) or attempt == retries:
+                break
+            self._sleep(self.options.backoff_s * 2**attempt)
+        return analyse_lock(http)
+
+    def send(
+        self,
+        endpoint: str,
+        plaintext: bytes,
+        *,
+        lock: LockRecord,
+        model_name: str,
+        stream: bool = False,
+        num_compute_units: int | None = None,
+        mutate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        stack_small_id: int | None = None,
+    ) -> ExchangeRecord:
+        prepared = self.prepare(
+            endpoint,
+            plaintext,
+            lock,
+            model_name=model_name,
+            stream=stream,
+            num_compute_units=num_compute_units,
+            mutate=mutate,
+            headers=headers,
+            stack_small_id=stack_small_id,
+        )
+        return self.post_prepared(prepared)
+
+    def post_prepared(self, prepared: Prepared) -> ExchangeRecord:
+        holder: list[_StreamCollector] = []
+
+        def on_chunk(data: bytes) -> bool:
+            return holder[0].feed(data) if holder else True
+
+        if prepared.stream:
+            placeholder = HttpRecord("POST", prepared.path, None)
+            record = self._record(prepared, placeholder)
+            holder.append(_StreamCollector(record, self.options.max_chunks))
+            http = self.request(
+                "POST", prepared.path, content=prepared.body, headers=prepared.headers, on_chunk=on_chunk
+            )
+            record.http = http
+            if http.status == 200 and http.media_type == "text/event-stream":
+                holder[0].finish()
+                http.body = b""  # the events are recorded; do not keep the body twice
+            else:
+                record.chunks.clear()
+                record.events.clear()
+            return record
+        http = self.request("POST", prepared.path, content=prepared.body, headers=prepared.headers)
+        return self._finish_json(self._record(prepared, http))
+
+
+class AsyncConfidentialClient(_Base):
+    """Asynchronous client with the same behaviour and records as :class:`ConfidentialClient`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        options: ClientOptions | None = None,
+        rng: RandomSource = SYSTEM_RANDOM,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        super().__init__(base_url, api_key, options=options, rng=rng)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self._timeout(), transport=transport, follow_redirects=False
+        )
+        import asyncio
+
+        self._sleep = sleep or asyncio.sleep
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncConfidentialClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        on_chunk: Callable[[bytes], bool] | None = None,
+    ) -> HttpRecord:
+        self._spend()
+        started = time.monotonic()
+        deadline = started + self.options.deadline_s
+        try:
+            async with self._http.stream(method, path, content=content, headers=dict(headers or {})) as response:
+                body, error = await _aread_capped(
+                    response.aiter_bytes(), self.options.max_response_bytes, deadline, on_chunk
+                )
+                record = _http_record(method, path, response, body, started)
+                record.error = error
+                return record
+        except httpx.TimeoutException:
+            return HttpRecord(method, path, None, error="timeout", elapsed_s=time.monotonic() - started)
+        except httpx.HTTPError as exc:
+            return HttpRecord(method, path, None, error=type(exc).__name__, elapsed_s=time.monotonic() - started)
+
+    async def lock(
+        self, model: str, *, max_num_tokens: int | None = None, timeout: int | None = None, retries: int | None = None
+    ) -> LockRecord:
+        body = self._lock_body(model, max_num_tokens, timeout)
+        retries = self.options.lock_retries if retries is None else retries
+        for attempt in range(retries + 1):
+            http = await self.request("POST", "/v1/nodes/lock", content=body, headers=_json_headers(self._api_key))
+            if http.status not in (429, 503) or attempt == retries:
+                break
+            await self._sleep(self.options.backoff_s * 2**attempt)
+        return analyse_lock(http)
+
+    async def send(
+        self,
+        endpoint: str,
+        plaintext: bytes,
+        *,
+        lock: LockRecord,
+        model_name: str,
+        stream: bool = False,
+        num_compute_units: int | None = None,
+        mutate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        stack_small_id: int | None = None,
+    ) -> ExchangeRecord:
+        prepared = self.prepare(
+            endpoint,
+            plaintext,
+            lock,
+            model_name=model_name,
+            stream=stream,
+            num_compute_units=num_compute_units,
+            mutate=mutate,
+            headers=headers,
+            stack_small_id=stack_small_id,
+        )
+        holder: list[_StreamCollector] = []
+
+        def on_chunk(data: bytes) -> bool:
+            return holder[0].feed(data) if holder else True
+
+        if prepared.stream:
+            record = self._record(prepared, HttpRecord("POST", prepared.path, None))
+            holder.append(_StreamCollector(record, self.options.max_chunks))
+            http = await self.request(
+                "POST", prepared.path, content=prepared.body, headers=prepared.headers, on_chunk=on_chunk
+            )
+            record.http = http
+            if http.status == 200 and http.media_type == "text/event-stream":
+                holder[0].finish()
+                http.body = b""
+            else:
+                record.chunks.clear()
+                record.events.clear()
+            return record
+        http = await self.request("POST", prepared.path, content=prepared.body, headers=prepared.headers)
+        return self._finish_json(self._record(prepared, http))
+
+
+def _read_capped(
+    chunks: Iterator[bytes], cap: int, deadline: float, on_chunk: Callable[[bytes], bool] | None
+) -> tuple[bytes, str | None]:
+    buf = bytearray()
+    for chunk in chunks:
+        if time.monotonic() > deadline:
+            return bytes(buf), "deadline"
+        buf += chunk
+        if len(buf) > cap:
+            return bytes(buf[:cap]), "too-large"
+        if on_chunk is not None and not on_chunk(chunk):
+            return bytes(buf), "stopped"
+    return bytes(buf), None
+
+
+async def _aread_capped(
+    chunks: AsyncIterator[bytes], cap: int, deadline: float, on_chunk: Callable[[bytes], bool] | None
+) -> tuple[bytes, str | None]:
+    buf = bytearray()
+    async for chunk in chunks:
+        if time.monotonic() > deadline:
+            return bytes(buf), "deadline"
+        buf += chunk
+        if len(buf) > cap:
+            return bytes(buf[:cap]), "too-large"
+        if on_chunk is not None and not on_chunk(chunk):
+            return bytes(buf), "stopped"
+    return bytes(buf), None
