@@ -103,17 +103,21 @@ class _StreamCollector:
             self.record.stream_error = exc.code
             return False
         for event in events:
-            self.record.events.append(event.data)
             try:
                 envelope = jsonwire.loads(event.data)
             except ProtocolError:
+                if len(self.record.non_envelope_events) >= 100:  # evidence, not an unbounded log
+                    self.record.stream_error = "TOO_MANY_NON_ENVELOPE_EVENTS"
+                    return False
+                self.record.events.append(event.data)
                 self.record.non_envelope_events.append(event.data[:64])
                 continue
-            where = f"chunk[{len(self.record.chunks)}]"
-            self.record.chunks.append(analyse_message(where, envelope, self.record.exchange))
             if len(self.record.chunks) >= self.max_chunks:
                 self.record.stream_error = "TOO_MANY_CHUNKS"
                 return False
+            self.record.events.append(event.data)
+            where = f"chunk[{len(self.record.chunks)}]"
+            self.record.chunks.append(analyse_message(where, envelope, self.record.exchange))
         return True
 
     def finish(self) -> None:
@@ -144,10 +148,13 @@ class _Base:
         """The headers of a confidential request: JSON, the accept type, and the bearer token if any."""
         return _json_headers(self._api_key, extra, stream=stream)
 
-    def _spend(self) -> None:
+    def _raise_if_spent(self) -> None:
         cap = self.options.max_requests
         if cap is not None and self.requests_sent >= cap:
             raise BudgetExceeded(f"the request budget of {cap} is spent")
+
+    def _spend(self) -> None:
+        self._raise_if_spent()
         self.requests_sent += 1
 
     def _timeout(self) -> httpx.Timeout:
@@ -210,7 +217,7 @@ class _Base:
     def _finish_json(record: ExchangeRecord) -> ExchangeRecord:
         if record.http.status == 200 and record.http.media_type == "application/json":
             value = record.http.json()
-            record.response = analyse_message("response", {} if value is None else value, record.exchange)
+            record.response = analyse_message("response", value, record.exchange)
         return record
 
     def _lock_body(self, model: str, max_num_tokens: int | None, timeout: int | None) -> bytes:
@@ -276,7 +283,8 @@ class ConfidentialClient(_Base):
         deadline = started + self.options.deadline_s
         try:
             with self._http.stream(method, path, content=content, headers=dict(headers or {})) as response:
-                body, error = _read_capped(response.iter_bytes(), self.options.max_response_bytes, deadline, on_chunk)
+                feeder = on_chunk if _is_event_stream(response) else None
+                body, error = _read_capped(response.iter_bytes(), self.options.max_response_bytes, deadline, feeder)
                 record = _http_record(method, path, response, body, started)
                 record.error = error
                 return record
@@ -295,6 +303,7 @@ class ConfidentialClient(_Base):
             http = self.request("POST", "/v1/nodes/lock", content=body, headers=_json_headers(self._api_key))
             if http.status not in (429, 503) or attempt == retries:
                 break
+            self._raise_if_spent()  # no point sleeping before a retry the budget forbids
             self._sleep(self.options.backoff_s * 2**attempt)
         return analyse_lock(http)
 
@@ -344,6 +353,8 @@ class ConfidentialClient(_Base):
             else:
                 record.chunks.clear()
                 record.events.clear()
+                record.non_envelope_events.clear()
+                record.stream_error = None
             return record
         http = self.request("POST", prepared.path, content=prepared.body, headers=prepared.headers)
         return self._finish_json(self._record(prepared, http))
@@ -393,8 +404,9 @@ class AsyncConfidentialClient(_Base):
         deadline = started + self.options.deadline_s
         try:
             async with self._http.stream(method, path, content=content, headers=dict(headers or {})) as response:
+                feeder = on_chunk if _is_event_stream(response) else None
                 body, error = await _aread_capped(
-                    response.aiter_bytes(), self.options.max_response_bytes, deadline, on_chunk
+                    response.aiter_bytes(), self.options.max_response_bytes, deadline, feeder
                 )
                 record = _http_record(method, path, response, body, started)
                 record.error = error
@@ -413,6 +425,7 @@ class AsyncConfidentialClient(_Base):
             http = await self.request("POST", "/v1/nodes/lock", content=body, headers=_json_headers(self._api_key))
             if http.status not in (429, 503) or attempt == retries:
                 break
+            self._raise_if_spent()
             await self._sleep(self.options.backoff_s * 2**attempt)
         return analyse_lock(http)
 
@@ -458,23 +471,38 @@ class AsyncConfidentialClient(_Base):
             else:
                 record.chunks.clear()
                 record.events.clear()
+                record.non_envelope_events.clear()
+                record.stream_error = None
             return record
         http = await self.request("POST", prepared.path, content=prepared.body, headers=prepared.headers)
         return self._finish_json(self._record(prepared, http))
 
 
+def _is_event_stream(response: httpx.Response) -> bool:
+    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return response.status_code == 200 and media == "text/event-stream"
+
+
+def _transport_error(exc: httpx.HTTPError) -> str:
+    return "timeout" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
+
+
 def _read_capped(
     chunks: Iterator[bytes], cap: int, deadline: float, on_chunk: Callable[[bytes], bool] | None
 ) -> tuple[bytes, str | None]:
+    """Read until the end, a cap, the deadline, or a transport error; keep what arrived either way."""
     buf = bytearray()
-    for chunk in chunks:
-        if time.monotonic() > deadline:
-            return bytes(buf), "deadline"
-        buf += chunk
-        if len(buf) > cap:
-            return bytes(buf[:cap]), "too-large"
-        if on_chunk is not None and not on_chunk(chunk):
-            return bytes(buf), "stopped"
+    try:
+        for chunk in chunks:
+            if time.monotonic() > deadline:
+                return bytes(buf), "deadline"
+            buf += chunk
+            if len(buf) > cap:
+                return bytes(buf[:cap]), "too-large"
+            if on_chunk is not None and not on_chunk(chunk):
+                return bytes(buf), "stopped"
+    except httpx.HTTPError as exc:  # a stream that breaks part-way keeps its status and partial evidence
+        return bytes(buf), _transport_error(exc)
     return bytes(buf), None
 
 
@@ -482,12 +510,15 @@ async def _aread_capped(
     chunks: AsyncIterator[bytes], cap: int, deadline: float, on_chunk: Callable[[bytes], bool] | None
 ) -> tuple[bytes, str | None]:
     buf = bytearray()
-    async for chunk in chunks:
-        if time.monotonic() > deadline:
-            return bytes(buf), "deadline"
-        buf += chunk
-        if len(buf) > cap:
-            return bytes(buf[:cap]), "too-large"
-        if on_chunk is not None and not on_chunk(chunk):
-            return bytes(buf), "stopped"
+    try:
+        async for chunk in chunks:
+            if time.monotonic() > deadline:
+                return bytes(buf), "deadline"
+            buf += chunk
+            if len(buf) > cap:
+                return bytes(buf[:cap]), "too-large"
+            if on_chunk is not None and not on_chunk(chunk):
+                return bytes(buf), "stopped"
+    except httpx.HTTPError as exc:
+        return bytes(buf), _transport_error(exc)
     return bytes(buf), None

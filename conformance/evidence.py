@@ -100,6 +100,9 @@ def analyse_lock(http: HttpRecord) -> LockRecord:
     value = http.json()
     if isinstance(value, dict):
         record.members = list(value)
+    if value is MISSING:
+        record.parse_error = "INVALID_JSON"
+        return record
     try:
         record.lock = LockResponse.from_json(value)
     except ProtocolError as exc:
@@ -128,10 +131,10 @@ class MessageRecord:
     signature: SuiSignature | None = None
     signature_error: str | None = None
     signature_verify_error: str | None = None
-    plaintext: bytes | None = None
+    plaintext: bytes | None = field(default=None, repr=False)
     aead_error: str | None = None
     computed_hash: bytes | None = None
-    inner: Any = MISSING  # the decrypted plaintext parsed as JSON
+    inner: Any = field(default=MISSING, repr=False)  # the decrypted plaintext parsed as JSON
     inner_error: str | None = None
 
     @property
@@ -233,7 +236,7 @@ class ExchangeRecord:
     request: ConfidentialComputeRequest
     request_body: bytes
     exchange: Exchange
-    plaintext: bytes  # the request plaintext; memory only
+    plaintext: bytes = field(repr=False)  # the request plaintext; memory only, never in a repr
     http: HttpRecord
     lock: LockRecord | None = None
     response: MessageRecord | None = None  # non-streaming
