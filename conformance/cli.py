@@ -48,6 +48,19 @@ def _cmd_vectors_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import main_run
+
+    return main_run(args)
+
+
+def _cmd_checks(args: argparse.Namespace) -> int:
+    from .checks.docs import render
+
+    print(render(args.format), end="")
+    return EXIT_OK
+
+
 def _cmd_mock(args: argparse.Namespace) -> int:
     from mock_node.config import ConfigError
     from mock_node.serve import run
@@ -90,6 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
         sub = vectors_cmds.add_parser(name, help=text, description=text)
         sub.add_argument("--dir", metavar="DIR", help="the vectors directory (default: the repository's vectors/)")
         sub.set_defaults(func=func)
+
+    from .runner import add_arguments as add_run_arguments
+
+    run = commands.add_parser(
+        "run",
+        help="run the conformance suite against a target or the embedded mock",
+        description="Run the conformance suite. Without --target it runs against the embedded mock node. "
+        "Exit codes: 0 every MUST check passed; 1 a MUST check failed or could not be evaluated; 2 the run "
+        "could not be carried out (bad usage, unreachable target, API key refused).",
+    )
+    add_run_arguments(run)
+    run.set_defaults(func=_cmd_run)
+
+    checks = commands.add_parser("checks", help="list the check catalogue", description="List the check catalogue.")
+    checks.add_argument(
+        "--format", choices=["text", "markdown"], default="text", help="markdown is docs/checks.md (default: text)"
+    )
+    checks.set_defaults(func=_cmd_checks)
 
     from mock_node.serve import add_arguments
 

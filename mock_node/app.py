@@ -128,7 +128,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise Refusal(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json")
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise Refusal(413, "PAYLOAD_TOO_LARGE", f"the body exceeds the {limit}-byte limit", kind="oversize")
         chunks, size = [], 0
         async for chunk in request.stream():

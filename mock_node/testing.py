@@ -44,3 +44,21 @@ def running_node(config: MockConfig | None = None, host: str = "127.0.0.1") -> I
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+class SkewClock:
+    """Monotonic time plus an offset that a test can advance: lets an embedded run "wait" for a lock to
+    expire without sleeping. Pass ``clock.now`` to :class:`MockConfig` and ``clock.advance`` as the
+    suite's sleep."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds

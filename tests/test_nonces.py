@@ -88,3 +88,13 @@ def test_client_exchange_names_the_callers_own_private_key_when_it_is_wrong() ->
     with pytest.raises(LengthError) as exc:
         client_exchange(b"\x11" * 31, x25519_public_key(b"\x22" * 32), b"s" * 16, b"n" * 12)
     assert exc.value.field == "private_key"
+
+
+def test_all_uses_lets_another_ledger_reproduce_the_findings() -> None:
+    original = NonceLedger()
+    for where in ("request", "chunk[0]", "chunk[1]"):
+        original.observe("k", N1, where)
+    copy = NonceLedger()
+    copy.merge(original.all_uses())
+    assert len(copy.findings) == len(original.findings) == 2
+    assert copy.observations == original.observations == 3

@@ -68,6 +68,12 @@ class NonceLedger:
         for per_key in self._uses.values():
             yield from per_key.values()
 
+    def all_uses(self) -> Iterator[NonceUse]:
+        """Every use recorded, reuses included: what another ledger needs to reproduce this one's findings."""
+        yield from self.uses()
+        for finding in self._findings:
+            yield finding.second
+
     @property
     def findings(self) -> list[NonceReuseFinding]:
         return list(self._findings)

@@ -1,0 +1,263 @@
+"""The pytest plugin: ``pytest --pyargs conformance.suite [--target URL]``.
+
+With no ``--target`` the embedded mock node (strict unless ``--profile`` says otherwise) starts for
+the session on a loopback port, in the style of pytest-base-url's live-server override. Each check
+of the catalogue is one test item, marked with its level and category, so ``-m must`` or
+``-m "nonce or stream"`` select checks. Under pytest-xdist every worker sends its verdicts and its
+nonce ledger to the controller, which merges them: a nonce reused across two workers is still found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .checks import CATALOGUE, CATEGORIES, LEVELS, Check, Run, Target, Verdict
+from .client import ClientOptions, ConfidentialClient, resolve_api_key
+from .protocol.nonces import NonceLedger
+from .results import CheckResult, Results, redact_url
+
+RESULTS_FILE = "results.json"
+_RESULTS = pytest.StashKey[list[CheckResult]]()
+_RUNS = pytest.StashKey[list[Run]]()
+_MERGED = pytest.StashKey[dict[str, Any]]()
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("atoma-conformance", "Atoma confidential compute conformance")
+    group.addoption(
+        "--target",
+        default=os.environ.get("ATOMA_CONFORMANCE_TARGET"),
+        metavar="URL",
+        help="base URL of the deployment to test (env ATOMA_CONFORMANCE_TARGET); default: the embedded mock",
+    )
+    group.addoption(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="bearer token (default: $ATOMA_API_KEY, then $ATOMASDK_BEARER_AUTH); never printed",
+    )
+    group.addoption(
+        "--second-api-key",
+        default=None,
+        metavar="KEY",
+        help="a second bearer token, to prove one key cannot spend another's lock (LOCK-011)",
+    )
+    group.addoption("--model", default=None, metavar="NAME", help="chat/completions model to use")
+    group.addoption(
+        "--embedding-model", default=None, metavar="NAME", help="embeddings model (else skipped on a target)"
+    )
+    group.addoption("--image-model", default=None, metavar="NAME", help="image model (else skipped on a target)")
+    group.addoption("--node-address", default=None, metavar="0x…", help="the node's registered Sui address (SIG-007)")
+    group.addoption(
+        "--profile",
+        default=None,
+        choices=["strict", "atoma-node-compat"],
+        help="profile of the embedded mock (default strict); with --target, the expected profile",
+    )
+    group.addoption(
+        "--mock-fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start the embedded mock with this fault (repeatable); see 'atoma-conformance mock --list-faults'",
+    )
+    group.addoption("--max-requests", type=int, default=None, metavar="N", help="hard cap on HTTP requests per worker")
+    group.addoption("--report-dir", default=None, metavar="DIR", help=f"write {RESULTS_FILE} into DIR")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for level in LEVELS:
+        config.addinivalue_line("markers", f"{level.lower()}: conformance checks of level {level}")
+    for category in CATEGORIES:
+        config.addinivalue_line("markers", f"{category.lower()}: conformance checks of category {category}")
+    config.stash[_RESULTS] = []
+    config.stash[_RUNS] = []
+    config.stash[_MERGED] = {"uses": [], "requests": 0}
+    config.stash[_STARTED] = time.time()
+
+
+def marks_for(check: Check) -> list[pytest.MarkDecorator]:
+    return [getattr(pytest.mark, check.level.lower()), getattr(pytest.mark, check.category.lower())]
+
+
+@contextlib.contextmanager
+def _embedded(config: pytest.Config) -> Iterator[tuple[str, dict[str, Any]]]:
+    from mock_node.config import DEFAULT_MODELS, MockConfig
+    from mock_node.testing import SkewClock, running_node
+
+    clock = SkewClock()  # the embedded node's time, so the lock-expiry probe need not really wait
+    profile = config.getoption("profile") or "strict"
+    mock = MockConfig(profile=profile, faults=tuple(config.getoption("mock_fault")), clock=clock.now)
+    with running_node(mock) as url:
+        yield (
+            url,
+            {
+                "models": DEFAULT_MODELS,
+                "node_address": mock.signer_address,
+                "profile": mock.profile,
+                "sleep": clock.advance,
+            },
+        )
+
+
+@pytest.fixture(scope="session")
+def conformance_run(request: pytest.FixtureRequest) -> Iterator[Run]:
+    """The session's run: a target, a client, and the probes' cache."""
+    config = request.config
+    target_url: str | None = config.getoption("target")
+    options = ClientOptions(max_requests=config.getoption("max_requests"))
+    embedded_sleep = None
+    with contextlib.ExitStack() as stack:
+        if target_url:
+            api_key = resolve_api_key(config.getoption("api_key"))
+            model = config.getoption("model")
+            if not model:
+                raise pytest.UsageError("--model is required with --target (the chat model to test)")
+            target = Target(
+                target_url,
+                api_key,
+                model,
+                config.getoption("embedding_model"),
+                config.getoption("image_model"),
+                config.getoption("node_address"),
+                config.getoption("second_api_key"),
+                embedded=False,
+                profile=config.getoption("profile"),
+            )
+        else:
+            url, mock = stack.enter_context(_embedded(config))
+            embedded_sleep = mock["sleep"]
+            models = mock["models"]
+            target = Target(
+                url,
+                "atoma-conformance-embedded-key-1",
+                config.getoption("model") or models[0],
+                models[1],
+                models[2],
+                config.getoption("node_address") or mock["node_address"],
+                "atoma-conformance-embedded-key-2",
+                embedded=True,
+                profile=mock["profile"],
+            )
+
+        def make_client(api_key: str | None) -> ConfidentialClient:
+            return ConfidentialClient(target.base_url, api_key, options=options)
+
+        client = stack.enter_context(contextlib.closing(make_client(target.api_key)))
+        run = Run(target, client, client_factory=make_client)
+        if embedded_sleep is not None:
+            run.sleep = embedded_sleep
+        config.stash[_RUNS].append(run)
+        yield run
+
+
+def record_verdict(config: pytest.Config, check: Check, verdict: Verdict) -> None:
+    config.stash[_RESULTS].append(CheckResult.of(check, verdict))
+
+
+def enforce(check: Check, verdict: Verdict) -> None:
+    """Turn a verdict into the pytest outcome: fail/error fail the item (INFO only on error)."""
+    if verdict.outcome == "skip":
+        pytest.skip(f"{check.id}: {verdict.reason}")
+    if verdict.outcome == "error":
+        pytest.fail(f"{check.id} could not be evaluated: {verdict.reason}", pytrace=False)
+    if verdict.outcome == "fail" and check.level != "INFO":
+        pytest.fail(f"{check.id} [{check.level}] {check.title}: {verdict.reason}", pytrace=False)
+
+
+# --- results, including across xdist workers ---------------------------------------------------------
+
+
+def _ledger_uses(config: pytest.Config) -> list[list[str]]:
+    return [[u.key_id, u.nonce.hex(), u.where] for run in config.stash[_RUNS] for u in run.ledger.all_uses()]
+
+
+def _requests(config: pytest.Config) -> int:
+    return sum(run.client.requests_sent for run in config.stash[_RUNS])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """Controller side of xdist: fold in a worker's verdicts and nonce uses."""
+    payload = getattr(node, "workeroutput", {}).get("atoma_conformance")
+    if not payload:
+        return
+    data = json.loads(payload)
+    config = node.config
+    config.stash[_RESULTS].extend(CheckResult(**r) for r in data["results"])
+    config.stash[_MERGED]["uses"].extend(data["uses"])
+    config.stash[_MERGED]["requests"] += data["requests"]
+    config.stash[_MERGED].setdefault("target", data.get("target"))
+
+
+def _target_summary(run: Run) -> dict[str, Any]:
+    t = run.target
+    return {
+        "url": redact_url(t.base_url),
+        "embedded": t.embedded,
+        "profile": t.profile,
+        "model": t.chat_model,
+        "node_address": t.node_address,
+    }
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    results = config.stash.get(_RESULTS, None)
+    if results is None:
+        return
+    runs = config.stash[_RUNS]
+    if hasattr(config, "workerinput"):  # an xdist worker: hand everything to the controller
+        workeroutput: dict[str, Any] = config.workeroutput  # type: ignore[attr-defined]
+        workeroutput["atoma_conformance"] = json.dumps(
+            {
+                "results": [vars(r) for r in results],
+                "uses": _ledger_uses(config),
+                "requests": _requests(config),
+                "target": _target_summary(runs[0]) if runs else None,
+            }
+        )
+        return
+    if not results:
+        return
+    merged = config.stash[_MERGED]
+    ledger = NonceLedger()
+    for key_id, nonce, where in [*_ledger_uses(config), *merged["uses"]]:
+        ledger.observe(key_id, bytes.fromhex(nonce), where)
+    audit = {
+        "observations": ledger.observations,
+        "keys": ledger.keys,
+        "reuses": len(ledger.findings),
+        "max_per_key": ledger.max_uses_per_key(),
+        "budget_fraction": ledger.budget_fraction(),
+    }
+    ordered = sorted(
+        results, key=lambda r: [c.id for c in CATALOGUE].index(r.id) if r.id in {c.id for c in CATALOGUE} else 10**6
+    )
+    if ledger.findings and not any(r.id == "NONCE-005" and r.outcome == "fail" for r in ordered):
+        # Reuse that only shows once the workers' ledgers are merged.
+        for r in ordered:
+            if r.id == "NONCE-005":
+                r.outcome, r.reason = "fail", f"{len(ledger.findings)} (key, nonce) reuse(s) across workers"
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    target = _target_summary(runs[0]) if runs else merged.get("target") or {}
+    report = Results(
+        target,
+        ordered,
+        audit,
+        config.stash[_STARTED],
+        time.time() - config.stash[_STARTED],
+        _requests(config) + merged["requests"],
+    )
+    report_dir = config.getoption("report_dir", None)
+    if report_dir:
+        report.write(Path(report_dir) / RESULTS_FILE)

@@ -1,0 +1,116 @@
+"""The results of a run as one JSON document, written by the pytest plugin and read by the CLI.
+
+It holds verdicts and evidence (hashes, lengths, codes and counts), never plaintext, keys or tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from . import __version__
+from .checks import CATALOGUE, Check, Verdict
+
+RESULTS_VERSION = 1
+
+
+def redact_url(url: str) -> str:
+    """The target URL without credentials, query or fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass
+class CheckResult:
+    id: str
+    level: str
+    category: str
+    title: str
+    spec: list[str]
+    outcome: str
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, check: Check, verdict: Verdict) -> CheckResult:
+        return cls(
+            check.id,
+            check.level,
+            check.category,
+            check.title,
+            list(check.spec),
+            verdict.outcome,
+            verdict.reason,
+            _jsonable(verdict.evidence),
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+@dataclass
+class Results:
+    target: dict[str, Any]
+    checks: list[CheckResult]
+    nonce_audit: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    duration_s: float = 0.0
+    requests: int = 0
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for result in self.checks:
+            level = out.setdefault(result.level, {"pass": 0, "fail": 0, "skip": 0, "error": 0})
+            level[result.outcome] += 1
+        return out
+
+    @property
+    def must_failures(self) -> list[CheckResult]:
+        return [r for r in self.checks if r.level == "MUST" and r.outcome in ("fail", "error")]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "results_version": RESULTS_VERSION,
+            "suite_version": __version__,
+            "catalogue_size": len(CATALOGUE),
+            "target": self.target,
+            "started": self.started,
+            "duration_s": round(self.duration_s, 3),
+            "requests": self.requests,
+            "counts": self.counts(),
+            "nonce_audit": self.nonce_audit,
+            "checks": [vars(r) for r in self.checks],
+        }
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> Results:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        results = cls(
+            doc["target"],
+            [CheckResult(**c) for c in doc["checks"]],
+            doc.get("nonce_audit", {}),
+            doc.get("started", 0.0),
+            doc.get("duration_s", 0.0),
+            doc.get("requests", 0),
+        )
+        return results

@@ -1,0 +1,205 @@
+"""``atoma-conformance run``: the pytest plugin behind a command with a one-screen summary and an
+exit-code contract (0 every MUST passed, 1 a MUST failed or could not be evaluated, 2 the run could
+not be carried out)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+from pathlib import Path
+
+from .client import ClientOptions, ConfidentialClient, resolve_api_key
+from .plugin import RESULTS_FILE
+from .results import Results, redact_url
+
+EXIT_OK, EXIT_MUST_FAILED, EXIT_NOT_RUN = 0, 1, 2
+
+
+class RunError(Exception):
+    """The run could not be carried out (exit 2); the message is one line for the user."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", metavar="URL", help="deployment to test (default: the embedded mock node)")
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="bearer token (default: $ATOMA_API_KEY, then $ATOMASDK_BEARER_AUTH); never printed",
+    )
+    parser.add_argument("--second-api-key", metavar="KEY", help="a second token, for LOCK-011")
+    parser.add_argument("--model", metavar="NAME", help="chat/completions model (required with --target)")
+    parser.add_argument("--embedding-model", metavar="NAME", help="embeddings model (its checks skip without it)")
+    parser.add_argument("--image-model", metavar="NAME", help="image model (its checks skip without it)")
+    parser.add_argument("--node-address", metavar="0x…", help="the node's registered Sui signer address (SIG-007)")
+    parser.add_argument(
+        "--profile",
+        choices=["strict", "atoma-node-compat"],
+        help="embedded mock profile (default strict); with --target, the profile you expect",
+    )
+    parser.add_argument(
+        "--mock-fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run the embedded mock with this fault (repeatable)",
+    )
+    parser.add_argument("--max-requests", type=_positive, metavar="N", help="hard cap on HTTP requests")
+    parser.add_argument(
+        "--report-dir", default="reports", metavar="DIR", help=f"where {RESULTS_FILE} is written (default: reports)"
+    )
+    parser.add_argument(
+        "-m",
+        "--select",
+        metavar="EXPR",
+        help='pytest marker expression over levels and categories, e.g. "must and not err"',
+    )
+    parser.add_argument("-n", "--workers", type=_positive, metavar="N", help="run with N pytest-xdist workers")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output as well")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Refuse to start a run that cannot work, with one line: bad usage, unreachable target, auth refused."""
+    if not args.target:
+        return
+    if not args.target.startswith(("http://", "https://")):
+        raise RunError(f"--target: must be an http:// or https:// URL, got {redact_url(args.target)!r}")
+    if not args.model:
+        raise RunError("--model: required with --target (the chat model the suite sends requests to)")
+    if args.mock_fault:
+        raise RunError("--mock-fault: only applies to the embedded mock, not to --target")
+    api_key = resolve_api_key(args.api_key)
+    with ConfidentialClient(args.target, api_key, options=ClientOptions(timeout_s=15, lock_retries=0)) as client:
+        lock = client.lock(args.model, retries=0)
+    where = redact_url(args.target)
+    if lock.http.status is None:
+        raise RunError(f"--target: {where} is unreachable ({lock.http.error})")
+    if lock.http.status == 401:
+        raise RunError(f"--api-key: the target refused the API key (401 on /v1/nodes/lock at {where})")
+
+
+def pytest_args(args: argparse.Namespace, report_dir: Path, inifile: Path) -> list[str]:
+    # An empty ini of our own isolates the run from whatever pytest configuration the current
+    # directory has (its addopts, filterwarnings or plugins are the caller's project's, not ours).
+    argv = [
+        "--pyargs",
+        "conformance.suite",
+        "-c",
+        str(inifile),
+        "--rootdir",
+        str(inifile.parent),
+        "-p",
+        "no:cacheprovider",
+        "--assert=plain",
+        "--report-dir",
+        str(report_dir.resolve()),
+        "-rN",
+        "--tb=no",
+    ]
+    if not args.verbose:
+        argv.append("-q")
+    for flag in (
+        "target",
+        "api_key",
+        "second_api_key",
+        "model",
+        "embedding_model",
+        "image_model",
+        "node_address",
+        "profile",
+        "max_requests",
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
+    for fault in args.mock_fault:
+        argv += ["--mock-fault", fault]
+    if args.select:
+        argv += ["-m", args.select]
+    if args.workers:
+        argv += ["-n", str(args.workers)]
+    return argv
+
+
+def run(args: argparse.Namespace) -> int:
+    import pytest
+
+    preflight(args)
+    report_dir = Path(args.report_dir)
+    results_path = report_dir / RESULTS_FILE
+    results_path.unlink(missing_ok=True)
+    output = io.StringIO()
+    sink = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(output)
+    with tempfile.TemporaryDirectory(prefix="atoma-conformance-") as tmp, sink:
+        inifile = Path(tmp) / "pytest.ini"
+        inifile.write_text("[pytest]\n", encoding="utf-8")
+        code = pytest.main(pytest_args(args, report_dir, inifile), plugins=[])
+    if (
+        code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.INTERRUPTED)
+        or not results_path.exists()
+    ):
+        tail = [line for line in output.getvalue().splitlines() if line.strip()][-3:]
+        raise RunError("the suite did not run" + (f": {' / '.join(tail)}" if tail else ""))
+    results = Results.read(results_path)
+    print(summary(results, results_path))
+    return EXIT_MUST_FAILED if results.must_failures else EXIT_OK
+
+
+def summary(results: Results, path: Path) -> str:
+    target = results.target
+    kind = f"embedded mock, {target.get('profile')}" if target.get("embedded") else "live target"
+    lines = [
+        f"atoma-conformance: {len(results.checks)} checks against {target.get('url')} ({kind}) "
+        f"in {results.duration_s:.1f} s, {results.requests} requests"
+    ]
+    counts = results.counts()
+    for level in ("MUST", "SHOULD", "INFO"):
+        c = counts.get(level)
+        if c:
+            lines.append(
+                f"  {level:<6} {c['pass']:>3} pass  {c['fail']:>3} fail  {c['error']:>3} error  {c['skip']:>3} skip"
+            )
+    bad = [
+        r for r in results.checks if r.outcome in ("fail", "error") and not (r.level == "INFO" and r.outcome == "fail")
+    ]
+    if bad:
+        lines.append("failures:")
+        for r in bad:
+            lines.append(f"  {r.id:<12} {r.level:<6} {r.outcome.upper():<5} {r.reason[:160]}")
+    skipped = [r for r in results.checks if r.outcome == "skip"]
+    if skipped:
+        lines.append(
+            "skipped: "
+            + ", ".join(f"{r.id} ({r.reason[:60]})" for r in skipped[:6])
+            + (f" and {len(skipped) - 6} more" if len(skipped) > 6 else "")
+        )
+    audit = results.nonce_audit
+    if audit:
+        lines.append(
+            f"nonce audit: {audit.get('observations')} nonce uses under {audit.get('keys')} keys, "
+            f"{audit.get('reuses')} reuse(s); busiest key used {audit.get('budget_fraction', 0):.2g} of the "
+            "2^32 random-nonce budget"
+        )
+    verdict = "FAIL: at least one MUST check failed" if results.must_failures else "PASS: every MUST check passed"
+    lines.append(f"{verdict}. Results: {path}")
+    return "\n".join(lines)
+
+
+def main_run(args: argparse.Namespace) -> int:
+    try:
+        return run(args)
+    except RunError as exc:
+        print(f"atoma-conformance: error: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUN
