@@ -9,24 +9,26 @@ nonce ledger to the controller, which merges them: a nonce reused across two wor
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .checks import CATALOGUE, CATEGORIES, LEVELS, Check, Run, Target, Verdict
-from .client import ClientOptions, ConfidentialClient, resolve_api_key
-from .protocol.nonces import NonceLedger
-from .results import CheckResult, Results, redact_url
+from .taxonomy import CATEGORIES, LEVELS
 
+if TYPE_CHECKING:
+    from .checks import Run
+    from .results import CheckResult
+
+# This module is loaded by pytest at start-up (entry point pytest11) in every environment where the
+# package is installed, before coverage starts: it imports nothing heavy at module level. The suite's
+# fixture and helpers live in conformance.suite, which is imported only when the suite is collected.
 RESULTS_FILE = "results.json"
-_RESULTS = pytest.StashKey[list[CheckResult]]()
-_RUNS = pytest.StashKey[list[Run]]()
+RESULTS_KEY = pytest.StashKey[list["CheckResult"]]()
+RUNS_KEY = pytest.StashKey[list["Run"]]()
 _MERGED = pytest.StashKey[dict[str, Any]]()
 _STARTED = pytest.StashKey[float]()
 
@@ -79,110 +81,21 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{level.lower()}: conformance checks of level {level}")
     for category in CATEGORIES:
         config.addinivalue_line("markers", f"{category.lower()}: conformance checks of category {category}")
-    config.stash[_RESULTS] = []
-    config.stash[_RUNS] = []
+    config.stash[RESULTS_KEY] = []
+    config.stash[RUNS_KEY] = []
     config.stash[_MERGED] = {"uses": [], "requests": 0}
     config.stash[_STARTED] = time.time()
-
-
-def marks_for(check: Check) -> list[pytest.MarkDecorator]:
-    return [getattr(pytest.mark, check.level.lower()), getattr(pytest.mark, check.category.lower())]
-
-
-@contextlib.contextmanager
-def _embedded(config: pytest.Config) -> Iterator[tuple[str, dict[str, Any]]]:
-    from mock_node.config import DEFAULT_MODELS, MockConfig
-    from mock_node.testing import SkewClock, running_node
-
-    clock = SkewClock()  # the embedded node's time, so the lock-expiry probe need not really wait
-    profile = config.getoption("profile") or "strict"
-    mock = MockConfig(profile=profile, faults=tuple(config.getoption("mock_fault")), clock=clock.now)
-    with running_node(mock) as url:
-        yield (
-            url,
-            {
-                "models": DEFAULT_MODELS,
-                "node_address": mock.signer_address,
-                "profile": mock.profile,
-                "sleep": clock.advance,
-            },
-        )
-
-
-@pytest.fixture(scope="session")
-def conformance_run(request: pytest.FixtureRequest) -> Iterator[Run]:
-    """The session's run: a target, a client, and the probes' cache."""
-    config = request.config
-    target_url: str | None = config.getoption("target")
-    options = ClientOptions(max_requests=config.getoption("max_requests"))
-    embedded_sleep = None
-    with contextlib.ExitStack() as stack:
-        if target_url:
-            api_key = resolve_api_key(config.getoption("api_key"))
-            model = config.getoption("model")
-            if not model:
-                raise pytest.UsageError("--model is required with --target (the chat model to test)")
-            target = Target(
-                target_url,
-                api_key,
-                model,
-                config.getoption("embedding_model"),
-                config.getoption("image_model"),
-                config.getoption("node_address"),
-                config.getoption("second_api_key"),
-                embedded=False,
-                profile=config.getoption("profile"),
-            )
-        else:
-            url, mock = stack.enter_context(_embedded(config))
-            embedded_sleep = mock["sleep"]
-            models = mock["models"]
-            target = Target(
-                url,
-                "atoma-conformance-embedded-key-1",
-                config.getoption("model") or models[0],
-                models[1],
-                models[2],
-                config.getoption("node_address") or mock["node_address"],
-                "atoma-conformance-embedded-key-2",
-                embedded=True,
-                profile=mock["profile"],
-            )
-
-        def make_client(api_key: str | None) -> ConfidentialClient:
-            return ConfidentialClient(target.base_url, api_key, options=options)
-
-        client = stack.enter_context(contextlib.closing(make_client(target.api_key)))
-        run = Run(target, client, client_factory=make_client)
-        if embedded_sleep is not None:
-            run.sleep = embedded_sleep
-        config.stash[_RUNS].append(run)
-        yield run
-
-
-def record_verdict(config: pytest.Config, check: Check, verdict: Verdict) -> None:
-    config.stash[_RESULTS].append(CheckResult.of(check, verdict))
-
-
-def enforce(check: Check, verdict: Verdict) -> None:
-    """Turn a verdict into the pytest outcome: fail/error fail the item (INFO only on error)."""
-    if verdict.outcome == "skip":
-        pytest.skip(f"{check.id}: {verdict.reason}")
-    if verdict.outcome == "error":
-        pytest.fail(f"{check.id} could not be evaluated: {verdict.reason}", pytrace=False)
-    if verdict.outcome == "fail" and check.level != "INFO":
-        pytest.fail(f"{check.id} [{check.level}] {check.title}: {verdict.reason}", pytrace=False)
 
 
 # --- results, including across xdist workers ---------------------------------------------------------
 
 
 def _ledger_uses(config: pytest.Config) -> list[list[str]]:
-    return [[u.key_id, u.nonce.hex(), u.where] for run in config.stash[_RUNS] for u in run.ledger.all_uses()]
+    return [[u.key_id, u.nonce.hex(), u.where] for run in config.stash[RUNS_KEY] for u in run.ledger.all_uses()]
 
 
 def _requests(config: pytest.Config) -> int:
-    return sum(run.client.requests_sent for run in config.stash[_RUNS])
+    return sum(run.client.requests_sent for run in config.stash[RUNS_KEY])
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -191,15 +104,19 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     payload = getattr(node, "workeroutput", {}).get("atoma_conformance")
     if not payload:
         return
+    from .results import CheckResult
+
     data = json.loads(payload)
     config = node.config
-    config.stash[_RESULTS].extend(CheckResult(**r) for r in data["results"])
+    config.stash[RESULTS_KEY].extend(CheckResult(**r) for r in data["results"])
     config.stash[_MERGED]["uses"].extend(data["uses"])
     config.stash[_MERGED]["requests"] += data["requests"]
     config.stash[_MERGED].setdefault("target", data.get("target"))
 
 
 def _target_summary(run: Run) -> dict[str, Any]:
+    from .results import redact_url
+
     t = run.target
     return {
         "url": redact_url(t.base_url),
@@ -212,10 +129,10 @@ def _target_summary(run: Run) -> dict[str, Any]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    results = config.stash.get(_RESULTS, None)
+    results = config.stash.get(RESULTS_KEY, None)
     if results is None:
         return
-    runs = config.stash[_RUNS]
+    runs = config.stash[RUNS_KEY]
     if hasattr(config, "workerinput"):  # an xdist worker: hand everything to the controller
         workeroutput: dict[str, Any] = config.workeroutput  # type: ignore[attr-defined]
         workeroutput["atoma_conformance"] = json.dumps(
@@ -229,6 +146,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if not results:
         return
+    from .checks import CATALOGUE
+    from .protocol.nonces import NonceLedger
+    from .results import Results
+
     merged = config.stash[_MERGED]
     ledger = NonceLedger()
     for key_id, nonce, where in [*_ledger_uses(config), *merged["uses"]]:

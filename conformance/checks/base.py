@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Level = Literal["MUST", "SHOULD", "INFO"]
+from ..taxonomy import CATEGORIES, LEVELS, Level
+
 Outcome = Literal["pass", "fail", "skip", "error"]
-LEVELS: tuple[Level, ...] = ("MUST", "SHOULD", "INFO")
-CATEGORIES = ("LOCK", "ENC", "AEAD", "HASH", "SIG", "NONCE", "STREAM", "USAGE", "ERR", "ENDPOINT", "REPLAY")
+__all__ = ["CATEGORIES", "LEVELS", "Check", "Level", "Outcome", "Precondition", "Skip", "Verdict"]
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.checks import CATALOGUE, Check, Run
-from conformance.plugin import enforce, marks_for, record_verdict
+from conformance.suite.support import enforce, marks_for, record_verdict
 
 
 @pytest.mark.parametrize("check", [pytest.param(c, id=c.id, marks=marks_for(c)) for c in CATALOGUE])
