@@ -119,7 +119,9 @@ def create_app(config: MockConfig | None = None) -> Starlette:
                 401, "AUTH_ERROR", "Authentication failed: a 'Bearer <token>' header is required", kind="auth"
             )
         token = header[7:]
-        if config.api_keys and not any(hmac.compare_digest(token, k) for k in config.api_keys):
+        # Compare bytes: compare_digest refuses non-ASCII str, and a hostile header must not become a 500.
+        presented = token.encode("utf-8", "surrogateescape")
+        if config.api_keys and not any(hmac.compare_digest(presented, k.encode()) for k in config.api_keys):
             raise Refusal(401, "AUTH_ERROR", "Authentication failed: unknown API key", kind="auth")
         return token_id(token)
 

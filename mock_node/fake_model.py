@@ -516,6 +516,9 @@ class _ImageJob:
     n: int
 
 
+MAX_EMBEDDING_VALUES = 65_536
+
+
 def _embedding_job(request: dict[str, Any], model: str) -> _EmbeddingJob:
     if "input" not in request:
         _fail("input", "is required")
@@ -528,7 +531,11 @@ def _embedding_job(request: dict[str, Any], model: str) -> _EmbeddingJob:
             _fail("encoding_format", "'base64' is not supported by the mock node; use 'float' or omit the field")
         if encoding != "float":
             _fail("encoding_format", "must be 'float'")
-    return _EmbeddingJob(model, inputs, _DEFAULT_DIMENSIONS if dimensions is None else dimensions)
+    size = _DEFAULT_DIMENSIONS if dimensions is None else dimensions
+    if len(inputs) * size > MAX_EMBEDDING_VALUES:
+        # A tiny request must not buy an unbounded answer: cap inputs x dimensions.
+        _fail("input", f"asks for {len(inputs)} inputs x {size} dimensions; at most {MAX_EMBEDDING_VALUES} values")
+    return _EmbeddingJob(model, inputs, size)
 
 
 def _image_job(request: dict[str, Any]) -> _ImageJob:

@@ -39,12 +39,22 @@ class LockTable:
     _locks: dict[int, list[Lock]] = field(default_factory=dict)
     _stacks: dict[tuple[str, str], int] = field(default_factory=dict)
     max_locks_per_stack: int = 1024
+    max_stacks: int = 10_000
+    _next_stack: int = 0
 
     def stack_for(self, owner: str, model: str) -> int:
-        """The caller's stack for ``model``, bought on first use (ids start at 1, never reused)."""
+        """The caller's stack for ``model``, bought on first use (ids start at 1, never reused).
+
+        Any bearer token is accepted by default, so the table is bounded: past ``max_stacks`` the
+        oldest stack and its locks are forgotten.
+        """
         key = (owner, model)
         if key not in self._stacks:
-            self._stacks[key] = len(self._stacks) + 1
+            self._next_stack += 1
+            self._stacks[key] = self._next_stack
+            if len(self._stacks) > self.max_stacks:
+                oldest = next(iter(self._stacks))
+                self._locks.pop(self._stacks.pop(oldest), None)
         return self._stacks[key]
 
     def grant(self, owner: str, model: str, max_num_tokens: int, timeout_s: int) -> Lock:

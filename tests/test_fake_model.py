@@ -892,3 +892,14 @@ def test_arbitrary_bodies_raise_nothing_but_plaintext_errors(endpoint: Endpoint,
         assert SENTINEL not in str(error)
     else:
         _respond(endpoint, request)
+
+
+def test_embeddings_refuse_an_answer_larger_than_the_cap() -> None:
+    from mock_node.fake_model import MAX_EMBEDDING_VALUES
+
+    request = {"model": "m", "input": [[0]] * 64, "dimensions": 4096}
+    assert MAX_EMBEDDING_VALUES < 64 * 4096
+    with pytest.raises(PlaintextError) as exc:
+        respond("embeddings", request, request_id="x", created=0)
+    assert exc.value.field == "input"
+    respond("embeddings", {"model": "m", "input": [[0]] * 16, "dimensions": 4096}, request_id="x", created=0)

@@ -347,3 +347,13 @@ def test_docs_faults_md_is_generated_from_the_catalogue() -> None:
     assert path.read_text(encoding="utf-8") == fault_table("markdown"), (
         "docs/faults.md is stale: atoma-conformance mock --list-faults --format markdown > docs/faults.md"
     )
+
+
+def test_the_stack_table_is_bounded_and_ids_are_never_reused() -> None:
+    from mock_node.locks import LockTable
+
+    table = LockTable(clock=lambda: 0.0, max_stacks=3)
+    ids = [table.stack_for(f"owner-{i}", "m") for i in range(5)]
+    assert ids == [1, 2, 3, 4, 5]
+    assert len(table._stacks) == 3
+    assert table.stack_for("owner-0", "m") == 6, "a forgotten owner gets a new stack, never an old id"

@@ -334,3 +334,17 @@ def test_blake2b_256_is_not_truncated_blake2b_512() -> None:
 def test_blake2b_256_agrees_with_libsodium(data: bytes) -> None:
     expected = nacl.hash.blake2b(data, digest_size=32, encoder=nacl.encoding.RawEncoder)
     assert blake2b_256(data) == expected
+
+
+def test_canonical_public_key_folds_bit_255_and_values_above_p() -> None:
+    from conformance.protocol.envelope import key_id
+    from conformance.protocol.primitives import canonical_public_key
+
+    key = bytes.fromhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+    high = key[:31] + bytes([key[31] | 0x80])
+    assert canonical_public_key(high) == canonical_public_key(key) == key
+    p_plus_one = (2**255 - 19 + 1).to_bytes(32, "little")
+    assert canonical_public_key(p_plus_one) == (1).to_bytes(32, "little")
+    assert key_id(high, key, bytes(16)) == key_id(key, key, bytes(16)), "same K, same name"
+    with pytest.raises(LengthError):
+        canonical_public_key(bytes(31))

@@ -38,6 +38,7 @@ from .primitives import (
     X25519_KEY_LEN,
     AeadKey,
     blake2b_256,
+    canonical_public_key,
     derive_key,
     x25519_public_key,
     x25519_shared_secret,
@@ -65,9 +66,11 @@ def key_id(client_public_key: bytes, node_public_key: bytes, salt: bytes) -> str
     """A public, stable name for the key K derived from these inputs (hex of a BLAKE2b-256 prefix).
 
     K is a function of (client key, node key, salt), so this names K without revealing it, and lets
-    reports group nonces per key.
+    reports group nonces per key. Keys are canonicalised first: a client key with bit 255 set derives
+    the same K, so it must get the same name (or a replay cache keyed on it is bypassed).
     """
-    return blake2b_256(b"atoma-conformance/key-id\x00" + client_public_key + node_public_key + salt)[:16].hex()
+    canonical = canonical_public_key(client_public_key) + canonical_public_key(node_public_key)
+    return blake2b_256(b"atoma-conformance/key-id\x00" + canonical + salt)[:16].hex()
 
 
 def _exchange(key: bytes, salt: bytes, client_pk: bytes, node_pk: bytes, request_nonce: bytes) -> Exchange:

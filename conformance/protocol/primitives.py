@@ -59,6 +59,17 @@ def low_order_encodings() -> list[bytes]:
     return out
 
 
+def canonical_public_key(public_key: bytes) -> bytes:
+    """The canonical encoding of an X25519 u-coordinate: bit 255 cleared and the value reduced mod p.
+
+    RFC 7748 ignores bit 255 and accepts u >= p, so several byte strings name one key; anything that
+    identifies a key (a replay cache, a nonce audit) must use this form or be fooled by a re-encoding.
+    """
+    _require_len(public_key, X25519_KEY_LEN, "public_key")
+    u = int.from_bytes(public_key[:31] + bytes([public_key[31] & 0x7F]), "little") % _P
+    return u.to_bytes(32, "little")
+
+
 def is_low_order(public_key: bytes) -> bool:
     """True when ``public_key`` is (an encoding of) a low-order point."""
     if len(public_key) != X25519_KEY_LEN:
