@@ -14,12 +14,12 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_check_is_clean() -> None:
-    proc = _run("ruff", "check", "conformance", "mock_node", "tests")
+    proc = _run("ruff", "check", "conformance", "mock_node", "tests", "benchmarks")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_ruff_format_is_clean() -> None:
-    proc = _run("ruff", "format", "--check", "conformance", "mock_node", "tests")
+    proc = _run("ruff", "format", "--check", "conformance", "mock_node", "tests", "benchmarks")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
