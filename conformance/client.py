@@ -213,6 +213,19 @@ class _Base:
             lock=prepared.lock,
         )
 
+    def _begin_stream(self, prepared: Prepared) -> tuple[ExchangeRecord, _StreamCollector]:
+        record = self._record(prepared, HttpRecord("POST", prepared.path, None))
+        return record, _StreamCollector(record, self.options.max_chunks)
+
+    @staticmethod
+    def _end_stream(record: ExchangeRecord, collector: _StreamCollector, http: HttpRecord) -> ExchangeRecord:
+        """The request only feeds the collector for 200 text/event-stream; anything else has no chunks."""
+        record.http = http
+        if http.status == 200 and http.media_type == "text/event-stream":
+            collector.finish()
+            http.body = b""  # the events are recorded; do not keep the body twice
+        return record
+
     @staticmethod
     def _finish_json(record: ExchangeRecord) -> ExchangeRecord:
         if record.http.status == 200 and record.http.media_type == "application/json":
@@ -334,28 +347,12 @@ class ConfidentialClient(_Base):
         return self.post_prepared(prepared)
 
     def post_prepared(self, prepared: Prepared) -> ExchangeRecord:
-        holder: list[_StreamCollector] = []
-
-        def on_chunk(data: bytes) -> bool:
-            return holder[0].feed(data) if holder else True
-
         if prepared.stream:
-            placeholder = HttpRecord("POST", prepared.path, None)
-            record = self._record(prepared, placeholder)
-            holder.append(_StreamCollector(record, self.options.max_chunks))
+            record, collector = self._begin_stream(prepared)
             http = self.request(
-                "POST", prepared.path, content=prepared.body, headers=prepared.headers, on_chunk=on_chunk
+                "POST", prepared.path, content=prepared.body, headers=prepared.headers, on_chunk=collector.feed
             )
-            record.http = http
-            if http.status == 200 and http.media_type == "text/event-stream":
-                holder[0].finish()
-                http.body = b""  # the events are recorded; do not keep the body twice
-            else:
-                record.chunks.clear()
-                record.events.clear()
-                record.non_envelope_events.clear()
-                record.stream_error = None
-            return record
+            return self._end_stream(record, collector, http)
         http = self.request("POST", prepared.path, content=prepared.body, headers=prepared.headers)
         return self._finish_json(self._record(prepared, http))
 
@@ -453,27 +450,12 @@ class AsyncConfidentialClient(_Base):
             headers=headers,
             stack_small_id=stack_small_id,
         )
-        holder: list[_StreamCollector] = []
-
-        def on_chunk(data: bytes) -> bool:
-            return holder[0].feed(data) if holder else True
-
         if prepared.stream:
-            record = self._record(prepared, HttpRecord("POST", prepared.path, None))
-            holder.append(_StreamCollector(record, self.options.max_chunks))
+            record, collector = self._begin_stream(prepared)
             http = await self.request(
-                "POST", prepared.path, content=prepared.body, headers=prepared.headers, on_chunk=on_chunk
+                "POST", prepared.path, content=prepared.body, headers=prepared.headers, on_chunk=collector.feed
             )
-            record.http = http
-            if http.status == 200 and http.media_type == "text/event-stream":
-                holder[0].finish()
-                http.body = b""
-            else:
-                record.chunks.clear()
-                record.events.clear()
-                record.non_envelope_events.clear()
-                record.stream_error = None
-            return record
+            return self._end_stream(record, collector, http)
         http = await self.request("POST", prepared.path, content=prepared.body, headers=prepared.headers)
         return self._finish_json(self._record(prepared, http))
 

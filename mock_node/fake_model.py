@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
+from conformance.protocol.jsonwire import json_type
+
 __all__ = [
     "STREAMABLE",
     "Endpoint",
@@ -236,24 +238,6 @@ def _fail(field: str, reason: str) -> NoReturn:
     raise PlaintextError(field, reason)
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "a non-JSON value"
-
-
 _ARTICLED: dict[str, str] = {
     "null": "null",
     "boolean": "a boolean",
@@ -276,14 +260,14 @@ def _matches(value: Any, kind: str) -> bool:
         return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
     if kind == "integer":
         return _is_int(value)
-    return _json_type(value) == kind
+    return json_type(value) == kind
 
 
 def _expect(value: Any, field: str, *kinds: str) -> None:
     """Refuse ``value`` unless its JSON type is one of ``kinds`` ("number" admits integers)."""
     if any(_matches(value, kind) for kind in kinds):
         return
-    got = _json_type(value)
+    got = json_type(value)
     if got == "number":
         got = "a non-finite number" if not math.isfinite(value) else "number"
     _fail(field, f"must be {' or '.join(_ARTICLED[kind] for kind in kinds)}, got {got}")
@@ -408,7 +392,7 @@ def _token_sequences(value: Any, field: str) -> list[str | list[int]]:
                 _fail(f"{field}[{position}]", "must be a non-empty array of token ids")
             _check_token_ids(item, f"{field}[{position}]")
         return [list(item) for item in value]
-    _fail(f"{field}[0]", f"must be a string, an integer token id or an array of token ids, got {_json_type(first)}")
+    _fail(f"{field}[0]", f"must be a string, an integer token id or an array of token ids, got {json_type(first)}")
 
 
 def _check_token_ids(ids: list[Any], field: str) -> None:
