@@ -137,12 +137,14 @@ def run(args: argparse.Namespace) -> int:
     import pytest
 
     preflight(args)
-    report_dir = Path(args.report_dir)
+    report_dir = Path(args.report_dir).resolve()
     results_path = report_dir / RESULTS_FILE
     results_path.unlink(missing_ok=True)
     output = io.StringIO()
     sink = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(output)
-    with tempfile.TemporaryDirectory(prefix="atoma-conformance-") as tmp, sink:
+    # Run from an empty directory with an empty ini: pytest would otherwise pick up the current
+    # directory's configuration and its tests*/conftest.py files, which belong to someone else.
+    with tempfile.TemporaryDirectory(prefix="atoma-conformance-") as tmp, sink, contextlib.chdir(tmp):
         inifile = Path(tmp) / "pytest.ini"
         inifile.write_text("[pytest]\n", encoding="utf-8")
         code = pytest.main(pytest_args(args, report_dir, inifile), plugins=[])

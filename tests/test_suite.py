@@ -201,3 +201,15 @@ def test_pytest_plugin_runs_the_suite_under_xdist_and_merges_results(tmp_path: P
     results = _results(tmp_path)
     assert len(results["checks"]) == len(CATALOGUE)
     assert all(c["outcome"] == "pass" for c in results["checks"])
+
+
+def test_run_ignores_the_pytest_setup_of_the_directory_it_is_started_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's own project (its pytest.ini, its tests/conftest.py) must not leak into the run."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_text("raise ImportError('not the suite's business')\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --this-option-does-not-exist\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "-m", "lock", "--report-dir", "out"]) == 0
+    assert (tmp_path / "out" / "results.json").exists()
