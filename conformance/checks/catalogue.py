@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..evidence import MISSING, ExchangeRecord, HttpRecord, LockRecord, MessageRecord
-from ..protocol.b64 import b64encode
 from ..protocol.nonces import RANDOM_NONCE_BUDGET
 from ..protocol.primitives import blake2b_256, is_low_order
 from ..protocol.sui import Scheme
 from .base import Precondition, Skip, Verdict, check, failed, passed, verdict
+from .judging import refusal_problem, response_of, secrets_of
 from .run import Run
 from .scenarios import ERR_SCENARIOS, SUCCESS_SCENARIOS, Pair, success, successes
 
@@ -1395,27 +1395,6 @@ def usage_007(run: Run) -> Verdict:
 # === ERR =============================================================================================
 
 
-def _response_of(result: Any) -> HttpRecord:
-    return result.http if isinstance(result, ExchangeRecord) else result
-
-
-def _refused(result: Any) -> str | None:
-    """Why ``result`` is not a clean refusal (None when it is one)."""
-    http = _response_of(result)
-    if http.status is None:
-        return f"no answer ({http.error})"
-    if 200 <= http.status < 300:
-        return f"accepted with {http.status}"
-    if http.media_type == "text/event-stream":
-        return "an event stream was started"
-    value = http.json()
-    if isinstance(value, dict) and "ciphertext" in value:
-        return "the refusal carries a ciphertext"
-    if isinstance(result, ExchangeRecord) and result.plaintext and result.plaintext in http.body:
-        return "the refusal carries the plaintext"
-    return None
-
-
 def _err_check(id: str, name: str, title: str, spec: str | tuple[str, ...]) -> None:
     @check(
         id,
@@ -1427,8 +1406,8 @@ def _err_check(id: str, name: str, title: str, spec: str | tuple[str, ...]) -> N
     )
     def predicate(run: Run) -> Verdict:
         result = run.scenario(name)
-        why = _refused(result)
-        status = _response_of(result).status
+        why = refusal_problem(result)
+        status = response_of(result).status
         return verdict(why is None, f"refused with {status}", why or "", status=status)
 
 
@@ -1451,6 +1430,12 @@ for _id, _name, _title, _spec in (
     ("ERR-016", "err_long_hash", "A 33-byte plaintext_body_hash is refused, not signed", ("R3.9", "R7.13")),
     ("ERR-021", "err_no_auth", "A confidential request without a bearer token is refused", ("R10.7",)),
     ("ERR-022", "err_content_type", "A confidential request that is not application/json is refused", ("R3.3",)),
+    (
+        "ERR-024",
+        "err_wrong_length",
+        "A binary member of the wrong decoded length (an 11-byte nonce) is refused",
+        ("R3.5", "R10.3"),
+    ),
 ):
     _err_check(_id, _name, _title, _spec)
 
@@ -1461,7 +1446,7 @@ def _refusals(run: Run) -> list[tuple[str, Any]]:
     out = []
     for name in REFUSAL_SCENARIOS:
         result = run.scenario(name)
-        if _refused(result) is None:
+        if refusal_problem(result) is None:
             out.append((name, result))
     return out
 
@@ -1476,7 +1461,7 @@ def _refusals(run: Run) -> list[tuple[str, Any]]:
 )
 def err_017(run: Run) -> Verdict:
     refusals = _refusals(run)
-    bad = [f"{n}: {_response_of(r).status}" for n, r in refusals if (_response_of(r).status or 0) >= 500]
+    bad = [f"{n}: {response_of(r).status}" for n, r in refusals if (response_of(r).status or 0) >= 500]
     return verdict(
         not bad,
         f"{len(refusals)} refusals, all 4xx",
@@ -1497,9 +1482,7 @@ def err_017(run: Run) -> Verdict:
 def err_018(run: Run) -> Verdict:
     refusals = _refusals(run)
     bad = [
-        n
-        for n, r in refusals
-        if _response_of(r).media_type != "application/json" or _response_of(r).error_body() is None
+        n for n, r in refusals if response_of(r).media_type != "application/json" or response_of(r).error_body() is None
     ]
     return verdict(
         not bad,
@@ -1507,38 +1490,6 @@ def err_018(run: Run) -> Verdict:
         f"{len(bad)} refusal(s) without the JSON error shape: {', '.join(bad[:6])}",
         malformed=len(bad),
     )
-
-
-def _secrets(run: Run, result: Any) -> dict[str, str]:
-    """Strings that must never appear in a refusal: the API key, the plaintext, and both hashes."""
-    import json
-    import re
-
-    found: dict[str, str] = {}
-    if run.target.api_key:
-        found["api key"] = run.target.api_key
-    if not isinstance(result, ExchangeRecord):
-        return found
-    mark = re.search(rb"atoma-conformance-sentinel-[0-9a-f]{16}", result.plaintext)
-    if mark:
-        found["plaintext"] = mark.group().decode()
-    hashes = {"computed plaintext hash": blake2b_256(result.plaintext)}
-    try:
-        sent = json.loads(result.request_body)
-        claimed = base64.b64decode(sent["plaintext_body_hash"])
-        hashes["claimed plaintext hash"] = claimed
-        if len(sent.get("ciphertext", "")) > 32:
-            found["ciphertext"] = sent["ciphertext"][:32]
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        pass
-    for label, value in hashes.items():
-        if len(value) < 8:
-            continue
-        found[f"{label} (base64)"] = b64encode(value)
-        found[f"{label} (hex)"] = value.hex()
-        found[f"{label} (byte list)"] = ", ".join(str(b) for b in value[:8])
-        found[f"{label} (compact byte list)"] = ",".join(str(b) for b in value[:8])
-    return found
 
 
 @check(
@@ -1553,9 +1504,9 @@ def err_019(run: Run) -> Verdict:
     leaks = []
     refusals = [(n, run.scenario(n)) for n in REFUSAL_SCENARIOS]
     for name, result in refusals:
-        http = _response_of(result)
+        http = response_of(result)
         haystack = http.body.decode("utf-8", "replace") + "\n" + "\n".join(f"{k}: {v}" for k, v in http.headers.items())
-        for label, secret in _secrets(run, result).items():
+        for label, secret in secrets_of(run.target.api_key, result).items():
             if secret and secret in haystack:
                 leaks.append(f"{name}: {label}")
     return verdict(
@@ -1593,7 +1544,7 @@ def err_020(run: Run) -> Verdict:
 )
 def err_023(run: Run) -> Verdict:
     result = run.scenario("err_model_name_mismatch")
-    why = _refused(result)
+    why = refusal_problem(result)
     return verdict(
         why is None, f"refused with {result.http.status}", f"served anyway: {why}", status=result.http.status
     )
@@ -1660,7 +1611,7 @@ def replay_001(run: Run) -> Verdict:
     pair: Pair = run.scenario("replay")
     if pair.first.http.status != 200:
         raise Precondition(f"the original request failed (status {pair.first.http.status})")
-    second = _response_of(pair.second)
+    second = response_of(pair.second)
     return verdict(
         second.status != 200,
         f"replay refused ({second.status})",

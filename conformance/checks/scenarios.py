@@ -176,6 +176,7 @@ ERR_MUTATIONS: dict[str, Callable[[Run], Mutation]] = {
         lambda e: e | {"plaintext_body_hash": b64encode(b64decode(e["plaintext_body_hash"]) + b"\0")}
     ),
     "err_model_name_mismatch": lambda run: lambda e: e | {"model_name": UNKNOWN_MODEL},
+    "err_wrong_length": lambda run: lambda e: e | {"nonce": b64encode(b64decode(e["nonce"])[:-1])},
 }
 
 
