@@ -5,38 +5,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from conformance.checks import Check, Run, Target, Verdict
 from conformance.client import ClientOptions, ConfidentialClient, resolve_api_key
+from conformance.embedded import embedded_target
 from conformance.plugin import RESULTS_KEY, RUNS_KEY
 from conformance.results import CheckResult
 
 
 def marks_for(check: Check) -> list[pytest.MarkDecorator]:
     return [getattr(pytest.mark, check.level.lower()), getattr(pytest.mark, check.category.lower())]
-
-
-@contextlib.contextmanager
-def _embedded(config: pytest.Config) -> Iterator[tuple[str, dict[str, Any]]]:
-    from mock_node.config import DEFAULT_MODELS, MockConfig
-    from mock_node.testing import SkewClock, running_node
-
-    clock = SkewClock()  # the embedded node's time, so the lock-expiry probe need not really wait
-    profile = config.getoption("profile") or "strict"
-    mock = MockConfig(profile=profile, faults=tuple(config.getoption("mock_fault")), clock=clock.now)
-    with running_node(mock) as url:
-        yield (
-            url,
-            {
-                "models": DEFAULT_MODELS,
-                "node_address": mock.signer_address,
-                "profile": mock.profile,
-                "sleep": clock.advance,
-            },
-        )
 
 
 def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
@@ -63,20 +43,15 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
                 profile=config.getoption("profile"),
             )
         else:
-            url, mock = stack.enter_context(_embedded(config))
-            embedded_sleep = mock["sleep"]
-            models = mock["models"]
-            target = Target(
-                url,
-                "atoma-conformance-embedded-key-1",
-                config.getoption("model") or models[0],
-                models[1],
-                models[2],
-                config.getoption("node_address") or mock["node_address"],
-                "atoma-conformance-embedded-key-2",
-                embedded=True,
-                profile=mock["profile"],
+            embedded = stack.enter_context(
+                embedded_target(
+                    config.getoption("profile") or "strict",
+                    config.getoption("mock_fault"),
+                    chat_model=config.getoption("model"),
+                    node_address=config.getoption("node_address"),
+                )
             )
+            target, embedded_sleep = embedded.target, embedded.sleep
 
         def make_client(api_key: str | None) -> ConfidentialClient:
             return ConfidentialClient(target.base_url, api_key, options=options)
