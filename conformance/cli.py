@@ -54,6 +54,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return main_run(args)
 
 
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    from .fuzz.command import main_fuzz
+
+    return main_fuzz(args)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from .fuzz.command import main_replay
+
+    return main_replay(args)
+
+
 def _cmd_checks(args: argparse.Namespace) -> int:
     from .checks.docs import render
 
@@ -116,6 +128,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
     run.set_defaults(func=_cmd_run)
 
+    from .fuzz.command import add_fuzz_arguments, add_replay_arguments
+
+    fuzz = commands.add_parser(
+        "fuzz",
+        help="fuzz a target (or the embedded mock) with Hypothesis, within a budget",
+        description="Fuzz the target: valid, awkward and mutated requests, judged by an oracle. A failure is "
+        "shrunk and saved as a replay case. Exit codes: 0 no MUST finding; 1 a MUST finding; 2 not run.",
+    )
+    add_fuzz_arguments(fuzz)
+    fuzz.set_defaults(func=_cmd_fuzz)
+
+    replay = commands.add_parser(
+        "replay",
+        help="re-run a saved fuzz failure: FIXED or STILL FAILING",
+        description="Re-send a replay case's exact request and judge it again. Exit codes: 0 FIXED; "
+        "1 STILL FAILING; 2 not run.",
+    )
+    add_replay_arguments(replay)
+    replay.set_defaults(func=_cmd_replay)
+
     checks = commands.add_parser("checks", help="list the check catalogue", description="List the check catalogue.")
     checks.add_argument(
         "--format", choices=["text", "markdown"], default="text", help="markdown is docs/checks.md (default: text)"
@@ -147,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("atoma-conformance: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as a well-behaved filter does
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

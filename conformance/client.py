@@ -9,7 +9,9 @@ as a bearer token and never appears in a repr, a record, a log or an error.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -242,7 +244,14 @@ class _Base:
         return jsonwire.dumps(body)
 
 
-def _http_record(method: str, path: str, response: httpx.Response, body: bytes, started: float) -> HttpRecord:
+EVIDENCE_PREFIX = 64 * 1024
+
+
+def _http_record(
+    method: str, path: str, response: httpx.Response, body: bytes, started: float, error: str | None = None
+) -> HttpRecord:
+    if error in ("too-large", "deadline"):
+        body = body[:EVIDENCE_PREFIX]  # a truncated body is evidence, not content: keep a bounded prefix
     return HttpRecord(
         method,
         path,
@@ -267,10 +276,14 @@ class ConfidentialClient(_Base):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(base_url, api_key, options=options, rng=rng)
-        self._http = httpx.Client(
-            base_url=self.base_url, timeout=self._timeout(), transport=transport, follow_redirects=False
-        )
+        self._transport = transport
+        self._http = self._new_http()
         self._sleep = sleep
+
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, timeout=self._timeout(), transport=self._transport, follow_redirects=False
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -294,17 +307,29 @@ class ConfidentialClient(_Base):
         self._spend()
         started = time.monotonic()
         deadline = started + self.options.deadline_s
+        # The per-read timeout restarts with every byte, so a server that drips its status line and
+        # headers never trips it; a watchdog closes the connection when the exchange's deadline passes.
+        http = self._http
+        watchdog = threading.Timer(self.options.deadline_s + 0.5, http.close)
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            with self._http.stream(method, path, content=content, headers=dict(headers or {})) as response:
+            with http.stream(method, path, content=content, headers=dict(headers or {})) as response:
                 feeder = on_chunk if _is_event_stream(response) else None
                 body, error = _read_capped(response.iter_bytes(), self.options.max_response_bytes, deadline, feeder)
-                record = _http_record(method, path, response, body, started)
+                record = _http_record(method, path, response, body, started, error)
                 record.error = error
                 return record
         except httpx.TimeoutException:
             return HttpRecord(method, path, None, error="timeout", elapsed_s=time.monotonic() - started)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, RuntimeError, OSError) as exc:
+            if time.monotonic() >= deadline:
+                return HttpRecord(method, path, None, error="deadline", elapsed_s=time.monotonic() - started)
             return HttpRecord(method, path, None, error=type(exc).__name__, elapsed_s=time.monotonic() - started)
+        finally:
+            watchdog.cancel()
+            if http.is_closed:  # the watchdog fired: start a fresh connection pool for the next exchange
+                self._http = self._new_http()
 
     def lock(
         self, model: str, *, max_num_tokens: int | None = None, timeout: int | None = None, retries: int | None = None
@@ -374,8 +399,6 @@ class AsyncConfidentialClient(_Base):
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=self._timeout(), transport=transport, follow_redirects=False
         )
-        import asyncio
-
         self._sleep = sleep or asyncio.sleep
 
     async def aclose(self) -> None:
@@ -398,6 +421,22 @@ class AsyncConfidentialClient(_Base):
     ) -> HttpRecord:
         self._spend()
         started = time.monotonic()
+        try:
+            return await asyncio.wait_for(
+                self._request(method, path, content, headers, on_chunk, started), self.options.deadline_s + 0.5
+            )
+        except TimeoutError:  # headers dripped byte by byte: the per-read timeout never fires
+            return HttpRecord(method, path, None, error="deadline", elapsed_s=time.monotonic() - started)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        content: bytes,
+        headers: Mapping[str, str] | None,
+        on_chunk: Callable[[bytes], bool] | None,
+        started: float,
+    ) -> HttpRecord:
         deadline = started + self.options.deadline_s
         try:
             async with self._http.stream(method, path, content=content, headers=dict(headers or {})) as response:
@@ -405,7 +444,7 @@ class AsyncConfidentialClient(_Base):
                 body, error = await _aread_capped(
                     response.aiter_bytes(), self.options.max_response_bytes, deadline, feeder
                 )
-                record = _http_record(method, path, response, body, started)
+                record = _http_record(method, path, response, body, started, error)
                 record.error = error
                 return record
         except httpx.TimeoutException:

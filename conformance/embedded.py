@@ -16,6 +16,7 @@ EMBEDDED_KEYS = ("atoma-conformance-embedded-key-1", "atoma-conformance-embedded
 class Embedded:
     target: Target
     sleep: Callable[[float], None]
+    clock: Callable[[], float]
 
 
 @contextlib.contextmanager
@@ -43,4 +44,4 @@ def embedded_target(
             embedded=True,
             profile=config.profile,
         )
-        yield Embedded(target, clock.advance)
+        yield Embedded(target, clock.advance, clock.now)

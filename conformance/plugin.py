@@ -73,6 +73,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="start the embedded mock with this fault (repeatable); see 'atoma-conformance mock --list-faults'",
     )
     group.addoption("--max-requests", type=int, default=None, metavar="N", help="hard cap on HTTP requests per worker")
+    group.addoption("--timeout", type=float, default=30.0, metavar="S", help="per-read timeout in seconds (default 30)")
+    group.addoption(
+        "--deadline",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="a whole exchange's time limit in seconds, streams included (default 120)",
+    )
+    group.addoption(
+        "--max-response-bytes",
+        type=int,
+        default=32 * 1024 * 1024,
+        metavar="N",
+        help="largest response body read (default 32 MiB)",
+    )
     group.addoption("--report-dir", default=None, metavar="DIR", help=f"write {RESULTS_FILE} into DIR")
 
 

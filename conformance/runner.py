@@ -47,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the embedded mock with this fault (repeatable)",
     )
     parser.add_argument("--max-requests", type=_positive, metavar="N", help="hard cap on HTTP requests")
+    parser.add_argument("--timeout", type=_seconds, metavar="S", help="per-read timeout in seconds (default 30)")
+    parser.add_argument(
+        "--deadline", type=_seconds, metavar="S", help="time limit of one exchange, streams included (default 120)"
+    )
+    parser.add_argument(
+        "--max-response-bytes", type=_positive, metavar="N", help="largest response body read (default 32 MiB)"
+    )
     parser.add_argument(
         "--report-dir", default="reports", metavar="DIR", help=f"where {RESULTS_FILE} is written (default: reports)"
     )
@@ -58,6 +65,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-n", "--workers", type=_positive, metavar="N", help="run with N pytest-xdist workers")
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output as well")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -81,7 +98,8 @@ def preflight(args: argparse.Namespace) -> None:
     if args.mock_fault:
         raise RunError("--mock-fault: only applies to the embedded mock, not to --target")
     api_key = resolve_api_key(args.api_key)
-    with ConfidentialClient(args.target, api_key, options=ClientOptions(timeout_s=15, lock_retries=0)) as client:
+    options = ClientOptions(timeout_s=args.timeout or 15, deadline_s=args.deadline or 30, lock_retries=0)
+    with ConfidentialClient(args.target, api_key, options=options) as client:
         lock = client.lock(args.model, retries=0)
     where = redact_url(args.target)
     if lock.http.status is None:
@@ -120,6 +138,9 @@ def pytest_args(args: argparse.Namespace, report_dir: Path, inifile: Path) -> li
         "node_address",
         "profile",
         "max_requests",
+        "timeout",
+        "deadline",
+        "max_response_bytes",
     ):
         value = getattr(args, flag)
         if value is not None:

@@ -510,6 +510,15 @@ def aead_003(run: Run) -> Verdict:
     return _all_ok(_messages(run, (*JSON_ENDPOINTS, *STREAMS)), bad, "a JSON object")
 
 
+def _first_message(run: Run, name: str) -> MessageRecord:
+    record = success(run, name)
+    if not record.messages:
+        raise Precondition(
+            f"the {name} exchange returned no encrypted message (a {record.http.media_type or 'bodiless'} answer)"
+        )
+    return record.messages[0]
+
+
 def _inner(run: Run, name: str) -> dict[str, Any]:
     record = success(run, name)
     message = record.messages[0] if record.messages else None
@@ -729,7 +738,7 @@ def hash_003(run: Run) -> Verdict:
     import hashlib
     import json
 
-    message = success(run, "chat").messages[0]
+    message = _first_message(run, "chat")
     if message.plaintext is None or message.response_hash is None:
         raise Precondition("no decrypted response with a response_hash to compare")
     pt = message.plaintext
@@ -889,7 +898,7 @@ def sig_007(run: Run) -> Verdict:
     "SIG-008", "INFO", "The signature scheme the node uses", spec="R7.1", evidence="scheme label", scenarios=("chat",)
 )
 def sig_008(run: Run) -> Verdict:
-    message = success(run, "chat").messages[0]
+    message = _first_message(run, "chat")
     if message.signature is None:
         raise Precondition("the chat response has no parsable signature")
     return passed(f"{message.signature.scheme.label}", scheme=message.signature.scheme.label, signer=message.signer)
@@ -1299,7 +1308,7 @@ def usage_003(run: Run) -> Verdict:
 
     bad = []
     for name in _applicable(run, ("chat", "completions", "embeddings")):
-        message = success(run, name).messages[0]
+        message = _first_message(run, name)
         clear = message.clear_usage
         inner = message.inner.get("usage") if isinstance(message.inner, dict) else None
         if clear is not MISSING and not strict_equal(clear, inner):

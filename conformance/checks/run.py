@@ -47,16 +47,23 @@ class Run:
     ledger: NonceLedger = field(default_factory=NonceLedger)  # per key, requests and node nonces
     node_nonces: NonceLedger = field(default_factory=NonceLedger)  # node-chosen nonces, keyed by value only
     _cache: dict[str, Any] = field(default_factory=dict)
+    _failed: dict[str, Exception] = field(default_factory=dict)
     _running: set[str] = field(default_factory=set)
 
     def scenario(self, name: str) -> Any:
         """The result of scenario ``name``, running it on first use."""
+        if name in self._failed:
+            raise self._failed[name]
         if name not in self._cache:
             if name in self._running:
                 raise RuntimeError(f"scenario {name} depends on itself")
             self._running.add(name)
             try:
                 self._cache[name] = SCENARIOS[name](self)
+            except (Skip, Precondition) as exc:
+                # Remembered: a probe that failed once is not re-sent for every check that reads it.
+                self._failed[name] = exc
+                raise
             finally:
                 self._running.discard(name)
         return self._cache[name]

@@ -56,6 +56,7 @@ class SseParser:
     _event_size: int = 0
     _pending_cr: bool = False
     _bom_checked: bool = False
+    _scanned: int = 0
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """Consume ``chunk``; return the events it completed (possibly none)."""
@@ -99,18 +100,21 @@ class SseParser:
                 del buf[0]
                 self.stats.crlf_lines += 1
                 self.stats.cr_lines -= 1
-        for i, byte in enumerate(buf):
-            if byte == 0x0A:
-                line = bytes(buf[:i])
-                del buf[: i + 1]
-                return line
-            if byte == 0x0D:
-                line = bytes(buf[:i])
-                del buf[: i + 1]
-                self._pending_cr = True
-                self.stats.cr_lines += 1
-                return line
-        return None
+        # Resume the search where the last one stopped: an endless line must cost linear time.
+        start = self._scanned
+        lf, cr = buf.find(b"\n", start), buf.find(b"\r", start)
+        ends = [i for i in (lf, cr) if i != -1]
+        if not ends:
+            self._scanned = len(buf)
+            return None
+        i = min(ends)
+        line = bytes(buf[:i])
+        del buf[: i + 1]
+        self._scanned = 0
+        if i == cr:
+            self._pending_cr = True
+            self.stats.cr_lines += 1
+        return line
 
     def _line(self, line: bytes) -> SseEvent | None:
         if not line:

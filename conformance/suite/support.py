@@ -23,7 +23,12 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
     """The session's run: a target, a client, and the probes' cache."""
     config = request.config
     target_url: str | None = config.getoption("target")
-    options = ClientOptions(max_requests=config.getoption("max_requests"))
+    options = ClientOptions(
+        max_requests=config.getoption("max_requests"),
+        timeout_s=config.getoption("timeout"),
+        deadline_s=config.getoption("deadline"),
+        max_response_bytes=config.getoption("max_response_bytes"),
+    )
     embedded_sleep = None
     with contextlib.ExitStack() as stack:
         if target_url:

@@ -1,0 +1,232 @@
+"""Stateful fuzzing of sessions: lock, use, let expire, reuse, spend another key's lock, replay, and
+stream, in any order Hypothesis finds, against a model of the lock semantics of docs/spec.md §2.
+
+Every action goes through :class:`Session`, which keeps the model and logs the step; a failing run's
+log is the replay case, and ``replay`` re-executes it step by step. The invariant after every step
+is the nonce audit: no (key, nonce) pair used twice anywhere in the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Flaky
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+
+from ..checks import Target
+from ..client import ENDPOINT_PATHS, ConfidentialClient
+from ..evidence import LockRecord
+from ..protocol import jsonwire
+from .oracle import Finding, OracleState, judge, judge_lock
+
+LOCK_TIMEOUT_S = 2
+SETTLE_S = 5.5  # longer than any lock this suite takes (the default timeout is 5 s)
+
+
+class SessionFailure(AssertionError):
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.label())
+        self.finding = finding
+
+
+@dataclass
+class _Lock:
+    key: str
+    record: LockRecord
+    expires_at: float
+
+
+@dataclass
+class Session:
+    """Executes session steps against a target and checks each against the model."""
+
+    target: Target
+    clients: dict[str, ConfidentialClient]
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    state: OracleState = field(default_factory=OracleState)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    locks: list[_Lock] = field(default_factory=list)
+    spent: set[int] = field(default_factory=set)
+    last_success: tuple[str, bytes] | None = None
+
+    def _locks_of(self, key: str, stack: int) -> list[int]:
+        return [
+            i
+            for i, lock in enumerate(self.locks)
+            if i not in self.spent
+            and lock.key == key
+            and lock.record.lock is not None
+            and lock.record.lock.stack_small_id == stack
+        ]
+
+    def _forget(self) -> None:
+        """Let every lock expire and drop the model's bookkeeping (after a step the model cannot predict)."""
+        self.wait(LOCK_TIMEOUT_S + 0.5)
+        self.spent.update(range(len(self.locks)))
+
+    def take_lock(self, key: str) -> int:
+        self.log.append({"action": "lock", "key": key})
+        record = self.clients[key].lock(self.target.chat_model, timeout=LOCK_TIMEOUT_S)
+        findings = judge_lock(record)
+        if findings:
+            raise SessionFailure(findings[0])
+        self.locks.append(_Lock(key, record, self.clock() + LOCK_TIMEOUT_S))
+        return len(self.locks) - 1
+
+    def use(self, index: int, key: str, *, stream: bool = False) -> None:
+        """Send a valid request on lock ``index`` with API key ``key``; the model says if it may be served."""
+        self.log.append({"action": "use", "lock": index, "key": key, "stream": stream})
+        lock = self.locks[index]
+        assert lock.record.lock is not None
+        now = self.clock()
+        own = self._locks_of(key, lock.record.lock.stack_small_id)
+        # A lock that expires within the clock tolerance makes either answer conformant.
+        ambiguous = any(abs(self.locks[i].expires_at - now) <= 0.25 for i in own)
+        usable = [i for i in own if self.locks[i].expires_at > now]
+        expired = [i for i in own if self.locks[i].expires_at <= now]
+        body = {
+            "model": self.target.chat_model,
+            "messages": [{"role": "user", "content": "session step"}],
+            "max_tokens": 8,
+            "stream": stream,
+        }
+        record = self.clients[key].send(
+            "chat", jsonwire.dumps(body), lock=lock.record, model_name=self.target.chat_model, stream=stream
+        )
+        if ambiguous:
+            self._forget()
+            return
+        if usable:
+            self.spent.add(usable[0])
+            findings = judge(record, None, self.state)
+            if findings:
+                raise SessionFailure(findings[0])
+            self.last_success = (key, record.request_body)
+            return
+        if record.http.status == 200:
+            if key != lock.key:
+                raise SessionFailure(Finding("LOCK-011", "a lock taken with one API key served another key's request"))
+            if expired:
+                raise SessionFailure(Finding("LOCK-010", "a request on an expired lock was served"))
+            raise SessionFailure(Finding("LOCK-009", "a request was served with no unspent lock left"))
+
+    def wait(self, seconds: float) -> None:
+        self.log.append({"action": "wait", "seconds": seconds})
+        self.sleep(seconds)
+
+    def replay_last(self) -> None:
+        """Re-send the last served request's exact bytes on a fresh lock: it must be refused (SHOULD)."""
+        if self.last_success is None:
+            return
+        key, body = self.last_success
+        self.log.append({"action": "replay", "key": key})
+        self.take_lock(key)
+        client = self.clients[key]
+        http = client.request("POST", ENDPOINT_PATHS["chat"], content=body, headers=client.headers())
+        if http.status == 200:
+            raise SessionFailure(Finding("REPLAY-001", "an identical replayed request was served again"))
+        # Whether a refused replay consumed the fresh lock is the node's choice: forget the model's locks.
+        self._forget()
+
+    def audit(self) -> None:
+        findings = self.state.ledger.findings
+        if findings:
+            f = findings[0]
+            raise SessionFailure(Finding("NONCE-005", f"(key, nonce) reused: {f.first.where} and {f.second.where}"))
+
+
+def run_steps(session: Session, steps: list[dict[str, Any]]) -> None:
+    """Re-execute a logged session (for replay)."""
+    for step in steps:
+        action = step["action"]
+        if action == "lock":
+            session.take_lock(step["key"])
+        elif action == "use":
+            session.use(step["lock"], step["key"], stream=step.get("stream", False))
+        elif action == "wait":
+            session.wait(step["seconds"])
+        elif action == "replay":
+            session.replay_last()
+        session.audit()
+
+
+def session_machine(make_session: Callable[[], Session], keys: list[str]) -> type[RuleBasedStateMachine]:
+    """A RuleBasedStateMachine class over fresh sessions built by ``make_session``."""
+
+    class SessionMachine(RuleBasedStateMachine):
+        locks = Bundle("locks")
+        last: Session | None = None
+
+        @initialize()
+        def start(self) -> None:
+            self.session = make_session()
+            type(self).last = self.session
+            # Start from a stack with no pending lock: wait out every lock an earlier step or campaign took.
+            self.session.wait(SETTLE_S)
+            self.session.log.clear()
+
+        @rule(target=locks, key=st.sampled_from(keys))
+        def lock(self, key: str) -> int:
+            return self.session.take_lock(key)
+
+        @rule(index=locks, key=st.sampled_from(keys), stream=st.booleans())
+        def use(self, index: int, key: str, stream: bool) -> None:
+            self.session.use(index, key, stream=stream)
+
+        @rule(seconds=st.sampled_from([1.0, float(LOCK_TIMEOUT_S) + 1.0]))
+        def wait(self, seconds: float) -> None:
+            self.session.wait(seconds)
+
+        @rule()
+        def replay(self) -> None:
+            self.session.replay_last()
+
+        @invariant()
+        def nonces_are_never_reused(self) -> None:
+            if hasattr(self, "session"):
+                self.session.audit()
+
+    return SessionMachine
+
+
+def run_sessions(
+    make_session: Callable[[], Session], keys: list[str], *, max_examples: int, seed: int
+) -> tuple[Session | None, SessionFailure | None]:
+    """Drive the machine; returns the failing session (its log is the replay) and its failure."""
+    machine = session_machine(make_session, keys)
+    try:
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=max_examples,
+                stateful_step_count=12,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+                verbosity=Verbosity.quiet,
+                derandomize=True,
+            ),
+        )
+    except SessionFailure as failure:
+        return getattr(machine, "last", None), failure
+    except (Flaky, BaseExceptionGroup) as error:  # a node whose answers change between replays is flaky
+        found = _first_session_failure(error)
+        if found is None:
+            raise
+        return getattr(machine, "last", None), found
+    return None, None
+
+
+def _first_session_failure(error: BaseException) -> SessionFailure | None:
+    if isinstance(error, SessionFailure):
+        return error
+    for inner in getattr(error, "exceptions", ()) or ():
+        found = _first_session_failure(inner)
+        if found is not None:
+            return found
+    return _first_session_failure(error.__cause__) if error.__cause__ is not None else None
