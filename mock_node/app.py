@@ -210,7 +210,10 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             )
         except LockRefused as exc:
             raise Refusal(425, "UNAVAILABLE_STACK", f"Stack unavailable: {exc.reason}") from None
-        exchange, shared, plaintext = _open(decoded, behaviour)
+        # What a node that ignores the tag answers with: a request consistent with the envelope's model
+        # and stream flag, so that the fault shows on every endpoint (accept-tampered-ciphertext).
+        made_up = fake_model_request(endpoint, envelope.model_name, bool(envelope.stream))
+        exchange, shared, plaintext = _open(decoded, behaviour, made_up)
         if not behaviour.accept_replay and state.remember(exchange.key_id.encode() + decoded.nonce):
             raise Refusal(409, "REPLAYED_REQUEST", "this (key, nonce) pair was already used; requests are single-use")
         inner = _plaintext_request(plaintext, endpoint, envelope, behaviour)
@@ -256,7 +259,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             kind = "client" if exc.field == "plaintext_body_hash" else "crypto"
             raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc), kind=kind) from None
 
-    def _open(decoded: DecodedRequest, behaviour: Behaviour) -> tuple[Exchange, bytes, bytes]:
+    def _open(decoded: DecodedRequest, behaviour: Behaviour, made_up: dict[str, Any]) -> tuple[Exchange, bytes, bytes]:
         try:
             exchange, shared = node_exchange(
                 decoded, config.node_private_key, allow_low_order=behaviour.accept_low_order_key
@@ -268,8 +271,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         except AeadError as exc:
             if not behaviour.accept_tampered_ciphertext:
                 raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc), kind="crypto") from None
-            fallback = {"model": config.models[0], "messages": [{"role": "user", "content": "?"}]}
-            return exchange, shared, jsonwire.dumps(fallback)
+            return exchange, shared, jsonwire.dumps(made_up)
         computed = blake2b_256(plaintext)
         if not behaviour.accept_wrong_plaintext_hash and not hmac.compare_digest(computed, decoded.plaintext_body_hash):
             message = HashMismatch("does not equal BLAKE2b-256 of the decrypted plaintext", field="plaintext_body_hash")
@@ -331,6 +333,17 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     )
     app.state.node = state
     return app
+
+
+def fake_model_request(endpoint: fake_model.Endpoint, model: str, stream: bool) -> dict[str, Any]:
+    """A minimal valid plaintext for ``endpoint``."""
+    if endpoint == "chat":
+        return {"model": model, "messages": [{"role": "user", "content": "?"}], "stream": stream}
+    if endpoint == "completions":
+        return {"model": model, "prompt": "?", "stream": stream}
+    if endpoint == "embeddings":
+        return {"model": model, "input": "?"}
+    return {"model": model, "prompt": "?"}
 
 
 def _plaintext_message(field: str, reason: str, plaintext: bytes, behaviour: Behaviour) -> str:

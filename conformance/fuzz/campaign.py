@@ -134,6 +134,7 @@ class CampaignMutation:
 
 UNKNOWN_MODEL = CampaignMutation("unknown-model", "ERR-011")  # a plaintext naming a model nobody serves
 OVERSIZE = CampaignMutation("oversize-body", "ERR-013")  # an envelope over the 2 MiB body limit
+LONG_HASH = CampaignMutation("long-plaintext-hash", "ERR-016")  # 33 bytes: the proxy must not sign it (W8)
 OVERSIZE_BYTES = 2 * 1024 * 1024 + 1
 
 
@@ -167,16 +168,25 @@ def fuzz_cases(target: Target, profile: str, *, mutations: bool) -> st.SearchStr
             plaintext["max_tokens"] = min(int(plaintext.get("max_tokens") or TEXT_UNITS_CAP), TEXT_UNITS_CAP)
         mutation: fs.Mutation | CampaignMutation | None = None
         if mutations:
-            kind = draw(st.sampled_from(["valid", "envelope", "envelope", "envelope", "plaintext", "oversize"]))
+            kind = draw(st.sampled_from(["valid", "envelope", "envelope", "envelope", "plaintext", "oversize", "hash"]))
             if kind == "envelope":
                 mutation = draw(fs.mutations())
             elif kind == "plaintext":
                 mutation = UNKNOWN_MODEL
             elif kind == "oversize" and profile != "live":
                 mutation = OVERSIZE
+            elif kind == "hash":
+                mutation = LONG_HASH
         return FuzzCase(endpoint, stream, plaintext, mutation)
 
     return build()
+
+
+def _marker(plaintext: bytes) -> str | None:
+    import re
+
+    found = re.search(rb"atoma-conformance-sentinel-[0-9a-f]{16}", plaintext)
+    return found.group().decode() if found else None
 
 
 def _seal_under_zero_secret(body: bytes, plaintext: bytes) -> bytes:
@@ -280,6 +290,9 @@ class Campaign:
         envelope = prepared.sealed.request.to_json()
         if case.mutation is OVERSIZE:
             envelope["ciphertext"] = b64encode(bytes(OVERSIZE_BYTES * 3 // 4))
+            prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
+        elif case.mutation is LONG_HASH:
+            envelope["plaintext_body_hash"] = b64encode(b64decode(envelope["plaintext_body_hash"]) + b"\x00")
             prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
         elif isinstance(case.mutation, fs.Mutation):
             body = case.mutation.apply(envelope)
@@ -426,6 +439,9 @@ class Campaign:
                 "mutation_check": case.mutation.check_id if case.mutation else None,
                 # NONCE-004 is a repeat across requests: replay needs the nonces the node already used.
                 "prior_nonces": prior if finding.check_id == "NONCE-004" else [],
+                # The random marker the campaign put in the plaintext's "user" field: not user data,
+                # it lets a replay look for an echo of the plaintext without storing the plaintext.
+                "leak_marker": _marker(plaintext),
             },
         )
         return replay.write(self.config.report_dir / "cases")

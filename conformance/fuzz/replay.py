@@ -85,7 +85,11 @@ def replay(
         request = ConfidentialComputeRequest.from_json(envelope)
     except ProtocolError:
         request = ConfidentialComputeRequest("", "", case.model, "", "", "", "", 0)
-    plaintext = case.plaintext.encode() if case.plaintext is not None else b""
+    marker = case.extra.get("leak_marker")
+    if case.plaintext is not None:
+        plaintext = case.plaintext.encode()
+    else:  # only the campaign's random marker: enough to find an echo of the plaintext in a refusal
+        plaintext = jsonwire.dumps({"user": marker}) if marker else b""
     prepared = Prepared(
         ENDPOINT_PATHS[case.endpoint],
         body,

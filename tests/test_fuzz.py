@@ -1,0 +1,204 @@
+"""The fuzz layer: it finds nothing on the strict mock, finds every mock fault and saves a case that
+replays STILL FAILING under the fault and FIXED without it; budgets are hard caps; cases keep no
+plaintext unless asked."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conformance.cli import main
+from conformance.client import ClientOptions, ConfidentialClient
+from conformance.embedded import Embedded, embedded_target
+from conformance.fuzz.campaign import Campaign, CampaignConfig, CampaignResult, estimate
+from conformance.fuzz.cases import ReplayCase
+from conformance.fuzz.replay import replay
+from mock_node.faults import CATALOGUE as FAULTS
+from mock_node.faults import Fault
+
+
+@contextmanager
+def campaign_on(
+    faults: tuple[str, ...] = (), *, transport: httpx.BaseTransport | None = None, options: ClientOptions | None = None
+) -> Iterator[tuple[Embedded, Callable[[str | None], ConfidentialClient]]]:
+    with embedded_target(faults=faults) as embedded:
+
+        def make(key: str | None) -> ConfidentialClient:
+            return ConfidentialClient(embedded.target.base_url, key, transport=transport, options=options)
+
+        yield embedded, make
+
+
+def run(
+    report_dir: Path, faults: tuple[str, ...] = (), *, sessions: int | None = None, **config: object
+) -> CampaignResult:
+    with campaign_on(faults) as (embedded, make):
+        client = make(embedded.target.api_key)
+        try:
+            campaign = Campaign(
+                CampaignConfig(report_dir=report_dir, **config),  # type: ignore[arg-type]
+                embedded.target,
+                client,
+                sleep=embedded.sleep,
+                clock=embedded.clock,
+                client_factory=make,
+                sessions=sessions,
+            )
+            return campaign.run()
+        finally:
+            client.close()
+
+
+def replay_on(case: ReplayCase, faults: tuple[str, ...]) -> str:
+    with campaign_on(faults) as (embedded, make):
+        client = make(embedded.target.api_key)
+        try:
+            return replay(
+                case, client, embedded.target, client_factory=make, sleep=embedded.sleep, clock=embedded.clock
+            ).verdict
+        finally:
+            client.close()
+
+
+def test_a_ci_campaign_against_the_strict_mock_finds_nothing(tmp_path: Path) -> None:
+    result = run(tmp_path, max_examples=200, sessions=4)
+    assert result.findings == [], result.findings
+    assert result.examples >= 200 and result.requests >= 400
+    assert not (tmp_path / "cases").exists()
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_the_fuzz_layer_finds_each_fault_and_its_case_replays(fault: Fault, tmp_path: Path) -> None:
+    result = run(tmp_path, (fault.name,), max_examples=300)
+    assert result.findings, f"the fuzz layer missed {fault.name}"
+    assert result.case_path is not None and result.case_path.exists()
+    case = ReplayCase.read(result.case_path)
+    assert case.check_id == result.findings[0].check_id
+    assert replay_on(case, (fault.name,)) == "STILL FAILING"
+    assert replay_on(case, ()) == "FIXED"
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """Counts what actually reaches the network, independently of the client's own counter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize("cap", [1, 2, 3, 7, 20, 39])  # a campaign runs Hypothesis itself: no nested @given
+def test_max_requests_is_a_hard_cap(cap: int) -> None:
+    transport = CountingTransport()
+    with campaign_on(transport=transport) as (embedded, make):
+        client = make(embedded.target.api_key)
+        config = CampaignConfig(max_requests=cap, max_examples=100, report_dir=Path("/nonexistent-not-written"))
+        result = Campaign(
+            config, embedded.target, client, sleep=embedded.sleep, clock=embedded.clock, client_factory=make, sessions=0
+        ).run()
+        client.close()
+    assert transport.sent <= cap and result.requests <= cap
+    assert result.stopped_by == "max-requests"
+
+
+def test_max_compute_units_is_a_hard_cap(tmp_path: Path) -> None:
+    result = run(tmp_path, max_compute_units=1000, max_examples=100, sessions=0)
+    assert 0 < result.compute_units <= 1000 and result.stopped_by == "max-compute-units"
+
+
+def test_rps_spaces_requests_out_through_the_injected_sleep(tmp_path: Path) -> None:
+    slept: list[float] = []
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    with campaign_on() as (embedded, make):
+        client = make(embedded.target.api_key)
+        config = CampaignConfig(rps=10.0, max_examples=5, report_dir=tmp_path, mutations=False)
+        result = Campaign(config, embedded.target, client, sleep=sleep, clock=clock, sessions=0).run()
+        client.close()
+    assert result.requests == 10
+    assert sum(slept) >= 0.1 * (result.requests - 1) - 1e-9, "at most 10 requests per second of (fake) time"
+
+
+def test_dry_run_estimates_and_sends_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        code = main(["fuzz", "--dry-run", "--target", url, "--model", "m", "--max-examples", "10"])
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+    assert code == 0
+    assert "at most 20 requests" in capsys.readouterr().out
+
+
+def test_estimate_respects_the_caps() -> None:
+    with campaign_on() as (embedded, _make):
+        requests, units = estimate(CampaignConfig(profile="live", max_requests=30), embedded.target)
+    assert requests == 30 and units <= 4000
+
+
+def test_cases_hold_no_plaintext_unless_asked(tmp_path: Path) -> None:
+    result = run(tmp_path / "redacted", ("usage-mismatch",), max_examples=50)
+    assert result.case_path is not None
+    text = result.case_path.read_text()
+    case = json.loads(text)
+    assert case["plaintext"] is None
+    assert '"messages"' not in text and '"prompt"' not in text and '"input"' not in text
+    kept = run(tmp_path / "kept", ("usage-mismatch",), max_examples=50, keep_plaintext=True)
+    assert kept.case_path is not None
+    assert "atoma-conformance-sentinel" in json.loads(kept.case_path.read_text())["plaintext"]
+
+
+def test_fuzz_and_replay_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fuzz", "--mock-fault", "usage-mismatch", "--report-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "FINDING USAGE-00" in out and "cases/s" in out
+    case = next((tmp_path / "cases").glob("*.json"))
+    assert main(["replay", str(case), "--mock-fault", "usage-mismatch"]) == 1
+    assert capsys.readouterr().out.startswith("STILL FAILING")
+    assert main(["replay", str(case)]) == 0
+    assert capsys.readouterr().out.startswith("FIXED")
+
+
+def test_deep_profile_stops_at_its_duration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fuzz", "--profile", "deep", "--duration", "2s", "--report-dir", str(tmp_path)]) == 0
+    assert "stopped by duration" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["fuzz", "--duration", "soon"], "argument --duration: expected a duration like 90s, 10m or 1h"),
+        (["fuzz", "--rps", "0"], "argument --rps: must be positive"),
+        (["fuzz", "--mock-fault", "nope"], "--fault: unknown fault 'nope'"),
+        (["replay", "missing.json"], "CASE.json: missing.json does not exist"),
+    ],
+)
+def test_bad_fuzz_usage_is_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"atoma-conformance: error: {message}") and err.count("\n") == 1
+
+
+def test_a_corrupt_case_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 99}')
+    assert main(["replay", str(bad)]) == 2
+    assert "not an atoma-conformance replay case" in capsys.readouterr().err
