@@ -133,13 +133,39 @@ def _target_summary(run: Run) -> dict[str, Any]:
     from .results import redact_url
 
     t = run.target
-    return {
+    summary: dict[str, Any] = {
         "url": redact_url(t.base_url),
         "embedded": t.embedded,
         "profile": t.profile,
         "model": t.chat_model,
         "node_address": t.node_address,
+        "node_public_key": None,
+        "signer_address": None,
+        "signature_scheme": None,
     }
+    # The fingerprint: what identifies the deployment that answered (a change stands out in a diff).
+    lock = run._cache.get("lock")
+    if lock is not None and getattr(lock, "public_key", None):
+        import base64
+
+        summary["node_public_key"] = base64.b64encode(lock.public_key).decode()
+    for record in run.exchanges:
+        for message in record.messages:
+            if message.signature is not None and message.signature_verify_error is None:
+                summary["signer_address"] = message.signer
+                summary["signature_scheme"] = message.signature.scheme.label
+                return summary
+    return summary
+
+
+def _detected_profile(results: list[Any]) -> str:
+    """Which profile the target behaves like, from the verdicts (reported, never assumed)."""
+    failed = {r.id for r in results if r.outcome == "fail"}
+    if not failed:
+        return "strict"
+    if {"NONCE-003", "ERR-017"} <= failed:
+        return "atoma-node-compat"
+    return "non-conformant"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -163,7 +189,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from .checks import CATALOGUE
     from .protocol.nonces import NonceLedger
-    from .results import Results
+    from .results import Results, redact_url
 
     merged = config.stash[_MERGED]
     ledger = NonceLedger()
@@ -186,6 +212,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 r.outcome, r.reason = "fail", f"{len(ledger.findings)} (key, nonce) reuse(s) across workers"
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     target = _target_summary(runs[0]) if runs else merged.get("target") or {}
+    target = dict(target, detected_profile=_detected_profile(ordered))
+    options = {
+        name: config.getoption(name)
+        for name in (
+            "target",
+            "model",
+            "embedding_model",
+            "image_model",
+            "profile",
+            "mock_fault",
+            "max_requests",
+            "timeout",
+            "deadline",
+            "max_response_bytes",
+        )
+    }
+    if options.get("target"):
+        options["target"] = redact_url(options["target"])
     report = Results(
         target,
         ordered,
@@ -193,6 +237,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.stash[_STARTED],
         time.time() - config.stash[_STARTED],
         _requests(config) + merged["requests"],
+        options,
     )
     report_dir = config.getoption("report_dir", None)
     if report_dir:

@@ -18,6 +18,23 @@ from .checks import CATALOGUE, Check, Verdict
 RESULTS_VERSION = 1
 
 
+def vector_set_digest() -> str | None:
+    """SHA-256 over the vector files (sorted by name, name and bytes): names the exact vector set a
+    verdict was reached with. None when the vectors are not installed beside the package."""
+    import hashlib
+
+    from .vectors import default_dir
+
+    directory = default_dir()
+    files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def redact_url(url: str) -> str:
     """The target URL without credentials, query or fragment."""
     parts = urlsplit(url)
@@ -72,6 +89,8 @@ class Results:
     started: float = field(default_factory=time.time)
     duration_s: float = 0.0
     requests: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -84,16 +103,30 @@ class Results:
     def must_failures(self) -> list[CheckResult]:
         return [r for r in self.checks if r.level == "MUST" and r.outcome in ("fail", "error")]
 
+    def certification(self) -> dict[str, str]:
+        """A verdict per level: "pass" when no check of that level failed or errored (skips are listed,
+        not counted against it), "fail" otherwise; INFO checks never fail certification."""
+        out = {}
+        for level in ("MUST", "SHOULD"):
+            bad = [r for r in self.checks if r.level == level and r.outcome in ("fail", "error")]
+            out[level] = "fail" if bad else "pass"
+        out["INFO"] = "pass"
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "results_version": RESULTS_VERSION,
             "suite_version": __version__,
+            "vector_set_digest": vector_set_digest(),
             "catalogue_size": len(CATALOGUE),
             "target": self.target,
+            "options": self.options,
+            "seed": self.seed,
             "started": self.started,
             "duration_s": round(self.duration_s, 3),
             "requests": self.requests,
             "counts": self.counts(),
+            "certification": self.certification(),
             "nonce_audit": self.nonce_audit,
             "checks": [vars(r) for r in self.checks],
         }
@@ -112,5 +145,7 @@ class Results:
             doc.get("started", 0.0),
             doc.get("duration_s", 0.0),
             doc.get("requests", 0),
+            doc.get("options", {}),
+            doc.get("seed"),
         )
         return results
