@@ -148,6 +148,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(replay)
     replay.set_defaults(func=_cmd_replay)
 
+    from .report import command as report
+
+    baseline = commands.add_parser("baseline", help="acknowledge known failures, with a reason and an expiry")
+    report.add_baseline_arguments(baseline)
+    for action in baseline._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+        action.set_defaults(func=report.guarded(action.get_default("func")))
+    diff = commands.add_parser("diff", help="compare two results.json: regressions, fixes, fingerprint changes")
+    report.add_diff_arguments(diff)
+    diff.set_defaults(func=report.guarded(report.cmd_diff))
+    certify = commands.add_parser("certify", help="write a signed certification evidence bundle")
+    report.add_certify_arguments(certify)
+    certify.set_defaults(func=report.guarded(report.cmd_certify))
+    verify = commands.add_parser("verify-report", help="check a certification bundle offline")
+    report.add_verify_arguments(verify)
+    verify.set_defaults(func=report.guarded(report.cmd_verify))
+
     checks = commands.add_parser("checks", help="list the check catalogue", description="List the check catalogue.")
     checks.add_argument(
         "--format", choices=["text", "markdown"], default="text", help="markdown is docs/checks.md (default: text)"

@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-response-bytes", type=_positive, metavar="N", help="largest response body read (default 32 MiB)"
     )
     parser.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="gate on a baseline: exit 0 when the only MUST failures are known and unexpired",
+    )
+    parser.add_argument(
         "--report-dir", default="reports", metavar="DIR", help=f"where {RESULTS_FILE} is written (default: reports)"
     )
     parser.add_argument(
@@ -177,7 +182,32 @@ def run(args: argparse.Namespace) -> int:
         raise RunError("the suite did not run" + (f": {' / '.join(tail)}" if tail else ""))
     results = Results.read(results_path)
     print(summary(results, results_path))
+    _render(results_path)
+    if args.baseline:
+        from .report.command import CommandError, gate_results
+
+        try:
+            return gate_results(results_path, args.baseline)
+        except CommandError as exc:
+            raise RunError(str(exc)) from None
     return EXIT_MUST_FAILED if results.must_failures else EXIT_OK
+
+
+def _render(results_path: Path) -> None:
+    """JUnit, HTML and Markdown next to results.json, all rendered from it."""
+    try:
+        from .report.render import write_all
+    except ImportError:  # pragma: no cover - the renderers ship with the package
+        return
+    import json
+
+    spec = Path(__file__).resolve().parents[1] / "docs" / "spec.md"
+    written = write_all(
+        json.loads(results_path.read_text(encoding="utf-8")),
+        results_path.parent,
+        spec_path=spec if spec.is_file() else None,
+    )
+    print("Reports: " + ", ".join(str(p) for p in written.values()))
 
 
 def summary(results: Results, path: Path) -> str:

@@ -182,11 +182,11 @@ def fuzz_cases(target: Target, profile: str, *, mutations: bool) -> st.SearchStr
     return build()
 
 
-def _marker(plaintext: bytes) -> str | None:
-    import re
-
-    found = re.search(rb"atoma-conformance-sentinel-[0-9a-f]{16}", plaintext)
-    return found.group().decode() if found else None
+def leak_marker(secret: bytes) -> str:
+    """The random marker a campaign puts in a plaintext's ``user`` field, derived from the request's
+    ephemeral secret: a replay recomputes it (to find an echo of the plaintext) without the case file
+    ever holding it."""
+    return f"atoma-conformance-sentinel-{secret[:8].hex()}"
 
 
 def _seal_under_zero_secret(body: bytes, plaintext: bytes) -> bytes:
@@ -261,7 +261,7 @@ class Campaign:
         # shrinking: re-sending identical bytes would be a replay, and a node must refuse that.
         secret = SeededRandom(f"{self.config.seed}:{self._run_id}:{self._executions}").token_bytes(60)
         model = str(case.plaintext.get("model"))
-        plaintext_value = dict(case.plaintext, user=f"atoma-conformance-sentinel-{secret[:8].hex()}")
+        plaintext_value = dict(case.plaintext, user=leak_marker(secret))
         if case.mutation is UNKNOWN_MODEL:
             plaintext_value["model"] = "atoma-conformance/no-such-model"
         try:
@@ -439,9 +439,6 @@ class Campaign:
                 "mutation_check": case.mutation.check_id if case.mutation else None,
                 # NONCE-004 is a repeat across requests: replay needs the nonces the node already used.
                 "prior_nonces": prior if finding.check_id == "NONCE-004" else [],
-                # The random marker the campaign put in the plaintext's "user" field: not user data,
-                # it lets a replay look for an echo of the plaintext without storing the plaintext.
-                "leak_marker": _marker(plaintext),
             },
         )
         return replay.write(self.config.report_dir / "cases")

@@ -85,7 +85,9 @@ def replay(
         request = ConfidentialComputeRequest.from_json(envelope)
     except ProtocolError:
         request = ConfidentialComputeRequest("", "", case.model, "", "", "", "", 0)
-    marker = case.extra.get("leak_marker")
+    from .campaign import leak_marker
+
+    marker = leak_marker(secret) if secret else None
     if case.plaintext is not None:
         plaintext = case.plaintext.encode()
     else:  # only the campaign's random marker: enough to find an echo of the plaintext in a refusal

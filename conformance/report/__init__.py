@@ -1,0 +1,1 @@
+"""Reports, regression gating and certification evidence, all built from results.json."""

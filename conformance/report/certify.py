@@ -1,0 +1,438 @@
+"""Certification evidence: a signed, self-checking bundle built from one run's results.json.
+
+A bundle is a directory::
+
+    results.json       the run's results, byte for byte
+    report.html, ...   any artefacts given (copied under their file names)
+    manifest.json      what the bundle holds, signed
+    manifest.sig       base64 Ed25519 signature over the exact bytes of manifest.json
+
+``manifest.json`` is canonical JSON (sorted keys, no whitespace, ASCII) holding ``bundle_version``,
+``suite_version``, ``results_version``, ``vector_set_digest`` and ``certification`` (both from
+results.json), the target fingerprint, ``created`` (ISO 8601 UTC), ``files`` (name → SHA-256 hex of
+every file except the manifest and its signature), ``signature_algorithm`` (``ed25519``) and
+``certifier_public_key`` (base64 of the raw 32-byte Ed25519 public key).
+
+:func:`verify_bundle` works offline: it checks the signature over the manifest bytes, every listed
+file's digest, that nothing unlisted is present and that results.json agrees with the manifest. Without
+``expected_public_key`` the signature only proves the bundle is intact, not who certified it: anyone can
+sign a bundle with a key of their own, so pin the certifier's key when it matters.
+
+Signing keys are a 32-byte raw seed file, a file holding the base64 of a 32-byte seed, or an
+unencrypted PKCS8 PEM (``-----BEGIN PRIVATE KEY-----``); :func:`generate_key` writes the latter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .baseline import ResultsError, checks_by_id
+
+BUNDLE_VERSION = 1
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+RESULTS = "results.json"
+SIGNATURE_ALGORITHM = "ed25519"
+TARGET_FIELDS = ("url", "node_public_key", "signer_address", "signature_scheme", "detected_profile", "profile")
+
+_MAX_KEY_FILE = 64 * 1024
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+SigningKey = bytes | str | os.PathLike[str] | Ed25519PrivateKey
+"""A signing key: raw key material as bytes (a 32-byte seed, base64 seed or PEM), a path to a key file
+(str or Path), or a loaded key."""
+
+
+class CertifyError(Exception):
+    """A bundle could not be made; the message is one line and names the file at fault."""
+
+
+class SigningKeyError(CertifyError):
+    """The signing key could not be loaded; the message names the file, never the key material."""
+
+
+class BundleError(Exception):
+    """A bundle that cannot be read at all (no such directory, permission denied)."""
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+def load_signing_key(source: SigningKey) -> Ed25519PrivateKey:
+    """Load an Ed25519 private key from a key file path, key bytes or a key object (see the module doc)."""
+    if isinstance(source, Ed25519PrivateKey):
+        return source
+    if isinstance(source, bytes):
+        return _parse_key(source, "<key bytes>")
+    path = Path(source)
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise SigningKeyError(f"{path}: is a directory, not a key file")
+        if info.st_size > _MAX_KEY_FILE:
+            raise SigningKeyError(f"{path}: {info.st_size} bytes, too large to be an Ed25519 key file")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SigningKeyError(f"{path}: no such key file") from None
+    except OSError as exc:
+        raise SigningKeyError(f"{path}: cannot read the key file ({exc.strerror or exc})") from None
+    return _parse_key(data, str(path))
+
+
+def _parse_key(data: bytes, name: str) -> Ed25519PrivateKey:
+    expected = "expected a 32-byte raw seed, the base64 of a 32-byte seed, or a PKCS8 PEM (BEGIN PRIVATE KEY)"
+    if len(data) == 32:
+        if all(0x20 <= b < 0x7F for b in data):
+            raise SigningKeyError(f"{name}: 32 bytes of printable text, not a raw Ed25519 seed; {expected}")
+        return Ed25519PrivateKey.from_private_bytes(data)
+    stripped = data.strip()
+    if stripped.startswith(b"-----BEGIN "):
+        label = stripped[len(b"-----BEGIN ") :].split(b"-----", 1)[0].decode("ascii", "replace")
+        if label == "ENCRYPTED PRIVATE KEY":
+            raise SigningKeyError(f"{name}: an encrypted PEM key; decrypt it first (PKCS8, no passphrase)")
+        if label != "PRIVATE KEY":
+            raise SigningKeyError(f"{name}: a PEM {label!r}, not a PKCS8 private key; {expected}")
+        try:
+            key = serialization.load_pem_private_key(stripped, password=None)
+        except (ValueError, TypeError):
+            raise SigningKeyError(f"{name}: a malformed PKCS8 PEM private key") from None
+        except Exception:  # an unsupported algorithm, reported by the backend
+            raise SigningKeyError(f"{name}: a PKCS8 PEM the crypto backend cannot load") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SigningKeyError(f"{name}: a PKCS8 {type(key).__name__.removesuffix('PrivateKey')} key, not Ed25519")
+        return key
+    try:
+        text = stripped.decode("ascii")
+        seed = base64.b64decode(text, validate=True)
+    except (UnicodeDecodeError, binascii.Error):
+        raise SigningKeyError(f"{name}: not an Ed25519 private key ({len(data)} bytes); {expected}") from None
+    if len(seed) != 32:
+        raise SigningKeyError(f"{name}: base64 of {len(seed)} bytes, not of a 32-byte Ed25519 seed; {expected}")
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def public_key_b64(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """Base64 of the raw 32-byte public key (of a private key's public half)."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return base64.b64encode(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+
+
+def generate_key(path: Path | str) -> str:
+    """Write a new Ed25519 private key to ``path`` as an unencrypted PKCS8 PEM, mode 0600, refusing to
+    overwrite an existing file; returns the public key (base64 of its raw 32 bytes)."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SigningKeyError(f"{path}: already exists; not overwriting a key file") from None
+    except OSError as exc:
+        raise SigningKeyError(f"{path}: cannot create the key file ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # the umask may have narrowed it further, never widened
+        handle.write(pem)
+    return public_key_b64(key)
+
+
+def _decode_b64(text: Any, size: int) -> bytes | None:
+    """Bytes of canonical base64 ``text`` of exactly ``size`` bytes, else None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != size or base64.b64encode(raw).decode() != text:
+        return None
+    return raw
+
+
+# --- making a bundle ------------------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> bytes:
+    """The signed serialization: sorted keys, no whitespace, ASCII only."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+def certify(
+    results_path: Path,
+    out_dir: Path,
+    signing_key: SigningKey,
+    *,
+    artefacts: Sequence[Path] = (),
+    created: datetime.datetime | None = None,
+) -> Path:
+    """Write a signed bundle of ``results_path`` (and ``artefacts``) into ``out_dir``, which must not
+    exist or be empty; returns ``out_dir``. Everything is checked before anything is written."""
+    results_path, out_dir = Path(results_path), Path(out_dir)
+    key = load_signing_key(signing_key)
+    results_bytes = _read_input(results_path, "results")
+    try:
+        results = json.loads(results_bytes.decode("utf-8"))
+        checks_by_id(results)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CertifyError(f"{results_path}: not a JSON results file ({exc})") from None
+    except ResultsError as exc:
+        raise CertifyError(f"{results_path}: {exc}") from None
+    if not isinstance(results.get("certification"), dict):
+        raise CertifyError(f"{results_path}: no 'certification' verdicts (written by an older suite?)")
+
+    files: dict[str, bytes] = {RESULTS: results_bytes}
+    for artefact in artefacts:
+        artefact = Path(artefact)
+        name = artefact.name
+        if name in (MANIFEST, SIGNATURE, RESULTS):
+            raise CertifyError(f"{artefact}: the name {name!r} is reserved in a bundle")
+        if not _SAFE_NAME.fullmatch(name):
+            raise CertifyError(f"{artefact}: file name {name!r} not allowed (letters, digits, '.', '_', '-')")
+        if name in files:
+            raise CertifyError(f"{artefact}: a second artefact named {name!r}")
+        files[name] = _read_input(artefact, "artefact")
+
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise CertifyError(f"{out_dir}: exists and is not a directory")
+        if any(out_dir.iterdir()):
+            raise CertifyError(f"{out_dir}: not empty; a bundle is written into a new or empty directory")
+
+    target = results.get("target") if isinstance(results.get("target"), dict) else {}
+    when = (created or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC)
+    manifest = {
+        "bundle_version": BUNDLE_VERSION,
+        "suite_version": results.get("suite_version"),
+        "results_version": results.get("results_version"),
+        "vector_set_digest": results.get("vector_set_digest"),
+        "certification": results["certification"],
+        "target": {name: target.get(name) for name in TARGET_FIELDS},
+        "created": when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        "signature_algorithm": SIGNATURE_ALGORITHM,
+        "certifier_public_key": public_key_b64(key),
+    }
+    manifest_bytes = canonical_json(manifest)
+    signature = base64.b64encode(key.sign(manifest_bytes))
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (out_dir / name).write_bytes(data)
+        (out_dir / MANIFEST).write_bytes(manifest_bytes)
+        (out_dir / SIGNATURE).write_bytes(signature)
+    except OSError as exc:
+        raise CertifyError(f"{out_dir}: cannot write the bundle ({exc.strerror or exc})") from None
+    return out_dir
+
+
+def _read_input(path: Path, what: str) -> bytes:
+    try:
+        if not path.is_file():
+            raise CertifyError(f"{path}: no such {what} file" if not path.exists() else f"{path}: not a regular file")
+        return path.read_bytes()
+    except OSError as exc:
+        raise CertifyError(f"{path}: cannot read the {what} file ({exc.strerror or exc})") from None
+
+
+# --- verifying a bundle ---------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyOutcome:
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    """Everything wrong with the bundle, one line each; empty exactly when ``ok``."""
+    warnings: list[str] = field(default_factory=list)
+    """Not wrong, but worth knowing (no key was pinned)."""
+    public_key: str | None = None
+    """The certifier key the manifest names (base64), when readable."""
+    manifest: dict[str, Any] | None = None
+    """The parsed manifest, when readable (trust it only when ``ok``)."""
+
+
+def verify_bundle(bundle_dir: Path, *, expected_public_key: str | None = None) -> VerifyOutcome:
+    """Check a bundle offline. Tampering is reported in ``problems`` (never raised); :class:`BundleError`
+    only when the bundle cannot be read at all, ValueError when ``expected_public_key`` is malformed."""
+    bundle_dir = Path(bundle_dir)
+    expected_raw: bytes | None = None
+    if expected_public_key is not None:
+        expected_raw = _decode_b64(expected_public_key.strip(), 32)
+        if expected_raw is None:
+            raise ValueError("expected_public_key: not the base64 of a 32-byte Ed25519 public key")
+    if not bundle_dir.is_dir():
+        raise BundleError(f"{bundle_dir}: {'not a directory' if bundle_dir.exists() else 'no such bundle directory'}")
+    try:
+        present = {entry.name: entry for entry in os.scandir(bundle_dir)}
+    except OSError as exc:
+        raise BundleError(f"{bundle_dir}: cannot list the bundle ({exc.strerror or exc})") from None
+
+    out = VerifyOutcome(ok=False)
+    problems = out.problems
+
+    manifest_bytes = _read_member(bundle_dir, MANIFEST, present, problems)
+    signature_bytes = _read_member(bundle_dir, SIGNATURE, present, problems)
+
+    manifest: dict[str, Any] | None = None
+    if manifest_bytes is not None:
+        try:
+            parsed = json.loads(manifest_bytes.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            problems.append(f"{MANIFEST}: not JSON")
+        else:
+            if isinstance(parsed, dict):
+                manifest = parsed
+                out.manifest = manifest
+            else:
+                problems.append(f"{MANIFEST}: not a JSON object")
+
+    # The signature: over the exact manifest bytes, with the pinned key when one is given.
+    named_raw = _decode_b64(manifest.get("certifier_public_key"), 32) if manifest else None
+    if manifest is not None:
+        if named_raw is None:
+            problems.append(f"{MANIFEST}: certifier_public_key is not the base64 of a 32-byte Ed25519 key")
+        else:
+            out.public_key = manifest["certifier_public_key"]
+    if expected_raw is not None and named_raw is not None and named_raw != expected_raw:
+        problems.append(f"{MANIFEST}: certified by {out.public_key}, not by the expected key {_b64(expected_raw)}")
+    verify_with = expected_raw if expected_raw is not None else named_raw
+    if expected_raw is None:
+        out.warnings.append("no expected public key given: the signature shows the bundle is intact, not who signed it")
+    if manifest_bytes is not None and signature_bytes is not None and verify_with is not None:
+        signature = _decode_b64(_ascii(signature_bytes), 64)
+        if signature is None:
+            problems.append(f"{SIGNATURE}: not the base64 of a 64-byte Ed25519 signature")
+        else:
+            try:
+                Ed25519PublicKey.from_public_bytes(verify_with).verify(signature, manifest_bytes)
+            except InvalidSignature:
+                problems.append(f"{SIGNATURE}: the signature over {MANIFEST} does not verify")
+            except ValueError:
+                problems.append(f"{MANIFEST}: the certifier public key is not a valid Ed25519 key")
+
+    if manifest is None:
+        out.ok = False
+        return out
+    _check_manifest_fields(manifest, manifest_bytes, problems)
+
+    # The files: each listed one present with its digest, nothing else present.
+    listed = manifest.get("files")
+    names: dict[str, str] = {}
+    if not isinstance(listed, dict) or not listed:
+        problems.append(f"{MANIFEST}: 'files' is not a non-empty object of name -> SHA-256")
+    else:
+        for name, digest in listed.items():
+            if not _SAFE_NAME.fullmatch(name) or name in (MANIFEST, SIGNATURE):
+                problems.append(f"{MANIFEST}: files lists a name not allowed in a bundle: {name!r}")
+            elif not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+                problems.append(f"{MANIFEST}: files[{name!r}] is not a SHA-256 hex digest")
+            else:
+                names[name] = digest
+    for name, digest in names.items():
+        data = _read_member(bundle_dir, name, present, problems)
+        if data is not None and hashlib.sha256(data).hexdigest() != digest:
+            problems.append(f"{name}: SHA-256 differs from the manifest (the file was changed)")
+    for name in sorted(present):
+        if name not in (MANIFEST, SIGNATURE) and not (isinstance(listed, dict) and name in listed):
+            problems.append(f"{name}: present in the bundle but not listed in the manifest")
+
+    # results.json: listed, intact, and saying what the manifest says it says.
+    if RESULTS not in names:
+        if isinstance(listed, dict) and RESULTS not in listed:
+            problems.append(f"{MANIFEST}: {RESULTS} is not listed")
+    elif not any(p.startswith(f"{RESULTS}:") for p in problems):
+        _check_results(bundle_dir / RESULTS, manifest, problems)
+
+    out.ok = not problems
+    return out
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _ascii(data: bytes) -> str | None:
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def _read_member(
+    bundle_dir: Path, name: str, present: Mapping[str, os.DirEntry[str]], problems: list[str]
+) -> bytes | None:
+    entry = present.get(name)
+    if entry is None:
+        problems.append(f"{name}: missing from the bundle")
+        return None
+    if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+        problems.append(f"{name}: not a regular file")
+        return None
+    try:
+        return (bundle_dir / name).read_bytes()
+    except OSError as exc:
+        raise BundleError(f"{bundle_dir / name}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _check_manifest_fields(manifest: Mapping[str, Any], manifest_bytes: bytes | None, problems: list[str]) -> None:
+    if manifest.get("bundle_version") != BUNDLE_VERSION:
+        problems.append(
+            f"{MANIFEST}: bundle_version {manifest.get('bundle_version')!r}, this suite reads {BUNDLE_VERSION}"
+        )
+    if manifest.get("signature_algorithm") != SIGNATURE_ALGORITHM:
+        problems.append(f"{MANIFEST}: signature_algorithm {manifest.get('signature_algorithm')!r}, expected ed25519")
+    try:
+        canonical = canonical_json(manifest)
+    except ValueError:
+        canonical = b""
+    if manifest_bytes is not None and canonical != manifest_bytes:
+        problems.append(f"{MANIFEST}: not in canonical form (sorted keys, compact, ASCII)")
+
+
+def _check_results(path: Path, manifest: Mapping[str, Any], problems: list[str]) -> None:
+    try:
+        results = json.loads(path.read_bytes().decode("utf-8"))
+        checks_by_id(results)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ResultsError) as exc:
+        problems.append(f"{RESULTS}: not a results document ({exc})")
+        return
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    for name in ("suite_version", "results_version", "vector_set_digest", "certification"):
+        if results.get(name) != manifest.get(name):
+            problems.append(f"{RESULTS}: {name} differs from the manifest's")
+    target = results.get("target") if isinstance(results.get("target"), dict) else {}
+    claimed = manifest.get("target")
+    if not isinstance(claimed, dict) or any(target.get(n) != claimed.get(n) for n in TARGET_FIELDS):
+        problems.append(f"{RESULTS}: target differs from the manifest's")
+
+
+def format_verify(outcome: VerifyOutcome) -> str:
+    """One verdict line, then the problems and warnings."""
+    manifest = outcome.manifest or {}
+    if outcome.ok:
+        cert = manifest.get("certification") or {}
+        verdicts = ", ".join(f"{level} {verdict}" for level, verdict in sorted(cert.items()))
+        lines = [
+            f"bundle OK: {len(manifest.get('files', {}))} file(s) signed by {outcome.public_key} "
+            f"on {manifest.get('created')}; certification: {verdicts}"
+        ]
+    else:
+        lines = [f"bundle NOT OK: {len(outcome.problems)} problem(s)"]
+        lines += [f"  - {problem}" for problem in outcome.problems]
+    lines += [f"  note: {warning}" for warning in outcome.warnings]
+    return "\n".join(lines)

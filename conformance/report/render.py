@@ -1,0 +1,681 @@
+"""Human and CI renderings of one run: JUnit XML, a GitHub job-summary in Markdown and a self-contained
+HTML report, all built from the results.json document alone (``Results.to_json()``), never from pytest.
+
+* :func:`junit_xml`: one ``<testsuite name="atoma-conformance">``, one ``<testcase>`` per check. A MUST or
+  SHOULD ``fail`` is a ``<failure>``, an ``error`` an ``<error>``, a ``skip`` a ``<skipped>``. INFO checks
+  never fail certification, so an INFO ``fail`` or ``error`` is a passing test case with ``<system-out>``.
+* :func:`markdown_summary`: verdict line, counts per level, failing checks, target fingerprint and the
+  nonce audit, for ``$GITHUB_STEP_SUMMARY``.
+* :func:`html_report`: one HTML file with inline CSS and script and no external URL (a Content-Security-
+  Policy of ``default-src 'none'`` pins that down); sections ``#verdict``, ``#failures``, ``#coverage``,
+  ``#nonce-audit`` and ``#fingerprint``. Spec links point to ``spec.md#<anchor>``, the GitHub slug of the
+  heading above the requirement when ``docs/spec.md`` is given, else to ``spec.md``.
+* :func:`write_all`: the three files beside results.json.
+
+The functions tolerate an older or partial document: counts and certification missing from it are
+derived from its checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import html
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SpecIndex", "github_slug", "html_report", "junit_xml", "markdown_summary", "parse_spec", "write_all"]
+
+SUITE_NAME = "atoma-conformance"
+LEVELS = ("MUST", "SHOULD", "INFO")
+OUTCOMES = ("pass", "fail", "skip", "error")
+BAD = ("fail", "error")
+CERTIFYING = ("MUST", "SHOULD")  # INFO checks never fail certification
+SPEC_SECTIONS = range(1, 14)  # requirement-bearing sections of docs/spec.md (§0.6)
+MAX_EVIDENCE_CHARS = 8000
+
+JUNIT_FILE, HTML_FILE, SUMMARY_FILE = "junit.xml", "report.html", "summary.md"
+FINGERPRINT = (
+    ("url", "URL"),
+    ("embedded", "Embedded mock"),
+    ("profile", "Profile (expected)"),
+    ("detected_profile", "Profile (detected)"),
+    ("model", "Model"),
+    ("node_address", "Node address"),
+    ("node_public_key", "Node public key (X25519)"),
+    ("signer_address", "Signer address"),
+    ("signature_scheme", "Signature scheme"),
+)
+
+
+# --- reading the document ------------------------------------------------------------------------------
+
+
+def _checks(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [dict(c) for c in results.get("checks") or []]
+
+
+def _counts(results: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """Outcomes per level, every level and outcome present (zero when the document leaves it out)."""
+    given = results.get("counts")
+    out = {level: dict.fromkeys(OUTCOMES, 0) for level in LEVELS}
+    if isinstance(given, Mapping):
+        for level, tally in given.items():
+            row = out.setdefault(str(level), dict.fromkeys(OUTCOMES, 0))
+            for outcome in OUTCOMES:
+                row[outcome] = int(tally.get(outcome, 0))
+        return out
+    for check in _checks(results):
+        row = out.setdefault(str(check.get("level")), dict.fromkeys(OUTCOMES, 0))
+        outcome = str(check.get("outcome"))
+        row[outcome] = row.get(outcome, 0) + 1
+    return out
+
+
+def _certification(results: Mapping[str, Any]) -> dict[str, str]:
+    given = results.get("certification")
+    if isinstance(given, Mapping):
+        return {level: str(given.get(level, "pass")) for level in LEVELS}
+    checks = _checks(results)
+    out = {
+        level: "fail" if any(c.get("level") == level and c.get("outcome") in BAD for c in checks) else "pass"
+        for level in CERTIFYING
+    }
+    out["INFO"] = "pass"
+    return out
+
+
+def _failures(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The checks that count against certification: MUST and SHOULD checks that failed or errored."""
+    return [c for c in _checks(results) if c.get("level") in CERTIFYING and c.get("outcome") in BAD]
+
+
+def _info_findings(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in _checks(results) if c.get("level") not in CERTIFYING and c.get("outcome") in BAD]
+
+
+def _verdict(results: Mapping[str, Any]) -> tuple[bool, str]:
+    """(passed, one-line explanation) in the terms of docs/spec.md §0.5."""
+    cert = _certification(results)
+    must = sum(1 for c in _failures(results) if c.get("level") == "MUST")
+    should = sum(1 for c in _failures(results) if c.get("level") == "SHOULD")
+    if cert["MUST"] != "pass":
+        return False, f"not conformant: {must} MUST check(s) failed or could not be evaluated"
+    if cert["SHOULD"] != "pass":
+        return True, f"conformant, not fully conformant: {should} SHOULD check(s) failed"
+    return True, "fully conformant: every MUST and SHOULD check passed"
+
+
+def _started_iso(results: Mapping[str, Any]) -> str:
+    started = results.get("started")
+    if not isinstance(started, (int, float)) or isinstance(started, bool):
+        return ""
+    try:
+        moment = datetime.datetime.fromtimestamp(float(started), tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _evidence_json(evidence: Any) -> str:
+    text = json.dumps(evidence if evidence is not None else {}, indent=2, ensure_ascii=False, default=str)
+    if len(text) > MAX_EVIDENCE_CHARS:
+        text = text[:MAX_EVIDENCE_CHARS] + f"\n… ({len(text) - MAX_EVIDENCE_CHARS} more characters in results.json)"
+    return text
+
+
+def _nonce_line(audit: Mapping[str, Any]) -> str:
+    if not audit:
+        return "no nonce audit recorded"
+    fraction = audit.get("budget_fraction")
+    share = f"{fraction:.3g}" if isinstance(fraction, (int, float)) else _text(fraction)
+    return (
+        f"{_text(audit.get('observations'))} nonce(s) under {_text(audit.get('keys'))} key(s), "
+        f"{_text(audit.get('reuses'))} reuse(s); busiest key {_text(audit.get('max_per_key'))} nonce(s), "
+        f"{share} of the 2^32 random-nonce budget"
+    )
+
+
+# --- docs/spec.md --------------------------------------------------------------------------------------
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_SECTION = re.compile(r"^(\d+)\.\s+(.*)$")
+_REQUIREMENT = re.compile(r"^\s*[-*]\s+\*\*(R(\d+)\.(\d+))\*\*")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_REQ_ID = re.compile(r"^R(\d+)\.(\d+)$")
+
+
+def github_slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading (without the -1, -2 suffix of repeated headings): the
+    rendered text lowercased, punctuation dropped, spaces turned into hyphens."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # [text](url) renders as text
+    text = re.sub(r"<[^>]+>", "", text)  # inline HTML tags
+    text = text.replace("`", "").replace("*", "")
+    text = re.sub(r"[^\w\- ]", "", text.strip().lower())
+    return text.replace(" ", "-")
+
+
+@dataclass
+class SpecIndex:
+    """What the report needs from docs/spec.md: top-level sections, and where each requirement lives."""
+
+    sections: dict[int, tuple[str, str]] = field(default_factory=dict)  # number -> (title, anchor)
+    requirements: dict[str, str] = field(default_factory=dict)  # R<s>.<n> -> anchor of the heading above it
+    by_section: dict[int, list[str]] = field(default_factory=dict)  # number -> requirement ids in order
+
+
+def parse_spec(text: str) -> SpecIndex:
+    """Headings (with GitHub's de-duplicated anchors) and requirement items of docs/spec.md."""
+    index = SpecIndex()
+    seen: dict[str, int] = {}
+    anchor = ""
+    in_fence = False
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            slug = github_slug(heading.group(2))
+            count = seen.get(slug, 0)
+            seen[slug] = count + 1
+            anchor = slug if count == 0 else f"{slug}-{count}"
+            section = _SECTION.match(heading.group(2))
+            if len(heading.group(1)) == 2 and section:
+                index.sections[int(section.group(1))] = (section.group(2).strip(), anchor)
+            continue
+        requirement = _REQUIREMENT.match(line)
+        if requirement:
+            rid = requirement.group(1)
+            index.requirements.setdefault(rid, anchor)
+            index.by_section.setdefault(int(requirement.group(2)), []).append(rid)
+    return index
+
+
+def _section_of(requirement: str) -> int | None:
+    match = _REQ_ID.match(requirement)
+    return int(match.group(1)) if match else None
+
+
+def _spec_href(requirement: str, spec: SpecIndex | None) -> str:
+    if spec is None:
+        return "spec.md"
+    anchor = spec.requirements.get(requirement)
+    if anchor is None:
+        section = _section_of(requirement)
+        anchor = spec.sections[section][1] if section in spec.sections else None
+    return f"spec.md#{anchor}" if anchor else "spec.md"
+
+
+# --- JUnit XML -----------------------------------------------------------------------------------------
+
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(value: Any) -> str:
+    """Text XML 1.0 can carry: characters it forbids (NUL, most C0 controls) become \\xNN; None is empty and
+    booleans are true/false."""
+    if value is None:
+        text = ""
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = str(value)
+    return _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def junit_xml(results: dict[str, Any]) -> bytes:
+    """JUnit XML of the run: ``<testsuites>`` holding one ``<testsuite name="atoma-conformance">``.
+
+    ``failures`` and ``errors`` count MUST and SHOULD checks only (INFO never fails certification: its
+    failures and errors are passing cases with ``<system-out>``); ``skipped`` counts skips of every level.
+    """
+    checks = _checks(results)
+    failures = sum(1 for c in checks if c.get("level") in CERTIFYING and c.get("outcome") == "fail")
+    errors = sum(1 for c in checks if c.get("level") in CERTIFYING and c.get("outcome") == "error")
+    skipped = sum(1 for c in checks if c.get("outcome") == "skip")
+    duration = results.get("duration_s")
+    seconds = f"{float(duration):.3f}" if isinstance(duration, (int, float)) else "0.000"
+    counts = {"tests": str(len(checks)), "failures": str(failures), "errors": str(errors), "time": seconds}
+
+    root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **counts, "skipped": str(skipped)})
+    if timestamp := _started_iso(results):
+        suite.set("timestamp", timestamp.removesuffix("Z"))
+    properties = ET.SubElement(suite, "properties")
+    target = results.get("target") or {}
+    cert = _certification(results)
+    props: list[tuple[str, Any]] = [
+        ("suite_version", results.get("suite_version")),
+        ("results_version", results.get("results_version")),
+        ("vector_set_digest", results.get("vector_set_digest")),
+        ("catalogue_size", results.get("catalogue_size")),
+        ("requests", results.get("requests")),
+        *((f"certification.{level}", cert[level]) for level in LEVELS),
+        *((f"target.{key}", target.get(key)) for key, _ in FINGERPRINT),
+    ]
+    for name, value in props:
+        ET.SubElement(properties, "property", {"name": name, "value": _xml(value)})
+
+    for check in checks:
+        level, outcome = str(check.get("level", "")), str(check.get("outcome", ""))
+        reason = _xml(check.get("reason", ""))
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": f"{SUITE_NAME}.{_xml(check.get('category', ''))}",
+                "name": f"{_xml(check.get('id', ''))} {_xml(check.get('title', ''))}",
+                "time": "0",
+            },
+        )
+        details = _xml(
+            f"{level} {check.get('id')}: {check.get('reason', '')}\n"
+            f"spec: {', '.join(map(str, check.get('spec') or []))}\n"
+            f"evidence: {_evidence_json(check.get('evidence'))}"
+        )
+        if outcome == "skip":
+            ET.SubElement(case, "skipped", {"message": reason})
+        elif outcome in BAD and level not in CERTIFYING:
+            out = ET.SubElement(case, "system-out")
+            out.text = f"{level} check {outcome} (informational, not counted against certification)\n{details}"
+        elif outcome in BAD:
+            element = ET.SubElement(
+                case, "failure" if outcome == "fail" else "error", {"message": reason, "type": level}
+            )
+            element.text = details
+    ET.indent(root)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"
+
+
+# --- Markdown ------------------------------------------------------------------------------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def _md(value: Any) -> str:
+    """Cell-safe Markdown text: no line breaks, HTML and Markdown punctuation escaped, ``|`` as ``\\|``."""
+    text = " ".join(_text(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def _mark(verdict: str) -> str:
+    return "✅ pass" if verdict == "pass" else "❌ fail"
+
+
+def markdown_summary(results: dict[str, Any]) -> str:
+    """A GitHub job summary: verdict line, counts per level, failing checks, fingerprint, nonce audit."""
+    passed, why = _verdict(results)
+    cert = _certification(results)
+    counts = _counts(results)
+    target = results.get("target") or {}
+    lines = [
+        f"## {'✅' if passed else '❌'} atoma-conformance: {'PASS' if passed else 'FAIL'}",
+        "",
+        f"**Verdict: {'PASS' if passed else 'FAIL'}** ({_md(why)}): "
+        + " · ".join(f"{level} {_mark(cert[level])}" for level in LEVELS),
+        "",
+        "| Level | Certification | Pass | Fail | Skip | Error |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for level in LEVELS:
+        row = counts[level]
+        lines.append(f"| {level} | {_mark(cert[level])} | " + " | ".join(str(row[o]) for o in OUTCOMES) + " |")
+    failures = _failures(results)
+    lines += ["", f"### Failing checks ({len(failures)})", ""]
+    if failures:
+        lines += ["| Check | Level | Outcome | Reason | Spec |", "|---|---|---|---|---|"]
+        for c in failures:
+            spec = ", ".join(_md(s) for s in c.get("spec") or [])
+            lines.append(
+                f"| {_md(c.get('id'))} | {_md(c.get('level'))} | {_md(c.get('outcome'))} | {_md(c.get('reason'))} "
+                f"| {spec} |"
+            )
+    else:
+        lines.append("None: every MUST and SHOULD check passed or was skipped.")
+    info = _info_findings(results)
+    if info:
+        lines += ["", "INFO findings (not counted): " + ", ".join(f"{_md(c.get('id'))}" for c in info)]
+    lines += ["", "### Target", "", "| | |", "|---|---|"]
+    lines += [f"| {name} | {_md(target.get(key))} |" for key, name in FINGERPRINT]
+    lines += [
+        "",
+        f"**Nonce audit:** {'❌' if (results.get('nonce_audit') or {}).get('reuses') else '✅'} "
+        + _md(_nonce_line(results.get("nonce_audit") or {})),
+        "",
+        f"<sub>atoma-conformance {_md(results.get('suite_version'))} · results v{_md(results.get('results_version'))}"
+        f" · {len(_checks(results))} of {_md(results.get('catalogue_size'))} checks · "
+        f"{_md(results.get('requests'))} requests in {_md(results.get('duration_s'))} s · "
+        f"vectors {_md((results.get('vector_set_digest') or '—')[:16])}</sub>",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --- HTML ----------------------------------------------------------------------------------------------
+
+_CSS = """
+:root { --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --muted: #57606a; --line: #d0d7de; --bg2: #f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1f2328;
+  margin: 0 auto; max-width: 1200px; padding: 16px 24px 48px; }
+h1 { font-size: 20px; margin: 0 0 12px; } h2 { font-size: 17px; margin: 28px 0 8px;
+  border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12.5px; overflow-wrap: anywhere; }
+table { border-collapse: collapse; width: 100%; margin: 6px 0; }
+th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: var(--bg2); } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { display: flex; gap: 24px; align-items: center; flex-wrap: wrap; padding: 16px;
+  border-radius: 8px; border: 2px solid var(--ok); background: #dafbe1; }
+.verdict.fail { border-color: var(--bad); background: #ffebe9; }
+.banner { font-size: 44px; font-weight: 800; letter-spacing: 2px; color: var(--ok); min-width: 150px; }
+.verdict.fail .banner { color: var(--bad); }
+.verdict .why { font-size: 16px; font-weight: 600; margin: 0 0 8px; }
+.verdict table { width: auto; background: #fff; }
+.cert-pass { color: var(--ok); font-weight: 700; } .cert-fail { color: var(--bad); font-weight: 700; }
+.o-pass { color: var(--ok); } .o-fail, .o-error { color: var(--bad); font-weight: 600; }
+.o-skip { color: var(--muted); }
+tr.info-finding td { background: #fff8c5; }
+.meta { color: var(--muted); font-size: 12.5px; margin: 8px 0 0; }
+.filters { display: flex; gap: 16px; align-items: center; margin: 6px 0; flex-wrap: wrap; }
+.filters label { font-weight: 600; } select { font: inherit; padding: 2px 4px; }
+details { margin: 8px 0; } summary { cursor: pointer; font-weight: 600; }
+pre { background: var(--bg2); padding: 6px; margin: 4px 0 0; max-height: 320px; overflow: auto; white-space: pre-wrap; }
+tr.gap td { background: #fff8c5; } tr.cov-fail td:first-child { border-left: 4px solid var(--bad); }
+tr.cov-pass td:first-child { border-left: 4px solid var(--ok); }
+tr.gap td:first-child { border-left: 4px solid var(--warn); }
+td.id, td.small a { white-space: nowrap; }
+.small { font-size: 12px; color: var(--muted); } .empty { color: var(--muted); font-style: italic; }
+dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 6px 0; }
+dl.kv dt { font-weight: 600; } dl.kv dd { margin: 0; }
+.reuse { color: var(--bad); font-weight: 700; }
+@media print { details { display: block; } .filters { display: none; } }
+"""
+
+_JS = """
+(function () {
+  "use strict";
+  var level = document.getElementById("filter-level");
+  var category = document.getElementById("filter-category");
+  function apply() {
+    var rows = document.querySelectorAll("tr[data-level]");
+    var shown = {};
+    for (var i = 0; i < rows.length; i++) {
+      var row = rows[i];
+      var ok = (!level.value || row.getAttribute("data-level") === level.value) &&
+               (!category.value || row.getAttribute("data-category") === category.value);
+      row.hidden = !ok;
+      var table = row.closest("table");
+      if (ok && table) { shown[table.id] = (shown[table.id] || 0) + 1; }
+    }
+    var counters = document.querySelectorAll("[data-count-for]");
+    for (var j = 0; j < counters.length; j++) {
+      counters[j].textContent = String(shown[counters[j].getAttribute("data-count-for")] || 0);
+    }
+  }
+  function reveal() {
+    var target = location.hash ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
+    var details = target ? target.closest("details") : null;
+    if (details) { details.open = true; target.scrollIntoView(); }
+  }
+  if (level && category) {
+    level.addEventListener("change", apply);
+    category.addEventListener("change", apply);
+    apply();
+  }
+  window.addEventListener("hashchange", reveal);
+  reveal();
+})();
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(_text(value), quote=True)
+
+
+def _csp_hash(source: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def _spec_links(refs: Iterable[Any], spec: SpecIndex | None) -> str:
+    return ", ".join(f'<a href="{_e(_spec_href(str(r), spec))}">{_e(r)}</a>' for r in refs)
+
+
+def _check_row(check: Mapping[str, Any], spec: SpecIndex | None, *, row_id: str | None, evidence: bool) -> str:
+    level, outcome = _text(check.get("level")), _text(check.get("outcome"))
+    classes = ["info-finding"] if level not in CERTIFYING and outcome in BAD else []
+    attrs = f' id="{_e(row_id)}"' if row_id else ""
+    attrs += f' class="{" ".join(classes)}"' if classes else ""
+    cells = [
+        f'<td class="id"><code>{_e(check.get("id"))}</code></td>',
+        f"<td>{_e(level)}</td>",
+        f"<td>{_e(check.get('category'))}</td>",
+        f'<td class="o-{_e(outcome)}">{_e(outcome)}</td>',
+        f"<td>{_e(check.get('title'))}</td>",
+    ]
+    reason = _e(check.get("reason"))
+    if evidence:
+        reason += (
+            f"<details><summary>evidence</summary><pre>{html.escape(_evidence_json(check.get('evidence')))}</pre>"
+            "</details>"
+        )
+    cells += [f"<td>{reason}</td>", f"<td>{_spec_links(check.get('spec') or [], spec)}</td>"]
+    return (
+        f'<tr data-level="{_e(level)}" data-category="{_e(check.get("category"))}" data-outcome="{_e(outcome)}"'
+        f"{attrs}>{''.join(cells)}</tr>"
+    )
+
+
+_CHECK_HEAD = (
+    "<thead><tr><th>Check</th><th>Level</th><th>Category</th><th>Outcome</th><th>Title</th><th>Reason</th>"
+    "<th>Spec</th></tr></thead>"
+)
+
+
+def _verdict_section(results: Mapping[str, Any]) -> str:
+    passed, why = _verdict(results)
+    cert, counts = _certification(results), _counts(results)
+    rows = "".join(
+        f'<tr data-cert-level="{level}"><th>{level}</th><td class="cert-{_e(cert[level])}">{_e(cert[level]).upper()}'
+        "</td>" + "".join(f'<td class="num">{counts[level][o]}</td>' for o in OUTCOMES) + "</tr>"
+        for level in LEVELS
+    )
+    target = results.get("target") or {}
+    meta = (
+        f"{_e(target.get('url'))} · atoma-conformance {_e(results.get('suite_version'))} · "
+        f"{len(_checks(results))} of {_e(results.get('catalogue_size'))} checks · {_e(results.get('requests'))} "
+        f"requests · {_e(results.get('duration_s'))} s · started {_e(_started_iso(results) or None)}"
+    )
+    return (
+        f'<section id="verdict" class="verdict {"pass" if passed else "fail"}">'
+        f'<div class="banner" id="banner">{"PASS" if passed else "FAIL"}</div>'
+        f'<div><p class="why">{_e(why)}</p>'
+        '<table class="levels"><thead><tr><th>Level</th><th>Certification</th>'
+        + "".join(f'<th class="num">{o}</th>' for o in OUTCOMES)
+        + f'</tr></thead><tbody>{rows}</tbody></table><p class="meta">{meta}</p></div></section>'
+    )
+
+
+def _failures_section(results: Mapping[str, Any], spec: SpecIndex | None) -> str:
+    checks = _checks(results)
+    failures = _failures(results)
+    present_levels = [lv for lv in LEVELS if any(c.get("level") == lv for c in checks)]
+    categories: list[str] = []
+    for c in checks:
+        if _text(c.get("category")) not in categories:
+            categories.append(_text(c.get("category")))
+    options_level = "".join(f'<option value="{_e(lv)}">{_e(lv)}</option>' for lv in present_levels)
+    options_category = "".join(f'<option value="{_e(cat)}">{_e(cat)}</option>' for cat in categories)
+    filters = (
+        '<div class="filters"><label for="filter-level">Level</label>'
+        f'<select id="filter-level"><option value="">all</option>{options_level}</select>'
+        '<label for="filter-category">Category</label>'
+        f'<select id="filter-category"><option value="">all</option>{options_category}</select></div>'
+    )
+    if failures:
+        body = "".join(_check_row(c, spec, row_id=f"failure-{_text(c.get('id'))}", evidence=True) for c in failures)
+        table = f'<table id="failures-table">{_CHECK_HEAD}<tbody>{body}</tbody></table>'
+    else:
+        table = '<p class="empty">No failing checks: every MUST and SHOULD check passed or was skipped.</p>'
+    all_rows = "".join(_check_row(c, spec, row_id=f"check-{_text(c.get('id'))}", evidence=False) for c in checks)
+    return (
+        f'<section id="failures"><h2>Failing checks (<span data-count-for="failures-table">{len(failures)}</span>'
+        f" of {len(failures)})</h2>{filters}{table}"
+        f'<details id="all-checks"><summary>All checks (<span data-count-for="all-checks-table">{len(checks)}</span>'
+        f' of {len(checks)})</summary><table id="all-checks-table">{_CHECK_HEAD}<tbody>{all_rows}</tbody></table>'
+        "</details></section>"
+    )
+
+
+def _coverage_section(results: Mapping[str, Any], spec: SpecIndex | None) -> str:
+    checks = _checks(results)
+    by_section: dict[int, list[dict[str, Any]]] = {}
+    cited: set[str] = set()
+    for check in checks:
+        sections = {s for s in (_section_of(str(r)) for r in check.get("spec") or []) if s is not None}
+        cited.update(str(r) for r in check.get("spec") or [])
+        for number in sections:
+            by_section.setdefault(number, []).append(check)
+    numbers = sorted(set(SPEC_SECTIONS) | set(by_section) | (set(spec.by_section) if spec else set()))
+    rows = []
+    for number in numbers:
+        in_section = by_section.get(number, [])
+        tally = {o: sum(1 for c in in_section if c.get("outcome") == o) for o in OUTCOMES}
+        bad = any(c.get("level") in CERTIFYING and c.get("outcome") in BAD for c in in_section)
+        status = "gap" if not in_section else ("fail" if bad else "pass")
+        title, anchor = spec.sections.get(number, ("", "")) if spec else ("", "")
+        href = f"spec.md#{anchor}" if anchor else "spec.md"
+        heading = f'<a href="{_e(href)}">§{number}</a>' + (f" {_e(title)}" if title else "")
+        if spec is not None and number in spec.by_section:
+            requirements = spec.by_section[number]
+            uncited = [r for r in requirements if r not in cited]
+            req_cell = f'<td class="num">{len(requirements) - len(uncited)} of {len(requirements)}</td>'
+            uncited_cell = f'<td class="small">{_spec_links(uncited, spec) or "—"}</td>'
+        else:
+            req_cell, uncited_cell = '<td class="num">—</td>', '<td class="small">—</td>'
+        ids = (
+            ", ".join(f'<a href="#check-{_e(c.get("id"))}">{_e(c.get("id"))}</a>' for c in in_section)
+            if in_section
+            else '<span class="empty">gap: no check cites this section</span>'
+        )
+        rows.append(
+            f'<tr class="cov-{status}{" gap" if status == "gap" else ""}" data-section="{number}" '
+            f'data-status="{status}"><td>{heading}</td>{req_cell}<td class="num">{len(in_section)}</td>'
+            + "".join(f'<td class="num">{tally[o]}</td>' for o in OUTCOMES)
+            + f'<td class="small">{ids}</td>{uncited_cell}</tr>'
+        )
+    gaps = sum(1 for number in numbers if not by_section.get(number))
+    note = "" if spec else '<p class="small">Section titles and requirement counts need docs/spec.md.</p>'
+    return (
+        '<section id="coverage"><h2>Coverage by specification section</h2>'
+        f'<p class="small">{len(numbers) - gaps} of {len(numbers)} sections have at least one check; '
+        "a check citing requirements of several sections counts in each.</p>"
+        '<table id="coverage-table"><thead><tr><th>Section</th><th class="num">Requirements cited</th>'
+        '<th class="num">Checks</th>'
+        + "".join(f'<th class="num">{o}</th>' for o in OUTCOMES)
+        + f"<th>Checks citing it</th><th>Requirements no check cites</th></tr></thead><tbody>{''.join(rows)}"
+        f"</tbody></table>{note}</section>"
+    )
+
+
+def _nonce_section(results: Mapping[str, Any]) -> str:
+    audit = results.get("nonce_audit") or {}
+    if not audit:
+        return '<section id="nonce-audit"><h2>Nonce audit</h2><p class="empty">No nonce audit recorded.</p></section>'
+    reuses = audit.get("reuses")
+    fraction = audit.get("budget_fraction")
+    items = [
+        ("Nonces observed", _e(audit.get("observations"))),
+        ("Keys", _e(audit.get("keys"))),
+        ("(key, nonce) reuses", f'<span class="{"reuse" if reuses else "cert-pass"}">{_e(reuses)}</span>'),
+        ("Most nonces under one key", _e(audit.get("max_per_key"))),
+        (
+            "Busiest key's share of the 2^32 budget",
+            _e(f"{fraction:.3g}" if isinstance(fraction, (int, float)) else fraction),
+        ),
+    ]
+    body = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in items)
+    return f'<section id="nonce-audit"><h2>Nonce audit</h2><dl class="kv">{body}</dl></section>'
+
+
+def _fingerprint_section(results: Mapping[str, Any]) -> str:
+    target = results.get("target") or {}
+    items = [(name, target.get(key)) for key, name in FINGERPRINT]
+    items += [
+        ("Suite version", results.get("suite_version")),
+        ("Results format", results.get("results_version")),
+        ("Vector set digest", results.get("vector_set_digest")),
+        ("Catalogue size", results.get("catalogue_size")),
+        ("Seed", results.get("seed")),
+        ("Started (UTC)", _started_iso(results) or None),
+    ]
+    body = "".join(f'<dt>{_e(k)}</dt><dd class="mono">{_e(v)}</dd>' for k, v in items)
+    options = results.get("options") or {}
+    opts = "".join(
+        f'<dt>{_e(k)}</dt><dd class="mono">{_e(json.dumps(v, ensure_ascii=False, default=str))}</dd>'
+        for k, v in options.items()
+    )
+    options_html = f'<details><summary>Options</summary><dl class="kv">{opts}</dl></details>' if opts else ""
+    return f'<section id="fingerprint"><h2>Target fingerprint</h2><dl class="kv">{body}</dl>{options_html}</section>'
+
+
+def html_report(results: dict[str, Any], *, spec_path: Path | None = None) -> str:
+    """One self-contained, offline HTML page for the run (see the module docstring for its sections)."""
+    spec = parse_spec(spec_path.read_text(encoding="utf-8")) if spec_path is not None else None
+    passed, _ = _verdict(results)
+    target = results.get("target") or {}
+    csp = (
+        f"default-src 'none'; style-src {_csp_hash(_CSS)}; script-src {_csp_hash(_JS)}; img-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    sections: Sequence[str] = (
+        _verdict_section(results),
+        _failures_section(results, spec),
+        _coverage_section(results, spec),
+        _nonce_section(results),
+        _fingerprint_section(results),
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="referrer" content="no-referrer">'
+        f"<title>atoma-conformance: {'PASS' if passed else 'FAIL'} · {_e(target.get('url'))}</title>"
+        f"<style>{_CSS}</style></head>\n<body>"
+        f"<h1>atoma-conformance report</h1>\n"
+        + "\n".join(sections)
+        + '\n<p class="meta">Rendered from results.json; this file is self-contained and works offline.</p>'
+        f"\n<script>{_JS}</script>\n</body></html>\n"
+    )
+
+
+# --- files ---------------------------------------------------------------------------------------------
+
+
+def write_all(results: dict[str, Any], directory: Path, *, spec_path: Path | None = None) -> dict[str, Path]:
+    """Write junit.xml, report.html and summary.md into ``directory`` (beside results.json); returns
+    ``{"junit": …, "html": …, "summary": …}``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"junit": directory / JUNIT_FILE, "html": directory / HTML_FILE, "summary": directory / SUMMARY_FILE}
+    paths["junit"].write_bytes(junit_xml(results))
+    paths["html"].write_text(html_report(results, spec_path=spec_path), encoding="utf-8")
+    paths["summary"].write_text(markdown_summary(results), encoding="utf-8")
+    return paths
