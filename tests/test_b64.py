@@ -301,3 +301,40 @@ def test_any_text_decodes_canonically_or_raises_base64_error(text: str) -> None:
     else:
         assert error.field == "f"
         assert type(error) is not Base64Error  # always a specific subclass
+
+
+def _reference_decode(text: str) -> bytes | None:
+    """The definition: strict decoding whose re-encoding reproduces the input exactly."""
+    import binascii
+
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if binascii.b2a_base64(raw, newline=False).decode("ascii") == text else None
+
+
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n", max_size=24))
+def test_the_o1_canonical_check_agrees_with_full_re_encoding(text: str) -> None:
+    expected = _reference_decode(text)
+    try:
+        got: bytes | None = b64decode(text)
+    except Base64Error:
+        got = None
+    assert got == expected
+
+
+@given(st.binary(min_size=1, max_size=64), st.integers(min_value=0, max_value=63))
+def test_any_last_data_character_is_judged_like_full_re_encoding(data: bytes, index: int) -> None:
+    """Replace the final data character of a valid encoding by each alphabet letter in turn: only the
+    canonical one may decode, exactly as the full re-encoding definition says."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    text = b64encode(data)
+    body = text.rstrip("=")
+    changed = body[:-1] + alphabet[index] + text[len(body) :]
+    expected = _reference_decode(changed)
+    try:
+        got: bytes | None = b64decode(changed)
+    except Base64Error:
+        got = None
+    assert got == expected

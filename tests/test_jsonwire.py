@@ -375,3 +375,25 @@ def test_lone_surrogate_escapes_are_refused(data: bytes) -> None:
 @pytest.mark.parametrize("data", [b'"\\ud83d\\ude00"', b'{"a":"\\ud7ff\\ue000"}', b'"\\\\ud800"'])
 def test_surrogate_pairs_and_look_alikes_are_accepted(data: bytes) -> None:
     loads(data)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=12), _JSON | st.text(alphabet='ABCxyz+/=09 "\\\\\x01é', max_size=40), max_size=6)
+)
+def test_the_flat_fast_path_is_byte_identical_to_the_general_encoder(value: dict[str, Any]) -> None:
+    import json as stdlib_json
+
+    try:
+        expected = stdlib_json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        with pytest.raises(InvalidJson):
+            dumps(value)
+        return
+    assert dumps(value) == expected

@@ -40,6 +40,7 @@ from .primitives import (
     blake2b_256,
     canonical_public_key,
     derive_key,
+    x25519_agree,
     x25519_public_key,
     x25519_shared_secret,
 )
@@ -82,19 +83,19 @@ def client_exchange(client_private_key: bytes, node_public_key: bytes, salt: byt
     for value, length, name in ((salt, SALT_LEN, "salt"), (request_nonce, NONCE_LEN, "request_nonce")):
         if len(value) != length:
             raise LengthError(f"is {len(value)} bytes, expected {length}", field=name)
-    client_pk = x25519_public_key(client_private_key)
-    shared = _agree_with_node(client_private_key, node_public_key)
+    x25519_public_key(client_private_key)  # a wrong-length private key is the caller's, named as such
+    client_pk, shared = _agree_with_node(client_private_key, node_public_key)
     return _exchange(derive_key(shared, salt), salt, client_pk, node_public_key, request_nonce)
 
 
-def _agree_with_node(client_private_key: bytes, node_public_key: bytes) -> bytes:
+def _agree_with_node(client_private_key: bytes, node_public_key: bytes) -> tuple[bytes, bytes]:
     """Client-side X25519, with errors attributed to the node key the caller passed (R4.3).
 
-    Both callers derive the client public key first, which has already validated the private key, so
-    every error left here is about the node's key.
+    The private key is 32 bytes by construction (drawn by ``seal_request``, or checked first by
+    ``client_exchange``), so every error left here is about the node's key.
     """
     try:
-        return x25519_shared_secret(client_private_key, node_public_key)
+        return x25519_agree(client_private_key, node_public_key)
     except (LowOrderPoint, ZeroSharedSecret, LengthError) as exc:
         raise exc.with_field("node_public_key") from None
 
@@ -127,8 +128,7 @@ def seal_request(
     client_sk = rng.token_bytes(X25519_KEY_LEN)
     salt = rng.token_bytes(SALT_LEN)
     nonce = rng.token_bytes(NONCE_LEN)
-    client_pk = x25519_public_key(client_sk)
-    shared = _agree_with_node(client_sk, node_public_key)
+    client_pk, shared = _agree_with_node(client_sk, node_public_key)
     exchange = _exchange(derive_key(shared, salt), salt, client_pk, node_public_key, nonce)
     digest = blake2b_256(plaintext)
     request = ConfidentialComputeRequest(

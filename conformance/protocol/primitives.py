@@ -97,20 +97,30 @@ def x25519_shared_secret(private_key: bytes, peer_public_key: bytes, *, allow_lo
     the upstream node computes: 32 zero bytes. That value is exact, not a guess: the clamped scalar
     is a multiple of 8, so it maps every point of order dividing 8 to the identity (u = 0).
     """
+    return x25519_agree(private_key, peer_public_key, allow_low_order=allow_low_order)[1]
+
+
+def x25519_agree(private_key: bytes, peer_public_key: bytes, *, allow_low_order: bool = False) -> tuple[bytes, bytes]:
+    """(own public key, shared secret) from one private-key object.
+
+    Loading an X25519 private key computes its public key, a full scalar multiplication; a party that
+    needs both values gets them from one load (two multiplications, not three).
+    """
     _require_len(private_key, X25519_KEY_LEN, "private_key")
     _require_len(peer_public_key, X25519_KEY_LEN, "peer_public_key")
+    priv = X25519PrivateKey.from_private_bytes(private_key)
+    public = priv.public_key().public_bytes_raw()
     if is_low_order(peer_public_key):
         if allow_low_order:
-            return bytes(32)
+            return public, bytes(32)
         raise LowOrderPoint(
             "is a low-order X25519 point; the shared secret would be all zeros", field="peer_public_key"
         )
-    priv = X25519PrivateKey.from_private_bytes(private_key)
     try:
         shared = priv.exchange(X25519PublicKey.from_public_bytes(peer_public_key))
     except ValueError as exc:  # pragma: no cover - every all-zero output is caught by is_low_order
         raise ZeroSharedSecret("X25519 produced an all-zero shared secret", field="peer_public_key") from exc
-    return shared
+    return public, shared
 
 
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes = b"", length: int = KEY_LEN) -> bytes:
