@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import math
@@ -384,8 +385,25 @@ _JSON = st.recursive(
 )
 
 
+_ENVELOPE_TEXT = 'ABCxyz+/=09 "\\\\\x01\n\x7fé'
+
+
+@st.composite
+def _long_member(draw: st.DrawFn) -> str:
+    """Base64 around the probe length (256), sometimes with one character that needs escaping or is not base64."""
+    text = base64.b64encode(draw(st.binary(min_size=150, max_size=400))).decode()
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(_ENVELOPE_TEXT)) + text[at:]
+    return text
+
+
 @given(
-    st.dictionaries(st.text(max_size=12), _JSON | st.text(alphabet='ABCxyz+/=09 "\\\\\x01é', max_size=40), max_size=6)
+    st.dictionaries(
+        st.text(max_size=12),
+        _JSON | st.text(alphabet=_ENVELOPE_TEXT, max_size=40) | _long_member(),
+        max_size=6,
+    )
 )
 def test_the_flat_fast_path_is_byte_identical_to_the_general_encoder(value: dict[str, Any]) -> None:
     import json as stdlib_json
@@ -397,3 +415,13 @@ def test_the_flat_fast_path_is_byte_identical_to_the_general_encoder(value: dict
             dumps(value)
         return
     assert dumps(value) == expected
+
+
+@pytest.mark.parametrize("char", ['"', "\\", "\x01", "\n", "\x7f", "é", " ", "-", "_"])
+@pytest.mark.parametrize("at", [0, 150, 299])
+def test_a_long_member_that_is_not_base64_is_escaped_like_json_does(char: str, at: int) -> None:
+    import json as stdlib_json
+
+    text = base64.b64encode(bytes(range(225))).decode()  # 300 characters: past the base64 probe
+    value = {"ciphertext": text[:at] + char + text[at:], "nonce": text}
+    assert dumps(value) == stdlib_json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
