@@ -408,8 +408,8 @@ def test_open_request_allow_low_order_reproduces_upstream(point: bytes) -> None:
         point,
         NODE_PK,
         bytes(range(12)),
-        key_id(point, NODE_PK, bytes(range(16))),
     )
+    assert observer.key_id == key_id(point, NODE_PK, bytes(range(16)))
     response = seal_response(ANSWER, opened.exchange, SIGNER, nonce=RESPONSE_NONCE)
     assert open_response(response, observer).plaintext == ANSWER
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from conformance.protocol import jsonwire
 from conformance.protocol.b64 import b64decode, b64encode
-from conformance.protocol.envelope import Exchange, key_id, open_response, seal_request
+from conformance.protocol.envelope import Exchange, open_response, seal_request
 from conformance.protocol.errors import (
     AeadError,
     Base64MissingPadding,
@@ -159,7 +159,7 @@ def low_order_request(client: MockClient, stack_small_id: int) -> tuple[bytes, E
     salt, nonce = rng.token_bytes(16), rng.token_bytes(12)
     plaintext = jsonwire.dumps(plaintext_for("chat"))
     zero, node_pk = bytes(32), client.config.node_public_key
-    exchange = Exchange(AeadKey(derive_key(zero, salt)), salt, zero, node_pk, nonce, key_id(zero, node_pk, salt))
+    exchange = Exchange(AeadKey(derive_key(zero, salt)), salt, zero, node_pk, nonce)
     request = ConfidentialComputeRequest(
         ciphertext=b64encode(exchange.aead.seal(nonce, plaintext)),
         client_dh_public_key=b64encode(zero),

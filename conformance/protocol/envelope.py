@@ -15,6 +15,7 @@ documented order, so a seed or a list of pinned values reproduces every byte:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from hmac import compare_digest
 
 from . import jsonwire
@@ -48,16 +49,24 @@ from .randomness import SYSTEM_RANDOM, RandomSource
 from .sui import SuiSignature, SuiSigner, verify_b64
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, repr=False)
 class Exchange:
-    """The key material of one request/response exchange. ``repr`` never shows the key."""
+    """The key material of one request/response exchange. ``repr`` never shows the key.
+
+    ``key_id`` is computed on first use, not at construction: a client that never reports its
+    nonces (the common case) should not pay a hash per request for a name it never reads.
+    """
 
     aead: AeadKey
     salt: bytes
     client_public_key: bytes
     node_public_key: bytes
     request_nonce: bytes
-    key_id: str
+
+    @cached_property
+    def key_id(self) -> str:
+        """See :func:`key_id`."""
+        return key_id(self.client_public_key, self.node_public_key, self.salt)
 
     def __repr__(self) -> str:
         return f"Exchange(key_id={self.key_id})"
@@ -75,7 +84,7 @@ def key_id(client_public_key: bytes, node_public_key: bytes, salt: bytes) -> str
 
 
 def _exchange(key: bytes, salt: bytes, client_pk: bytes, node_pk: bytes, request_nonce: bytes) -> Exchange:
-    return Exchange(AeadKey(key), salt, client_pk, node_pk, request_nonce, key_id(client_pk, node_pk, salt))
+    return Exchange(AeadKey(key), salt, client_pk, node_pk, request_nonce)
 
 
 def client_exchange(client_private_key: bytes, node_public_key: bytes, salt: bytes, request_nonce: bytes) -> Exchange:
