@@ -19,6 +19,7 @@ from conformance.embedded import Embedded, embedded_target
 from conformance.fuzz.campaign import Campaign, CampaignConfig, CampaignResult, estimate
 from conformance.fuzz.cases import ReplayCase
 from conformance.fuzz.replay import replay
+from conformance.fuzz.stateful import SETTLE_S
 from mock_node.faults import CATALOGUE as FAULTS
 from mock_node.faults import Fault
 
@@ -108,6 +109,55 @@ def test_max_requests_is_a_hard_cap(cap: int) -> None:
         client.close()
     assert transport.sent <= cap and result.requests <= cap
     assert result.stopped_by == "max-requests"
+
+
+def test_max_requests_caps_the_stateful_sessions_too() -> None:
+    transport = CountingTransport()
+    with campaign_on(transport=transport) as (embedded, make):
+        client = make(embedded.target.api_key)
+        config = CampaignConfig(max_requests=30, max_examples=5, report_dir=Path("/nonexistent-not-written"))
+        result = Campaign(
+            config,
+            embedded.target,
+            client,
+            sleep=embedded.sleep,
+            clock=embedded.clock,
+            client_factory=make,
+            sessions=50,
+        ).run()
+        client.close()
+    assert transport.sent <= 30 and result.requests <= 30
+    assert result.stopped_by == "max-requests" and result.examples > 5, "the sessions ran, then hit the cap"
+
+
+def test_a_duration_cap_ends_the_stateful_sessions_within_one_step(tmp_path: Path) -> None:
+    # The stateless phase ends by examples at once; 10,000 sessions would take minutes, so only the
+    # duration can end this run. One session step is one request on loopback (milliseconds).
+    result = run(tmp_path, max_examples=3, duration_s=1.0, sessions=10_000)
+    assert result.stopped_by == "duration"
+    assert result.examples > 3, "the stateful phase started before the cap"
+    assert result.duration_s < 1.0 + 1.0, f"ran {result.duration_s:.2f} s past a 1 s cap"
+
+
+def test_a_duration_cap_refuses_a_real_wait_that_would_overrun_it(tmp_path: Path) -> None:
+    slept: list[float] = []
+    with campaign_on() as (embedded, make):
+        client = make(embedded.target.api_key)
+        config = CampaignConfig(duration_s=3.0, max_examples=3, report_dir=tmp_path)
+        campaign = Campaign(
+            config,
+            embedded.target,
+            client,
+            sleep=slept.append,  # stands in for time.sleep: each wait is charged to the duration
+            clock=embedded.clock,
+            client_factory=make,
+            sessions=5,
+            sleep_costs_time=True,
+        )
+        result = campaign.run()
+        client.close()
+    assert result.stopped_by == "duration"
+    assert SETTLE_S not in slept, "a 5.5 s settle wait was started inside a 3 s budget"
 
 
 def test_max_compute_units_is_a_hard_cap(tmp_path: Path) -> None:

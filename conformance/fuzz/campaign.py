@@ -210,6 +210,7 @@ class Campaign:
         sleep: Callable[[float], None] = time.sleep,
         client_factory: Callable[[str | None], ConfidentialClient] | None = None,
         sessions: int | None = None,
+        sleep_costs_time: bool | None = None,
     ) -> None:
         self.config = config.resolved()
         self.client_factory = client_factory
@@ -218,6 +219,9 @@ class Campaign:
         self.client = client
         self.clock = clock
         self.sleep = sleep
+        # Whether a session's waits spend the duration budget: real sleeps do, the embedded mock's
+        # virtual clock does not (its lock timeouts pass without wall time).
+        self.sleep_costs_time = sleep is time.sleep if sleep_costs_time is None else sleep_costs_time
         self.state = OracleState(expected_signer=target.node_address, api_key=target.api_key)
         self.result = CampaignResult()
         self._executions = 0
@@ -346,7 +350,7 @@ class Campaign:
         except BaseExceptionGroup as group:  # several distinct failures: keep the last one recorded
             if not group.subgroup((AssertionError, Flaky)):
                 raise
-        if self._failure is None and self.sessions and self.client_factory is not None:
+        if self._failure is None and self.result.stopped_by == "examples" and self.sessions and self.client_factory:
             self._run_sessions()
         r = self.result
         r.examples = counted[0] + self._session_examples
@@ -364,13 +368,25 @@ class Campaign:
 
     def _run_sessions(self) -> None:
         """Stateful sessions over two API keys (when a second key is known)."""
-        from .stateful import Session, run_sessions
+        from .stateful import Session, SessionsOver, run_sessions
 
         assert self.client_factory is not None
         keys = ["a"] + (["b"] if self.target.second_api_key else [])
         opened: list[ConfidentialClient] = []
 
+        def admit(seconds: float) -> None:
+            c, r = self.config, self.result
+            spent = time.monotonic() - self._started + (seconds if self.sleep_costs_time else 0.0)
+            if c.duration_s is not None and spent > c.duration_s:
+                r.stopped_by = "duration"
+                raise SessionsOver
+            sent = self.client.requests_sent + sum(client.requests_sent for client in opened)
+            if c.max_requests is not None and sent + 2 > c.max_requests:
+                r.stopped_by = "max-requests"
+                raise SessionsOver
+
         def make_session() -> Session:
+            admit(0.0)
             self._session_examples += 1
             api = session_keys(self.target, f"{self._run_id}-{self._session_examples}")
             clients = {}
@@ -384,6 +400,7 @@ class Campaign:
                 self.sleep,
                 self.clock,
                 OracleState(expected_signer=self.target.node_address, api_key=self.target.api_key),
+                admit=admit,
             )
 
         try:

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from ..checks import Target
 from ..client import ENDPOINT_PATHS, ConfidentialClient
@@ -23,8 +31,21 @@ from ..evidence import LockRecord
 from ..protocol import jsonwire
 from .oracle import Finding, OracleState, judge, judge_lock
 
+_T = TypeVar("_T")
+
 LOCK_TIMEOUT_S = 2
 SETTLE_S = 5.5  # longer than any lock this suite takes (the default timeout is 5 s)
+
+
+class SessionsOver(BaseException):
+    """Raised by a session's ``admit`` hook to end the stateful phase at a campaign cap.
+
+    A BaseException, so that Hypothesis neither shrinks nor replays it: the phase simply ends.
+    """
+
+
+def _admit_always(seconds: float) -> None:
+    """The default hook: no cap."""
 
 
 class SessionFailure(AssertionError):
@@ -53,6 +74,9 @@ class Session:
     locks: list[_Lock] = field(default_factory=list)
     spent: set[int] = field(default_factory=set)
     last_success: tuple[str, bytes] | None = None
+    # Called before every step with the seconds it will sleep (0 for a request); raises SessionsOver
+    # when the step would break the campaign's duration or request cap.
+    admit: Callable[[float], None] = _admit_always
 
     def _locks_of(self, key: str, stack: int) -> list[int]:
         return [
@@ -70,6 +94,7 @@ class Session:
         self.spent.update(range(len(self.locks)))
 
     def take_lock(self, key: str) -> int:
+        self.admit(0.0)
         self.log.append({"action": "lock", "key": key})
         record = self.clients[key].lock(self.target.chat_model, timeout=LOCK_TIMEOUT_S)
         findings = judge_lock(record)
@@ -80,6 +105,7 @@ class Session:
 
     def use(self, index: int, key: str, *, stream: bool = False) -> None:
         """Send a valid request on lock ``index`` with API key ``key``; the model says if it may be served."""
+        self.admit(0.0)
         self.log.append({"action": "use", "lock": index, "key": key, "stream": stream})
         lock = self.locks[index]
         assert lock.record.lock is not None
@@ -116,6 +142,7 @@ class Session:
             raise SessionFailure(Finding("LOCK-009", "a request was served with no unspent lock left"))
 
     def wait(self, seconds: float) -> None:
+        self.admit(seconds)
         self.log.append({"action": "wait", "seconds": seconds})
         self.sleep(seconds)
 
@@ -123,6 +150,7 @@ class Session:
         """Re-send the last served request's exact bytes on a fresh lock: it must be refused (SHOULD)."""
         if self.last_success is None:
             return
+        self.admit(0.0)
         key, body = self.last_success
         self.log.append({"action": "replay", "key": key})
         self.take_lock(key)
@@ -161,43 +189,104 @@ def session_machine(make_session: Callable[[], Session], keys: list[str]) -> typ
     class SessionMachine(RuleBasedStateMachine):
         locks = Bundle("locks")
         last: Session | None = None
+        # The first failure seen, kept because a cap may interrupt Hypothesis while it shrinks it.
+        failure: tuple[Session, SessionFailure] | None = None
+        stopped = False  # a cap ended the phase (SessionsOver)
+
+        def _step(self, action: Callable[[], _T]) -> _T:
+            try:
+                return action()
+            except SessionFailure as failure:
+                if type(self).failure is None:
+                    type(self).failure = (self.session, failure)
+                raise
+            except SessionsOver:
+                type(self).stopped = True
+                raise
 
         @initialize()
         def start(self) -> None:
-            self.session = make_session()
+            self.session = self._step(make_session)
             type(self).last = self.session
             # Start from a stack with no pending lock: wait out every lock an earlier step or campaign took.
-            self.session.wait(SETTLE_S)
+            self._step(lambda: self.session.wait(SETTLE_S))
             self.session.log.clear()
 
         @rule(target=locks, key=st.sampled_from(keys))
         def lock(self, key: str) -> int:
-            return self.session.take_lock(key)
+            return self._step(lambda: self.session.take_lock(key))
 
         @rule(index=locks, key=st.sampled_from(keys), stream=st.booleans())
         def use(self, index: int, key: str, stream: bool) -> None:
-            self.session.use(index, key, stream=stream)
+            self._step(lambda: self.session.use(index, key, stream=stream))
 
         @rule(seconds=st.sampled_from([1.0, float(LOCK_TIMEOUT_S) + 1.0]))
         def wait(self, seconds: float) -> None:
-            self.session.wait(seconds)
+            self._step(lambda: self.session.wait(seconds))
 
+        @precondition(lambda self: self.session.last_success is not None)  # else the step is a no-op
         @rule()
         def replay(self) -> None:
-            self.session.replay_last()
+            self._step(self.session.replay_last)
 
         @invariant()
         def nonces_are_never_reused(self) -> None:
             if hasattr(self, "session"):
-                self.session.audit()
+                self._step(self.session.audit)
 
     return SessionMachine
+
+
+# Directed sessions run first, one per lock rule of docs/spec.md §2, so that every rule is exercised
+# whatever the random phase draws in a short (ci) campaign; Hypothesis then explores orderings.
+DIRECTED: tuple[tuple[dict[str, Any], ...], ...] = (
+    # a served request, then the same bytes again on a fresh lock (REPLAY-001)
+    ({"action": "lock", "key": "a"}, {"action": "use", "lock": 0, "key": "a"}, {"action": "replay"}),
+    # a request on a lock that has expired (LOCK-010)
+    (
+        {"action": "lock", "key": "a"},
+        {"action": "wait", "seconds": LOCK_TIMEOUT_S + 1.0},
+        {"action": "use", "lock": 0, "key": "a"},
+    ),
+    # a lock spent by a stream, used again (LOCK-009)
+    (
+        {"action": "lock", "key": "a"},
+        {"action": "use", "lock": 0, "key": "a", "stream": True},
+        {"action": "use", "lock": 0, "key": "a"},
+    ),
+    # one key's lock used by another key (LOCK-011; only with a second key)
+    ({"action": "lock", "key": "a"}, {"action": "use", "lock": 0, "key": "b"}),
+)
+
+
+def run_directed(make_session: Callable[[], Session], keys: list[str]) -> tuple[Session | None, SessionFailure | None]:
+    """The directed sessions whose keys are all available; the first failure ends the phase.
+
+    A cap raises :class:`SessionsOver` out of here, as from the machine.
+    """
+    for steps in DIRECTED:
+        if any(step.get("key", "a") not in keys for step in steps):
+            continue
+        session = make_session()
+        try:
+            session.wait(SETTLE_S)
+            session.log.clear()
+            run_steps(session, list(steps))
+        except SessionFailure as failure:
+            return session, failure
+    return None, None
 
 
 def run_sessions(
     make_session: Callable[[], Session], keys: list[str], *, max_examples: int, seed: int
 ) -> tuple[Session | None, SessionFailure | None]:
-    """Drive the machine; returns the failing session (its log is the replay) and its failure."""
+    """Directed sessions, then the machine; returns the failing session (its log is the replay) and its failure."""
+    try:
+        session, found = run_directed(make_session, keys)
+    except SessionsOver:
+        return None, None
+    if found is not None:
+        return session, found
     machine = session_machine(make_session, keys)
     try:
         run_state_machine_as_test(
@@ -212,13 +301,19 @@ def run_sessions(
                 derandomize=True,
             ),
         )
-    except SessionFailure as failure:
-        return getattr(machine, "last", None), failure
-    except (Flaky, BaseExceptionGroup) as error:  # a node whose answers change between replays is flaky
-        found = _first_session_failure(error)
+    except (SessionsOver, SessionFailure, Flaky, BaseExceptionGroup) as error:
+        last: Session | None = getattr(machine, "last", None)
+        if getattr(machine, "stopped", False):
+            # A cap interrupted Hypothesis mid-example (which it may also report as flaky data
+            # generation): the phase is over, and only a failure seen before the stop counts.
+            failure: tuple[Session, SessionFailure] | None = getattr(machine, "failure", None)
+            return failure or (None, None)
+        if isinstance(error, SessionFailure):
+            return last, error
+        found = _first_session_failure(error)  # a node whose answers change between replays is flaky
         if found is None:
             raise
-        return getattr(machine, "last", None), found
+        return last, found
     return None, None
 
 
