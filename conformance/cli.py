@@ -73,6 +73,12 @@ def _cmd_checks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_clients(args: argparse.Namespace) -> int:
+    from .clients.command import main as main_clients
+
+    return main_clients(args)
+
+
 def _cmd_mock(args: argparse.Namespace) -> int:
     from mock_node.config import ConfigError
     from mock_node.serve import run
@@ -169,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["text", "markdown"], default="text", help="markdown is docs/checks.md (default: text)"
     )
     checks.set_defaults(func=_cmd_checks)
+
+    from .clients.command import add_arguments as add_clients_arguments
+
+    clients = commands.add_parser(
+        "clients",
+        help="certify clients (SDKs) against the mock node, through adapters",
+        description="Run every client through the client judge and every adversarial scenario, and write a "
+        "matrix (scenarios x clients) as results.json, Markdown and HTML. See docs/clients.md.",
+    )
+    add_clients_arguments(clients)
+    clients.set_defaults(func=_cmd_clients)
 
     from mock_node.serve import add_arguments
 

@@ -163,11 +163,12 @@ def create_app(config: MockConfig | None = None) -> Starlette:
                 raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc)) from None
             if lock_request.model not in config.models:
                 raise Refusal(503, "SERVICE_UNAVAILABLE", "no node serves this model confidentially")
+            timeout = LOCK_DEFAULT_TIMEOUT_S if lock_request.timeout is None else lock_request.timeout
             granted = state.locks.grant(
                 owner,
                 lock_request.model,
                 LOCK_DEFAULT_TOKENS if lock_request.max_num_tokens is None else lock_request.max_num_tokens,
-                LOCK_DEFAULT_TIMEOUT_S if lock_request.timeout is None else lock_request.timeout,
+                timeout,
             )
         except Refusal as refusal:
             return refuse(behaviour, refusal)
@@ -176,6 +177,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             public_key = bytes(32)
         elif behaviour.lock_public_key == "short":
             public_key = public_key[:31]
+        if config.judge is not None:
+            config.judge.on_lock(owner, granted.stack_small_id, public_key, granted.max_num_tokens, timeout)
         reply = LockResponse(b64encode(public_key), config.node_small_id, None, granted.stack_small_id)
         return json_response(200, reply.serialize())
 
@@ -192,6 +195,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         endpoint = ENDPOINTS[request.url.path]
         owner = authenticate(request)
         body = await read_body(request, config.max_body_bytes)
+        judged = None if config.judge is None else config.judge.on_request(owner, endpoint, body)
         try:
             envelope = ConfidentialComputeRequest.parse(body)
         except ProtocolError as exc:
@@ -237,6 +241,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             ) from None
         except BackendError as exc:
             raise Refusal(502, "BAD_GATEWAY", str(exc), kind="server") from None
+        if judged is not None:
+            config.judge.on_served(judged, chunks if streaming else answer)
         if not streaming:
             plain = jsonwire.dumps(answer)
             members = sealer.seal(plain, answer.get("usage") if endpoint != "images" else None)

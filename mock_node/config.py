@@ -51,6 +51,7 @@ class MockConfig:
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     extra: dict[str, str] = field(default_factory=dict)
+    judge: Any = None  # a mock_node.judge.ClientJudge, to certify the clients that talk to this node
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ..clients.checks import CLIENT_CHECKS, SCENARIOS
 from . import CATALOGUE
 
 
@@ -36,7 +37,31 @@ def render(fmt: str = "text") -> str:
                 f"| {check.id} | {check.level} | {check.title} | {', '.join(check.spec)} | {check.evidence} "
                 f"| {', '.join(check.scenarios)} |"
             )
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + _client_section()) + "\n"
     rows = [f"{'id':<12} {'level':<6} {'spec':<16} title"]
     rows += [f"{c.id:<12} {c.level:<6} {','.join(c.spec):<16} {c.title}" for c in CATALOGUE]
+    rows += [f"{c.id:<12} {c.level:<6} {','.join(c.spec):<16} {c.title}" for c in CLIENT_CHECKS]
     return "\n".join(rows) + "\n"
+
+
+def _client_section() -> list[str]:
+    """The CLIENT checks judge a client, not a node: ``atoma-conformance clients`` runs them (docs/clients.md)."""
+    scenario_of = {s.check.id: s for s in SCENARIOS}
+    lines = [
+        "",
+        "## Client checks",
+        "",
+        f"{len(CLIENT_CHECKS)} checks that `atoma-conformance clients` runs against a client through an adapter "
+        "([docs/clients.md](clients.md)), not against a node. *Judge* checks read every request the client sent; "
+        "a *scenario* serves one response from the named mock faults, and the client must accept it or refuse it.",
+        "",
+        "| id | level | check | spec | scenario |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for check in CLIENT_CHECKS:
+        scenario = scenario_of.get(check.id)
+        where = "judge: every request" if scenario is None else (
+            f"{scenario.operation}, {', '.join(scenario.faults) or 'honest node'}: {scenario.expect}"
+        )  # fmt: skip
+        lines.append(f"| {check.id} | {check.level} | {check.title} | {', '.join(check.spec)} | {where} |")
+    return lines

@@ -190,3 +190,9 @@ class NonceReuse(ProtocolError):
     """A nonce was used twice under one key (for example a response echoing the request nonce)."""
 
     code = "NONCE_REUSE"
+
+
+class StreamOrderError(ProtocolError):
+    """A stream's chunks are duplicated, reordered or inconsistent in a way a client can see (R13.14)."""
+
+    code = "STREAM_ORDER"

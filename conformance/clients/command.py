@@ -1,0 +1,113 @@
+"""``atoma-conformance clients``: certify clients through adapters, and write the matrix."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .checks import SCENARIOS
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_REPORT_DIR = Path("reports") / "clients"
+DEFAULT_CACHE_DIR = Path(".cache") / "atoma-conformance"
+
+
+class ClientsUsageError(Exception):
+    """One line for the user, exit 2."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="NAME[=COMMAND]",
+        help="a client to certify (repeatable): NAME=COMMAND runs COMMAND as an adapter (docs/clients.md); "
+        "a bare NAME is a built-in adapter: reference, atoma-sdk-py, atoma-sdk-ts (installed on first use)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="CLIENT-NNN",
+        help="run only these scenario checks (repeatable; judge checks always run); default: all",
+    )
+    parser.add_argument(
+        "--report-dir",
+        default=str(DEFAULT_REPORT_DIR),
+        help=f"where to write the matrix (default: {DEFAULT_REPORT_DIR})",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=str(DEFAULT_CACHE_DIR),
+        help=f"where built-in adapters install their SDKs (default: {DEFAULT_CACHE_DIR})",
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per client operation (default: 30)")
+    parser.add_argument(
+        "--keep-plaintext", action="store_true", help="record the content each client returned in the evidence"
+    )
+
+
+def parse_adapters(specs: list[str]) -> list[tuple[str, str | None]]:
+    """``NAME=COMMAND`` or a built-in ``NAME``; names must be unique and usable as column titles."""
+    if not specs:
+        raise ClientsUsageError("--adapter: name at least one client (for example --adapter reference)")
+    out: list[tuple[str, str | None]] = []
+    for spec in specs:
+        name, sep, command = spec.partition("=")
+        name = name.strip()
+        if not name or not all(c.isalnum() or c in "-_." for c in name):
+            raise ClientsUsageError(f"--adapter: {spec!r}: the name must be letters, digits, '-', '_' or '.'")
+        if sep and not command.strip():
+            raise ClientsUsageError(f"--adapter: {name}: the command after '=' is empty")
+        if any(existing == name for existing, _ in out):
+            raise ClientsUsageError(f"--adapter: {name} is named twice")
+        out.append((name, command.strip() if sep else None))
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    from . import report
+    from .builtin import BUILTIN, builtin
+    from .runner import ClientUnderTest, run_matrix
+
+    try:
+        adapters = parse_adapters(args.adapter)
+        for name, command in adapters:
+            if command is None and name not in BUILTIN:
+                raise ClientsUsageError(
+                    f"--adapter: {name} is not a built-in adapter ({', '.join(BUILTIN)}); use {name}=COMMAND"
+                )
+        known = {s.check.id: s for s in SCENARIOS}
+        unknown = [s for s in args.scenario if s not in known]
+        if unknown:
+            raise ClientsUsageError(f"--scenario: unknown scenario check {unknown[0]} (see docs/checks.md)")
+        if args.timeout <= 0:
+            raise ClientsUsageError("--timeout: must be positive")
+    except ClientsUsageError as exc:
+        print(f"atoma-conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    clients = [
+        ClientUnderTest(name, command) if command is not None else builtin(name, Path(args.cache_dir), log)
+        for name, command in adapters
+    ]
+    scenarios = [known[s] for s in args.scenario] if args.scenario else list(SCENARIOS)
+    matrix = run_matrix(
+        clients, scenarios=scenarios, timeout_s=args.timeout, progress=log, keep_plaintext=args.keep_plaintext
+    )
+    paths = report.write(matrix, Path(args.report_dir))
+    for client in matrix.clients:
+        if not client.tested:
+            print(f"{client.client.name}: skipped ({client.client.unavailable})")
+            continue
+        cert = client.certification()
+        failed = [c.id for c in client.checks if c.level == "MUST" and c.outcome in ("fail", "error")]
+        line = f"{client.client.name}: MUST {cert['MUST']}, SHOULD {cert['SHOULD']}"
+        print(line + (f" (MUST failures: {', '.join(failed)})" if failed else ""))
+    print(f"matrix: {paths['markdown']} · {paths['html']} · {paths['json']} ({matrix.duration_s:.1f} s)")
+    return EXIT_OK if matrix.passed else EXIT_FAILED

@@ -1,0 +1,248 @@
+"""Run clients through the judge and every scenario, and turn what happened into CLIENT verdicts.
+
+Each scenario gets its own mock node (strict, plus the scenario's faults) on a loopback port, with a
+client judge attached. Every client under test runs the scenario's operation once through its
+adapter, with an API key of its own, so the judge's records say which client sent what.
+
+A scenario proves something only if the node really served its response: a client whose request the
+node refused never saw the forged answer, so its "refusal" is recorded as an error with the judge's
+findings on that request, never as a pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from mock_node.config import DEFAULT_MODELS, MockConfig
+from mock_node.judge import ClientJudge, RequestSeen
+from mock_node.locks import token_id
+from mock_node.testing import running_node
+
+from ..checks.base import Verdict
+from ..results import CheckResult
+from .checks import CLIENT_CHECKS, JUDGE_CHECKS, SCENARIOS, ClientCheck, Scenario
+from .contract import AdapterFailure, AdapterResult, Instruction, Operation, run_adapter
+
+CHAT_MODEL, EMBEDDING_MODEL, IMAGE_MODEL = DEFAULT_MODELS
+PARAMS: dict[Operation, tuple[str, dict[str, Any]]] = {
+    "chat": (CHAT_MODEL, {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}),
+    "chat-stream": (CHAT_MODEL, {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}),
+    "completions": (CHAT_MODEL, {"prompt": "Say hello.", "max_tokens": 16}),
+    "embeddings": (EMBEDDING_MODEL, {"input": "Say hello."}),
+    "images": (IMAGE_MODEL, {"prompt": "a lighthouse", "n": 1, "size": "256x256"}),
+}
+
+
+@dataclass(frozen=True)
+class ClientUnderTest:
+    name: str
+    command: str | None
+    unavailable: str | None = None  # why there is no command: every verdict is a skip with this reason
+    setup_error: str | None = None  # the adapter could not be installed: every verdict is an error
+
+
+@dataclass
+class Cell:
+    """One client in one scenario."""
+
+    scenario: Scenario
+    result: AdapterResult | None = None
+    failure: str | None = None
+    requests: list[RequestSeen] = field(default_factory=list)
+
+
+@dataclass
+class ClientReport:
+    client: ClientUnderTest
+    cells: list[Cell]
+    checks: list[CheckResult]
+    version: str | None = None
+
+    def certification(self) -> dict[str, str]:
+        out = {}
+        for level in ("MUST", "SHOULD"):
+            bad = [c for c in self.checks if c.level == level and c.outcome in ("fail", "error")]
+            out[level] = "fail" if bad else "pass"
+        return out
+
+    @property
+    def tested(self) -> bool:
+        return self.client.unavailable is None
+
+
+@dataclass
+class Matrix:
+    clients: list[ClientReport]
+    started: float
+    duration_s: float
+    node_address: str
+
+    @property
+    def passed(self) -> bool:
+        """Every client that could be tested passed every MUST."""
+        return all(r.certification()["MUST"] == "pass" for r in self.clients if r.tested)
+
+
+def run_matrix(
+    clients: Sequence[ClientUnderTest],
+    *,
+    scenarios: Sequence[Scenario] = SCENARIOS,
+    timeout_s: float = 30.0,
+    progress: Callable[[str], None] | None = None,
+    keep_plaintext: bool = False,
+) -> Matrix:
+    started = time.time()
+    t0 = time.monotonic()
+    runnable = [c for c in clients if c.command is not None and c.setup_error is None]
+    cells: dict[str, list[Cell]] = {c.name: [] for c in clients}
+    run_tag = os.urandom(4).hex()  # two runs against one judge never share an API key
+    node_address = ""
+    for scenario in scenarios:
+        config = MockConfig(faults=scenario.faults)
+        config.judge = judge = ClientJudge(config.node_private_key, config.clock)
+        node_address = config.signer_address
+        if progress:
+            progress(f"{scenario.check.id} {scenario.name}")
+        with running_node(config) as base_url, _quiet_disconnects():
+            one = partial(_run_one, scenario, base_url, judge, node_address, timeout_s, run_tag)
+            with ThreadPoolExecutor(max_workers=max(1, min(3, len(runnable)))) as pool:
+                for client, cell in zip(runnable, pool.map(one, runnable), strict=True):
+                    cells[client.name].append(cell)
+    reports = []
+    for client in clients:
+        mine = cells[client.name]
+        version = next((c.result.client for c in mine if c.result is not None and c.result.client), None)
+        checks = [CheckResult(
+            check.id, check.level, "CLIENT", check.title, list(check.spec), v.outcome, v.reason, v.evidence
+        ) for check, v in judge_all(client, mine, scenarios, keep_plaintext=keep_plaintext)]  # fmt: skip
+        reports.append(ClientReport(client, mine, checks, version))
+    return Matrix(reports, started, time.monotonic() - t0, node_address)
+
+
+@contextmanager
+def _quiet_disconnects() -> Iterator[None]:
+    """A client that refuses a stream hangs up mid-response, as it should; asyncio then logs
+    "socket.send() raised exception." for every write the mock still makes. That is the scenario
+    working, not a problem to show the user."""
+    logger = logging.getLogger("asyncio")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _run_one(
+    scenario: Scenario,
+    base_url: str,
+    judge: ClientJudge,
+    node_address: str,
+    timeout_s: float,
+    run_tag: str,
+    client: ClientUnderTest,
+) -> Cell:
+    """One client, one scenario: the adapter's answer and what the judge saw of this client."""
+    api_key = f"client-cert-{run_tag}-{client.name}-{scenario.check.id}"
+    model, params = PARAMS[scenario.operation]
+    instruction = Instruction(base_url, api_key, model, scenario.operation, params, node_address, timeout_s)
+    cell = Cell(scenario)
+    assert client.command is not None
+    try:
+        cell.result = run_adapter(client.command, instruction)
+    except AdapterFailure as exc:
+        cell.failure = str(exc)
+    cell.requests = judge.requests({token_id(api_key)})
+    return cell
+
+
+def judge_all(
+    client: ClientUnderTest, cells: list[Cell], scenarios: Sequence[Scenario], *, keep_plaintext: bool = False
+) -> list[tuple[ClientCheck, Verdict]]:
+    """A verdict for every CLIENT check, in id order."""
+    by_id: dict[str, Verdict] = {}
+    for check in JUDGE_CHECKS:
+        by_id[check.id] = _blanket(client) or judge_requests(check, [r for c in cells for r in c.requests])
+    for scenario in scenarios:
+        cell = next((c for c in cells if c.scenario is scenario), None)
+        by_id[scenario.check.id] = _blanket(client) or (
+            Verdict("error", "not run") if cell is None else judge_scenario(cell, keep_plaintext=keep_plaintext)
+        )
+    return [(check, by_id[check.id]) for check in CLIENT_CHECKS if check.id in by_id]
+
+
+def _blanket(client: ClientUnderTest) -> Verdict | None:
+    if client.unavailable is not None:
+        return Verdict("skip", client.unavailable)
+    if client.setup_error is not None:
+        return Verdict("error", client.setup_error)
+    return None
+
+
+_FRESH = {"CLIENT-001": ("client_key", "X25519 public key"), "CLIENT-002": ("salt", "salt")}
+_FRESH["CLIENT-003"] = ("nonce", "request nonce")
+
+
+def judge_requests(check: ClientCheck, requests: list[RequestSeen]) -> Verdict:
+    """A judge check over every request the client sent in the run."""
+    if not requests:
+        return Verdict("error", "no confidential request from this client reached the node")
+    evidence: dict[str, Any] = {"requests": len(requests)}
+    if check.id in _FRESH:
+        attribute, label = _FRESH[check.id]
+        values = [getattr(r, attribute) for r in requests if getattr(r, attribute) is not None]
+        repeats = len(values) - len(set(values))
+        evidence["distinct"] = len(set(values))
+        if repeats:
+            return Verdict("fail", f"the same {label} was sent in {repeats + 1} of {len(values)} requests", evidence)
+        return Verdict("pass", f"{len(values)} requests, every {label} new", evidence)
+    flagged = [r for r in requests if check.id in r.findings]
+    evidence["violations"] = len(flagged)
+    if flagged:
+        return Verdict("fail", f"{len(flagged)} of {len(requests)} requests: {flagged[0].findings[check.id]}", evidence)
+    return Verdict("pass", f"{len(requests)} requests, none in violation", evidence)
+
+
+def judge_scenario(cell: Cell, *, keep_plaintext: bool = False) -> Verdict:
+    scenario, result = cell.scenario, cell.result
+    served = [r for r in cell.requests if r.served is not None]
+    evidence: dict[str, Any] = {
+        "operation": scenario.operation,
+        "faults": list(scenario.faults),
+        "requests": len(cell.requests),
+        "served": bool(served),
+    }
+    if cell.failure is not None or result is None:
+        return Verdict("error", f"the adapter failed: {cell.failure}", evidence)
+    evidence["outcome"], evidence["error_code"] = result.outcome, result.error_code
+    if result.unsupported:
+        return Verdict("skip", f"the client has no confidential {scenario.operation} operation", evidence)
+    if keep_plaintext:
+        evidence["content"] = result.content
+    if scenario.expect == "accept":
+        if not result.accepted:
+            why = f"{result.error_code}: {result.detail}" if result.detail else result.error_code
+            return Verdict("fail", f"refused an honest response ({why})", evidence)
+        if not served:
+            return Verdict("fail", "reported success although the node served it nothing", evidence)
+        if result.content != served[-1].served:
+            evidence["content_length"] = len(result.content or "")
+            return Verdict("fail", "handed its caller different content from what the node served", evidence)
+        return Verdict("pass", "accepted the response and handed over exactly what the node served", evidence)
+    if not served:
+        findings = sorted({f"{k}: {v}" for r in cell.requests for k, v in r.findings.items()})
+        why = "; ".join(findings) if findings else "its request never reached the node or was refused"
+        return Verdict(
+            "error", f"the node never served this scenario's response, so it proves nothing ({why})", evidence
+        )
+    if result.accepted:
+        return Verdict("fail", "accepted the response and handed its content to the caller", evidence)
+    return Verdict("pass", f"refused the response ({result.error_code})", evidence)

@@ -1,0 +1,182 @@
+"""The client judge: what the mock node learns about the *client* from every lock and request it sees.
+
+A node holds the one private key that lets a third party check a client's work from the wire alone:
+with it the judge decrypts each envelope and compares it against the plaintext, the lock the client
+took, and every earlier request of the same client. Nothing here decides what the node answers; the
+app calls the judge beside its own handling, before any refusal, so a request the strict node refuses
+is judged all the same.
+
+Per-request findings carry the CLIENT check id they violate (conformance/clients/checks.py); freshness
+(R13.1) needs every request of a client, so the judge only records fingerprints and the runner
+compares them. Fingerprints are short hashes: a report shows that two salts were equal, never a salt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.clients.contract import content_of
+from conformance.protocol import jsonwire
+from conformance.protocol.b64 import b64decode
+from conformance.protocol.envelope import node_exchange
+from conformance.protocol.errors import ProtocolError
+from conformance.protocol.models import ConfidentialComputeRequest
+from conformance.protocol.primitives import (
+    HASH_LEN,
+    NONCE_LEN,
+    SALT_LEN,
+    X25519_KEY_LEN,
+    blake2b_256,
+    canonical_public_key,
+)
+
+_LENGTHS = {
+    "nonce": NONCE_LEN,
+    "salt": SALT_LEN,
+    "client_dh_public_key": X25519_KEY_LEN,
+    "node_dh_public_key": X25519_KEY_LEN,
+    "plaintext_body_hash": HASH_LEN,
+}
+_BINARY = ("ciphertext", *_LENGTHS)
+
+
+def fingerprint(value: bytes) -> str:
+    """A short public name for a value, enough to show two values were equal without showing them."""
+    return blake2b_256(b"atoma-conformance/client-judge\x00" + value)[:6].hex()
+
+
+@dataclass
+class LockSeen:
+    owner: str
+    stack_small_id: int
+    public_key: bytes
+    max_num_tokens: int
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class RequestSeen:
+    """One confidential request as the judge saw it. ``findings`` maps a CLIENT check id to the reason."""
+
+    owner: str
+    endpoint: str
+    stream: bool | None = None
+    findings: dict[str, str] = field(default_factory=dict)
+    salt: str | None = None
+    nonce: str | None = None
+    client_key: str | None = None
+    served: str | None = None  # what the node handed back (content), for the control scenarios
+
+    def flag(self, check_id: str, reason: str) -> None:
+        self.findings.setdefault(check_id, reason)  # the first reason per check is the evidence
+
+
+class ClientJudge:
+    """Thread-safe: uvicorn serves from one thread, the runner reads from another."""
+
+    def __init__(self, node_private_key: bytes, clock: Callable[[], float]) -> None:
+        self._node_private_key = node_private_key
+        self._clock = clock
+        self._locks: list[LockSeen] = []
+        self._requests: list[RequestSeen] = []
+        self._mutex = threading.Lock()
+
+    # --- what the app reports -----------------------------------------------------------------------
+
+    def on_lock(self, owner: str, stack_small_id: int, public_key: bytes, max_num_tokens: int, timeout_s: int) -> None:
+        seen = LockSeen(owner, stack_small_id, public_key, max_num_tokens, self._clock() + timeout_s)
+        with self._mutex:
+            self._locks.append(seen)
+
+    def on_request(self, owner: str, endpoint: str, body: bytes) -> RequestSeen:
+        seen = RequestSeen(owner, endpoint)
+        with self._mutex:
+            self._judge(seen, body)
+            self._requests.append(seen)
+        return seen
+
+    def on_served(self, seen: RequestSeen, answer: dict[str, Any] | list[dict[str, Any]]) -> None:
+        seen.served = content_of(answer)
+
+    # --- what the runner reads ----------------------------------------------------------------------
+
+    def requests(self, owners: set[str] | None = None) -> list[RequestSeen]:
+        with self._mutex:
+            return [r for r in self._requests if owners is None or r.owner in owners]
+
+    # --- the judgement ------------------------------------------------------------------------------
+
+    def _judge(self, seen: RequestSeen, body: bytes) -> None:
+        try:
+            raw = jsonwire.loads_object(body, field="body")
+            envelope = ConfidentialComputeRequest.from_json(raw)
+        except ProtocolError as exc:
+            seen.flag("CLIENT-005", f"the envelope is not a valid ConfidentialComputeRequest ({exc})")
+            return
+        if jsonwire.dumps(raw) != body:
+            seen.flag("CLIENT-012", "the envelope is not compact JSON without optional escapes")
+        seen.stream = envelope.stream
+        decoded: dict[str, bytes] = {}
+        for name in _BINARY:
+            try:
+                decoded[name] = b64decode(getattr(envelope, name), field=name)
+            except ProtocolError as exc:
+                seen.flag("CLIENT-004", str(exc))
+        for name, length in _LENGTHS.items():
+            if name in decoded and len(decoded[name]) != length:
+                seen.flag("CLIENT-005", f"{name}: decodes to {len(decoded[name])} bytes, expected {length}")
+        if "salt" in decoded:
+            seen.salt = fingerprint(decoded["salt"])
+        if "nonce" in decoded:
+            seen.nonce = fingerprint(decoded["nonce"])
+        if "client_dh_public_key" in decoded and len(decoded["client_dh_public_key"]) == X25519_KEY_LEN:
+            seen.client_key = fingerprint(canonical_public_key(decoded["client_dh_public_key"]))
+        self._judge_lock(seen, envelope, decoded.get("node_dh_public_key"))
+        try:
+            plaintext = self._decrypt(envelope)
+        except ProtocolError as exc:
+            seen.flag("CLIENT-006", f"the envelope does not decrypt under the node key ({exc})")
+            return
+        digest = decoded.get("plaintext_body_hash")
+        if digest is not None and digest != blake2b_256(plaintext):
+            seen.flag("CLIENT-006", "plaintext_body_hash is not BLAKE2b-256 of the bytes that were encrypted")
+        try:
+            inner = jsonwire.loads_object(plaintext, field="plaintext")
+        except ProtocolError as exc:
+            seen.flag("CLIENT-006", f"the encrypted plaintext is not a JSON object ({exc.reason})")
+            return
+        if inner.get("model") != envelope.model_name:
+            seen.flag("CLIENT-007", "model_name differs from the model inside the plaintext")
+        if bool(envelope.stream) != (inner.get("stream") is True):
+            seen.flag("CLIENT-008", "the envelope's stream flag differs from the stream flag inside the plaintext")
+
+    def _decrypt(self, envelope: ConfidentialComputeRequest) -> bytes:
+        decoded = envelope.decode()
+        exchange, _ = node_exchange(decoded, self._node_private_key)
+        return exchange.aead.open(decoded.nonce, decoded.ciphertext)
+
+    def _judge_lock(self, seen: RequestSeen, envelope: ConfidentialComputeRequest, node_key: bytes | None) -> None:
+        """R13.3: the key and stack of an unspent, unexpired lock of this client; R13.7: its capacity."""
+        now = self._clock()
+        mine = [lock for lock in self._locks if lock.owner == seen.owner]
+        same_stack = [lock for lock in mine if lock.stack_small_id == envelope.stack_small_id]
+        if not same_stack:
+            seen.flag("CLIENT-010", "stack_small_id is not the stack of any lock this client took")
+            return
+        usable = [lock for lock in same_stack if not lock.used and lock.expires_at > now]
+        if not usable:
+            why = "every lock on this stack was already used" if all(lock.used for lock in same_stack) else "expired"
+            seen.flag("CLIENT-011", f"the request came without an unspent, unexpired lock ({why})")
+            return
+        lock = usable[-1]
+        lock.used = True
+        if node_key is not None and node_key != lock.public_key:
+            seen.flag("CLIENT-010", "node_dh_public_key is not the public_key of the client's lock")
+        units = envelope.num_compute_units
+        if units is not None and units > lock.max_num_tokens:
+            limit = lock.max_num_tokens
+            seen.flag("CLIENT-009", f"num_compute_units {units} exceeds its lock's max_num_tokens {limit}")
