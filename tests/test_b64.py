@@ -338,3 +338,14 @@ def test_any_last_data_character_is_judged_like_full_re_encoding(data: bytes, in
     except Base64Error:
         got = None
     assert got == expected
+
+
+def test_the_empty_string_is_the_canonical_encoding_of_no_bytes() -> None:
+    assert b64decode("") == b""
+
+
+def test_the_canonical_tail_check_refuses_a_partial_quantum_on_its_own() -> None:
+    """Defence in depth: the strict decoder already refuses such lengths; the tail check does too."""
+    from conformance.protocol.b64 import _canonical_tail
+
+    assert _canonical_tail(b"A", "QQ") is False

@@ -281,3 +281,12 @@ def test_a_failed_install_is_an_error_in_the_matrix(tmp_path: Path, monkeypatch:
     assert client.command is None and client.setup_error is not None and "no such package" in client.setup_error
     matrix = run_matrix([client], scenarios=[SCENARIO_BY_ID["CLIENT-020"]])
     assert set(outcomes(matrix, "atoma-sdk-py").values()) == {"error"} and not matrix.passed
+
+
+def test_the_committed_sdk_matrix_covers_every_client_check() -> None:
+    """docs/client-matrix.md is produced by the README's command; a new check means regenerating it."""
+    example = (Path(__file__).parents[1] / "docs" / "client-matrix.md").read_text(encoding="utf-8")
+    for check in CLIENT_CHECKS:
+        assert f"| {check.id} " in example, f"docs/client-matrix.md predates {check.id}: regenerate it"
+    for name in ("reference", "atoma-sdk-py", "atoma-sdk-ts"):
+        assert f"| {name} |" in example

@@ -425,3 +425,11 @@ def test_a_long_member_that_is_not_base64_is_escaped_like_json_does(char: str, a
     text = base64.b64encode(bytes(range(225))).decode()  # 300 characters: past the base64 probe
     value = {"ciphertext": text[:at] + char + text[at:], "nonce": text}
     assert dumps(value) == stdlib_json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_long_keys_are_written_correctly_but_not_cached() -> None:
+    from conformance.protocol.jsonwire import _KEY_BYTES
+
+    key = "k" * 100
+    assert dumps({key: 1}) == dumps({key: 1}) == b'{"' + key.encode() + b'":1}'
+    assert key not in _KEY_BYTES

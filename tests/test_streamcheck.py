@@ -91,3 +91,11 @@ def test_a_change_of_stream_id_is_refused() -> None:
     verifier.open(chunk(node, "a"))
     with pytest.raises(StreamOrderError, match="id or model"):
         verifier.open(chunk(node, "b", id="c2"))
+
+
+def test_an_unsigned_stream_opens_only_when_signatures_are_not_required() -> None:
+    import dataclasses
+
+    client, node = exchange()
+    unsigned = dataclasses.replace(chunk(node, "a"), signature=None)
+    assert StreamVerifier(client, require_signature=False).open(unsigned).signature is None

@@ -23,6 +23,7 @@ CONTRACT_VERSION = 1
 OPERATIONS = ("chat", "chat-stream", "completions", "embeddings", "images")
 Operation = Literal["chat", "chat-stream", "completions", "embeddings", "images"]
 UNSUPPORTED = "UNSUPPORTED_OPERATION"
+ADAPTER_CODE_PREFIX = "ADAPTER_"  # error codes an adapter uses for its own failures
 MAX_OUTPUT_BYTES = 1 << 20
 _DETAIL_CHARS = 200
 
@@ -123,6 +124,9 @@ class AdapterResult:
                 raise AdapterFailure(f"{name}: must be a string or null")
         if outcome == "error" and not obj.get("error_code"):
             raise AdapterFailure('error_code: required when outcome is "error"')
+        if outcome == "error" and str(obj["error_code"]).startswith(ADAPTER_CODE_PREFIX):
+            # The adapter's own failure (a backstop timeout, a missing package): not the client refusing.
+            raise AdapterFailure(f"reported {obj['error_code']}: {str(obj.get('detail') or '')[:_DETAIL_CHARS]}")
         detail = obj.get("detail")
         return cls(
             outcome,

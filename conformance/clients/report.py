@@ -62,7 +62,9 @@ def markdown(doc: dict[str, Any]) -> str:
     out = [
         "# Client conformance matrix",
         "",
-        f"atoma-conformance {doc['suite_version']}, {when}, {doc['duration_s']:.1f} s. Each row is a CLIENT "
+        f"`atoma-conformance clients` {doc['suite_version']} with adapters "
+        + ", ".join(f"`{_md(c['name'])}`" for c in clients)
+        + f", {when}, {doc['duration_s']:.1f} s. Each row is a CLIENT "
         "check of [docs/checks.md](checks.md#client-checks); MUST on a scenario means the client refuses a "
         "forged or tampered response (or, for a control, accepts an honest one with exactly the served content).",
         "",
