@@ -73,6 +73,34 @@ def _cmd_checks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    """A new Sui key, written as a keystore entry (owner-only permissions); prints only its address."""
+    import os
+    import secrets
+
+    from .protocol.sui import Scheme, SuiSigner
+
+    path = Path(args.out)
+    if path.exists() and not args.force:
+        raise UsageError(f"--out: {path} exists; pass --force to overwrite it")
+    scheme = Scheme.from_label(args.scheme)
+    while True:
+        try:
+            signer = SuiSigner(scheme, secrets.token_bytes(32))
+            break
+        except ValueError:  # an ECDSA scalar outside [1, n-1]: astronomically rare, draw again
+            continue
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {path} ({exc.strerror})") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(signer.to_keystore() + "\n")
+    print(signer.address)
+    print(f"wrote the {scheme.label} keystore entry to {path} (keep it secret)", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_clients(args: argparse.Namespace) -> int:
     from .clients.command import main as main_clients
 
@@ -176,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     checks.set_defaults(func=_cmd_checks)
 
+    keygen = commands.add_parser(
+        "keygen",
+        help="create a Sui key for the node face (the stack owner the suite signs as)",
+        description="Create a Sui key pair, write it as a keystore entry (base64 of flag || secret) to --out "
+        "with owner-only permissions, and print its address. See docs/node-operators.md.",
+    )
+    keygen.add_argument("--scheme", choices=["ed25519", "secp256k1", "secp256r1"], default="ed25519")
+    keygen.add_argument("--out", required=True, metavar="FILE", help="where to write the keystore entry")
+    keygen.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    keygen.set_defaults(func=_cmd_keygen)
+
     from .clients.command import add_arguments as add_clients_arguments
 
     clients = commands.add_parser(
@@ -192,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     mock = commands.add_parser(
         "mock",
         help="serve the mock Atoma node on loopback",
-        description="Serve the mock Atoma node (proxy face): strict by default, or the upstream-compatible "
+        description="Serve the mock Atoma node (the proxy face, or with --face node a node's own face): strict by "
+        "default, or the upstream-compatible "
         "profile, optionally with named faults.",
     )
     add_arguments(mock)

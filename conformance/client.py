@@ -10,9 +10,13 @@ as a bearer token and never appears in a repr, a record, a log or an error.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +31,13 @@ from .evidence import (
     analyse_message,
 )
 from .protocol import jsonwire
+from .protocol.b64 import b64encode
 from .protocol.envelope import SealedRequest, seal_request
 from .protocol.errors import ProtocolError
+from .protocol.models import LockResponse
 from .protocol.randomness import SYSTEM_RANDOM, RandomSource
 from .protocol.sse import SseParser
+from .protocol.sui import SuiSigner
 
 ENDPOINT_PATHS = {
     "chat": "/v1/confidential/chat/completions",
@@ -65,6 +72,53 @@ class ClientOptions:
     lock_retries: int = 3  # on 429 and 503 only: the lock is the one call that is safe to repeat
     backoff_s: float = 0.5
     max_requests: int | None = None  # a hard cap on HTTP requests, for paid endpoints
+
+
+DROP = "\x00drop"  # a header value meaning "do not send this header" (probes of a missing header)
+
+
+@dataclass(frozen=True)
+class NodeFace:
+    """The suite standing in for the proxy, on a node's own face (spec §1.3, §7.3).
+
+    A node has no lock endpoint: the proxy already knows the node's X25519 key (from chain state) and
+    the stack it holds, and proves that it holds the stack by signing every request's
+    ``plaintext_body_hash`` with the stack owner's Sui key (``X-Signature``). Streams also carry an
+    ``X-Request-Id``. The signer is a secret: it never appears in a repr, a record or a report.
+    """
+
+    signer: SuiSigner
+    stack_small_id: int
+    node_public_key: bytes
+
+    def __repr__(self) -> str:
+        return f"NodeFace(signer={self.signer.address}, stack_small_id={self.stack_small_id})"
+
+    def hop_headers(self, body: bytes, *, stream: bool) -> dict[str, str]:
+        """``X-Signature`` over the hash the body claims (whatever its length, as upstream signs it)."""
+        headers = {}
+        claimed = _claimed_hash(body)
+        if claimed is not None:
+            headers["x-signature"] = self.signer.sign(claimed, any_length=True).to_b64()
+        if stream:
+            headers["x-request-id"] = str(uuid.uuid4())
+        return headers
+
+    def lock_record(self, model: str) -> LockRecord:
+        """What a lock would have told a client; the node face has none, so nothing is sent."""
+        reply = LockResponse(b64encode(self.node_public_key), 0, None, self.stack_small_id)
+        http = HttpRecord("POST", "(node face: no lock endpoint)", 200, {"content-type": "application/json"})
+        http.body = reply.serialize()
+        return analyse_lock(http)
+
+
+def _claimed_hash(body: bytes) -> bytes | None:
+    """The bytes of ``plaintext_body_hash`` in a (possibly deliberately broken) envelope, if any."""
+    try:
+        text = json.loads(body)["plaintext_body_hash"]
+        return base64.b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return None
 
 
 @dataclass
@@ -136,19 +190,26 @@ class _Base:
         *,
         options: ClientOptions | None = None,
         rng: RandomSource = SYSTEM_RANDOM,
+        node_face: NodeFace | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.options = options or ClientOptions()
         self.rng = rng
+        self.node_face = node_face
         self.requests_sent = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r}, api_key={'<set>' if self._api_key else None})"
 
-    def headers(self, extra: Mapping[str, str] | None = None, *, stream: bool = False) -> dict[str, str]:
-        """The headers of a confidential request: JSON, the accept type, and the bearer token if any."""
-        return _json_headers(self._api_key, extra, stream=stream)
+    def headers(
+        self, extra: Mapping[str, str] | None = None, *, stream: bool = False, body: bytes | None = None
+    ) -> dict[str, str]:
+        """The headers of a confidential request: JSON, the accept type, and the bearer token if any; on
+        the node face, the proxy's hop headers for ``body`` instead of a token."""
+        hop = self.node_face.hop_headers(body or b"", stream=stream) if self.node_face is not None else {}
+        headers = _json_headers(self._api_key, {**hop, **(extra or {})}, stream=stream)
+        return {name: value for name, value in headers.items() if value != DROP}
 
     def _raise_if_spent(self) -> None:
         cap = self.options.max_requests
@@ -194,7 +255,7 @@ class _Base:
         return Prepared(
             ENDPOINT_PATHS[endpoint],
             body,
-            _json_headers(self._api_key, headers, stream=stream),
+            self.headers(headers, stream=stream, body=body),
             sealed,
             plaintext,
             endpoint,
@@ -274,8 +335,9 @@ class ConfidentialClient(_Base):
         rng: RandomSource = SYSTEM_RANDOM,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        node_face: NodeFace | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, options=options, rng=rng)
+        super().__init__(base_url, api_key, options=options, rng=rng, node_face=node_face)
         self._transport = transport
         self._http = self._new_http()
         self._sleep = sleep
@@ -335,6 +397,8 @@ class ConfidentialClient(_Base):
         self, model: str, *, max_num_tokens: int | None = None, timeout: int | None = None, retries: int | None = None
     ) -> LockRecord:
         """Take a lock, retrying 429 and 503 with exponential backoff (``retries`` overrides the option)."""
+        if self.node_face is not None:
+            return self.node_face.lock_record(model)
         body = self._lock_body(model, max_num_tokens, timeout)
         retries = self.options.lock_retries if retries is None else retries
         for attempt in range(retries + 1):
@@ -394,8 +458,9 @@ class AsyncConfidentialClient(_Base):
         rng: RandomSource = SYSTEM_RANDOM,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Any] | None = None,
+        node_face: NodeFace | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, options=options, rng=rng)
+        super().__init__(base_url, api_key, options=options, rng=rng, node_face=node_face)
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=self._timeout(), transport=transport, follow_redirects=False
         )
@@ -455,6 +520,8 @@ class AsyncConfidentialClient(_Base):
     async def lock(
         self, model: str, *, max_num_tokens: int | None = None, timeout: int | None = None, retries: int | None = None
     ) -> LockRecord:
+        if self.node_face is not None:
+            return self.node_face.lock_record(model)
         body = self._lock_body(model, max_num_tokens, timeout)
         retries = self.options.lock_retries if retries is None else retries
         for attempt in range(retries + 1):

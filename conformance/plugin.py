@@ -72,6 +72,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="start the embedded mock with this fault (repeatable); see 'atoma-conformance mock --list-faults'",
     )
+    group.addoption(
+        "--face",
+        default="proxy",
+        choices=["proxy", "node"],
+        help="proxy (default): test the client-facing API; node: stand in for the proxy and test a node's own face",
+    )
+    group.addoption(
+        "--signer-key",
+        default=None,
+        metavar="FILE",
+        help="node face: a Sui keystore entry (base64 of flag || secret) of the stack owner; never printed",
+    )
+    group.addoption("--stack-small-id", type=int, default=None, metavar="N", help="node face: the stack to use")
+    group.addoption(
+        "--node-public-key",
+        default=None,
+        metavar="B64",
+        help="node face: the node's X25519 public key (base64; the node has no lock endpoint to ask)",
+    )
     group.addoption("--max-requests", type=int, default=None, metavar="N", help="hard cap on HTTP requests per worker")
     group.addoption("--timeout", type=float, default=30.0, metavar="S", help="per-read timeout in seconds (default 30)")
     group.addoption(
@@ -222,6 +241,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "image_model",
             "profile",
             "mock_fault",
+            "face",
+            "stack_small_id",
             "max_requests",
             "timeout",
             "deadline",

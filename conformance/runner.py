@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
+from .hop import load_signer, node_face_from
 from .plugin import RESULTS_FILE
 from .results import Results, redact_url
 
@@ -38,6 +39,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile",
         choices=["strict", "atoma-node-compat"],
         help="embedded mock profile (default strict); with --target, the profile you expect",
+    )
+    parser.add_argument(
+        "--face",
+        choices=["proxy", "node"],
+        default="proxy",
+        help="proxy (default): the client-facing API; node: a node's own face, with the suite as its proxy "
+        "(docs/node-operators.md)",
+    )
+    parser.add_argument(
+        "--signer-key",
+        metavar="FILE",
+        help="node face: the stack owner's Sui keystore entry (base64 of flag || secret); never printed",
+    )
+    parser.add_argument("--stack-small-id", type=int, metavar="N", help="node face: the stack the signer owns")
+    parser.add_argument(
+        "--node-public-key", metavar="B64", help="node face: the node's X25519 public key, as published on-chain"
     )
     parser.add_argument(
         "--mock-fault",
@@ -94,7 +111,23 @@ def _positive(text: str) -> int:
 
 def preflight(args: argparse.Namespace) -> None:
     """Refuse to start a run that cannot work, with one line: bad usage, unreachable target, auth refused."""
+    if args.face == "proxy":
+        for flag in ("signer_key", "stack_small_id", "node_public_key"):
+            if getattr(args, flag) is not None:
+                raise RunError(f"--{flag.replace('_', '-')}: only applies to --face node")
+    if args.signer_key is not None and not Path(args.signer_key).is_file():
+        raise RunError(f"--signer-key: {args.signer_key} is not a readable file")
+    try:
+        if args.target and args.face == "node":
+            node_face_from(args.signer_key, args.stack_small_id, args.node_public_key)
+        elif args.signer_key is not None:
+            load_signer(args.signer_key)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
     if not args.target:
+        return
+    if args.face == "node":
+        _preflight_node(args)
         return
     if not args.target.startswith(("http://", "https://")):
         raise RunError(f"--target: must be an http:// or https:// URL, got {redact_url(args.target)!r}")
@@ -111,6 +144,20 @@ def preflight(args: argparse.Namespace) -> None:
         raise RunError(f"--target: {where} is unreachable ({lock.http.error})")
     if lock.http.status == 401:
         raise RunError(f"--api-key: the target refused the API key (401 on /v1/nodes/lock at {where})")
+
+
+def _preflight_node(args: argparse.Namespace) -> None:
+    if not args.target.startswith(("http://", "https://")):
+        raise RunError(f"--target: must be an http:// or https:// URL, got {redact_url(args.target)!r}")
+    if args.model is None:
+        raise RunError("--model: required with --target (the chat model the suite sends requests to)")
+    if args.mock_fault:
+        raise RunError("--mock-fault: only applies to the embedded mock, not to --target")
+    options = ClientOptions(timeout_s=args.timeout or 15, deadline_s=args.deadline or 30)
+    with ConfidentialClient(args.target, None, options=options) as client:
+        health = client.request("GET", "/health")
+    if health.status is None:
+        raise RunError(f"--target: {redact_url(args.target)} is unreachable ({health.error})")
 
 
 def pytest_args(args: argparse.Namespace, report_dir: Path, inifile: Path) -> list[str]:
@@ -142,6 +189,10 @@ def pytest_args(args: argparse.Namespace, report_dir: Path, inifile: Path) -> li
         "image_model",
         "node_address",
         "profile",
+        "face",
+        "signer_key",
+        "stack_small_id",
+        "node_public_key",
         "max_requests",
         "timeout",
         "deadline",

@@ -7,4 +7,4 @@ from typing import Literal
 
 Level = Literal["MUST", "SHOULD", "INFO"]
 LEVELS: tuple[Level, ...] = ("MUST", "SHOULD", "INFO")
-CATEGORIES = ("LOCK", "ENC", "AEAD", "HASH", "SIG", "NONCE", "STREAM", "USAGE", "ERR", "ENDPOINT", "REPLAY")
+CATEGORIES = ("LOCK", "ENC", "AEAD", "HASH", "SIG", "NONCE", "STREAM", "USAGE", "ERR", "ENDPOINT", "REPLAY", "NODE")

@@ -35,6 +35,8 @@ from conformance.protocol.errors import (
 from conformance.protocol.models import ConfidentialComputeRequest, DecodedRequest, ErrorBody, LockRequest, LockResponse
 from conformance.protocol.primitives import HASH_LEN, blake2b_256
 from conformance.protocol.sse import DONE, KEEPALIVE, encode_event
+from conformance.protocol.sui import parse_signature
+from conformance.protocol.sui import verify as verify_signature
 
 from . import fake_model
 from .backend import Backend, BackendError
@@ -43,6 +45,13 @@ from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TIMEOUT_S, LOCK_DEFAULT_TO
 from .faults import apply_all, resolve
 from .locks import LockRefused, LockTable, token_id
 from .sealing import Sealer, chunk_body, response_body
+
+# Proxy-face refusals as the node face reports them (docs/spec.md Table 10.1).
+NODE_FACE_CODES: dict[tuple[int, str], tuple[int, str]] = {
+    (400, "REQUEST_ERROR"): (400, "INVALID_BODY"),
+    (404, "NOT_FOUND"): (400, "INVALID_BODY"),  # a model the node does not serve
+    (425, "UNAVAILABLE_STACK"): (425, "UNAVAILABLE_STACK_ERROR"),
+}
 
 ENDPOINTS: dict[str, fake_model.Endpoint] = {
     "/v1/confidential/chat/completions": "chat",
@@ -94,6 +103,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
 
     def refuse(behaviour: Behaviour, refusal: Refusal) -> Response:
         status, code, message = refusal.status, refusal.code, refusal.message
+        if config.face == "node":  # the node face's codes (Table 10.1)
+            status, code = NODE_FACE_CODES.get((status, code), (status, code))
         if refusal.kind == "crypto" and behaviour.crypto_error_status == 500:
             status, code, message = 500, "INTERNAL_ERROR", "Internal server error occurred"
         if behaviour.client_error_status == "500" and status < 500 and refusal.kind != "auth":
@@ -141,7 +152,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         return b"".join(chunks)
 
     async def health(request: Request) -> Response:
-        return json_response(200, b'{"message":"ok"}')
+        return json_response(200, b'{"message":"ok"}' if config.face == "proxy" else b'{"status":"ok"}')
 
     async def models(request: Request) -> Response:
         try:
@@ -185,7 +196,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     async def confidential(request: Request) -> Response:
         behaviour = config.behaviour
         try:
-            authenticate(request)  # an unauthenticated caller learns nothing, not even about fault names
+            if config.face == "proxy":
+                authenticate(request)  # an unauthenticated caller learns nothing, not even about fault names
             behaviour = behaviour_for(request)
             return await _confidential(request, behaviour)
         except Refusal as refusal:
@@ -193,25 +205,28 @@ def create_app(config: MockConfig | None = None) -> Starlette:
 
     async def _confidential(request: Request, behaviour: Behaviour) -> Response:
         endpoint = ENDPOINTS[request.url.path]
-        owner = authenticate(request)
+        owner = authenticate(request) if config.face == "proxy" else "node-face"
         body = await read_body(request, config.max_body_bytes)
         judged = None if config.judge is None else config.judge.on_request(owner, endpoint, body)
         try:
             envelope = ConfidentialComputeRequest.parse(body)
         except ProtocolError as exc:
             raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc)) from None
+        if config.face == "node":
+            authorize_hop(request, envelope, behaviour)  # the proxy's hop replaces the lock (R7.11, R7.12)
         decoded = _decode(envelope, behaviour)
         units = envelope.num_compute_units
         if units is None:
             units = IMAGE_DEFAULT_UNITS if endpoint == "images" else LOCK_DEFAULT_TOKENS
         try:
-            state.locks.consume(
-                envelope.stack_small_id,
-                owner,
-                units,
-                check_owner=not behaviour.accept_foreign_lock,
-                check_expiry=not behaviour.accept_expired_lock,
-            )
+            if config.face == "proxy":
+                state.locks.consume(
+                    envelope.stack_small_id,
+                    owner,
+                    units,
+                    check_owner=not behaviour.accept_foreign_lock,
+                    check_expiry=not behaviour.accept_expired_lock,
+                )
         except LockRefused as exc:
             raise Refusal(425, "UNAVAILABLE_STACK", f"Stack unavailable: {exc.reason}") from None
         # What a node that ignores the tag answers with: a request consistent with the envelope's model
@@ -222,6 +237,11 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             raise Refusal(409, "REPLAYED_REQUEST", "this (key, nonce) pair was already used; requests are single-use")
         inner = _plaintext_request(plaintext, endpoint, envelope, behaviour)
         streaming = inner.get("stream") is True
+        if config.face == "node" and streaming and not request.headers.get("x-request-id"):
+            if behaviour.missing_request_id == "400":  # R1.7: before any event is sent
+                raise Refusal(400, "MISSING_HEADER", "Missing required header: X-Request-Id")
+            if behaviour.missing_request_id == "500":
+                raise Refusal(500, "INTERNAL_ERROR", "Internal server error occurred", kind="server")
         request_id = blake2b_256(exchange.key_id.encode() + decoded.nonce)[:12].hex()
         created = int(config.wall_clock())
         sealer = Sealer(exchange, config.signer, behaviour, config.rng, shared, streaming=streaming)
@@ -252,11 +272,45 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         headers = {"content-type": "text/event-stream", "cache-control": "no-cache"}
         return StreamingResponse(_stream(events, behaviour), headers=headers)
 
+    def authorize_hop(request: Request, envelope: ConfidentialComputeRequest, behaviour: Behaviour) -> None:
+        """The node face: X-Signature over the supplied 32-byte hash, by the owner of the envelope's stack."""
+        try:
+            claimed = b64decode(envelope.plaintext_body_hash, field="plaintext_body_hash")
+        except ProtocolError as exc:
+            raise Refusal(400, behaviour.node_hash_code, _protocol_message(exc)) from None
+        if len(claimed) != HASH_LEN and behaviour.node_long_hash == "refuse":
+            reason = f"plaintext_body_hash: decodes to {len(claimed)} bytes, expected exactly {HASH_LEN}"
+            raise Refusal(400, behaviour.node_hash_code, reason)
+        header = request.headers.get("x-signature")
+        signer: str | None = None
+        if header is None:
+            if behaviour.x_signature != "accept-missing":
+                raise Refusal(400, "MISSING_HEADER", "Missing required header: X-Signature")
+        else:
+            try:
+                parsed = parse_signature(header, field="X-Signature")
+                if behaviour.x_signature != "parse-only":
+                    verify_signature(parsed, claimed, field="X-Signature", any_length=len(claimed) != HASH_LEN)
+                signer = parsed.address
+            except ProtocolError:
+                if behaviour.x_signature != "accept-invalid":
+                    raise Refusal(400, "INVALID_HEADER", "Invalid header value provided") from None
+        stack = envelope.stack_small_id
+        supplied = request.headers.get("x-stack-small-id", "")
+        if behaviour.stack_from == "header" and supplied.isascii() and supplied.isdigit():
+            stack = int(supplied)  # the fault: trusting what the caller says (R1.8)
+        if signer is None or not behaviour.check_stack_owner:
+            return  # a node that skipped the signature has nobody to authorize (the faults above)
+        if config.stack_owners.get(stack) != signer:
+            if behaviour.foreign_owner == "INVALID_HEADER":
+                raise Refusal(400, "INVALID_HEADER", "Invalid header value provided")
+            raise Refusal(401, "AUTH_ERROR", "Authentication failed: the signer does not own this stack", kind="auth")
+
     def _decode(envelope: ConfidentialComputeRequest, behaviour: Behaviour) -> DecodedRequest:
         try:
             # R7.13: the proxy checks the hash it is asked to vouch for before anything else.
             b64decode(envelope.plaintext_body_hash, field="plaintext_body_hash")
-            if behaviour.accept_long_plaintext_hash:
+            if behaviour.accept_long_plaintext_hash or behaviour.node_long_hash == "accept":
                 raw = b64decode(envelope.plaintext_body_hash, field="plaintext_body_hash")
                 if len(raw) != HASH_LEN:  # the upstream proxy signs it; the node then fails
                     raise Refusal(500, "INTERNAL_ERROR", "Internal server error occurred", kind="server")
@@ -323,10 +377,10 @@ def create_app(config: MockConfig | None = None) -> Starlette:
 
     routes = [
         Route("/health", health, methods=["GET"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/v1/nodes/lock", lock, methods=["POST"]),
         *(Route(path, confidential, methods=["POST"]) for path in ENDPOINTS),
     ]
+    if config.face == "proxy":  # the node face has no lock endpoint and no model list (protocol §2.2)
+        routes += [Route("/v1/models", models, methods=["GET"]), Route("/v1/nodes/lock", lock, methods=["POST"])]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

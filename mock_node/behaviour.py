@@ -47,6 +47,14 @@ class Behaviour:
     oversize_response: Literal["json", "text"] = "json"
     # --- lock endpoint (section 2) ---
     lock_public_key: Literal["correct", "low-order", "short"] = "correct"
+    # --- the node face (sections 1.3, 7.3); only read when the mock serves the node face ---
+    x_signature: Literal["verify", "accept-missing", "accept-invalid", "parse-only"] = "verify"
+    check_stack_owner: bool = True
+    missing_request_id: Literal["400", "500", "accept"] = "400"
+    stack_from: Literal["body", "header"] = "body"
+    node_long_hash: Literal["refuse", "accept"] = "refuse"  # "accept": a 33-byte hash passes the hop checks
+    foreign_owner: Literal["AUTH_ERROR", "INVALID_HEADER"] = "AUTH_ERROR"  # 401, or upstream's 400
+    node_hash_code: Literal["INVALID_BODY", "INVALID_HEADER"] = "INVALID_BODY"
 
     def but(self, **changes: object) -> Behaviour:
         """A copy with some knobs changed (profiles and faults are built this way)."""
@@ -66,6 +74,9 @@ ATOMA_NODE_COMPAT = STRICT.but(
     accept_long_plaintext_hash=True,  # W8: the proxy signs a hash of any length
     check_consistency=False,  # the node reads model and stream from the plaintext only
     oversize_response="text",  # W28/W30: axum's 413 text/plain
+    missing_request_id="500",  # W12: the missing X-Request-Id is raised inside the handler, which answers 500
+    node_hash_code="INVALID_HEADER",  # a bad plaintext_body_hash is reported as a header problem
+    foreign_owner="INVALID_HEADER",  # an unknown or foreign stack without X-Tx-Digest is a 400 INVALID_HEADER
 )
 
 PROFILES: dict[str, Behaviour] = {"strict": STRICT, "atoma-node-compat": ATOMA_NODE_COMPAT}

@@ -13,7 +13,7 @@ from typing import Any
 
 from conformance.protocol.primitives import blake2b_256, x25519_public_key
 from conformance.protocol.randomness import SYSTEM_RANDOM, RandomSource
-from conformance.protocol.sui import Scheme, SuiSigner
+from conformance.protocol.sui import Scheme, SuiSigner, is_sui_address
 
 from .behaviour import PROFILES, Behaviour
 from .faults import Fault, apply_all, resolve
@@ -23,6 +23,7 @@ DEFAULT_MODELS = (
     "intfloat/multilingual-e5-large-instruct",
     "black-forest-labs/FLUX.1-schnell",
 )
+FACES = ("proxy", "node")
 DEFAULT_SEED = "atoma-conformance mock node"
 MAX_BODY_BYTES = 2 * 1024 * 1024  # the effective upstream limit (axum's default)
 LOCK_DEFAULT_TOKENS = 8192
@@ -52,6 +53,8 @@ class MockConfig:
     wall_clock: Callable[[], float] = time.time
     extra: dict[str, str] = field(default_factory=dict)
     judge: Any = None  # a mock_node.judge.ClientJudge, to certify the clients that talk to this node
+    face: str = "proxy"  # "proxy": lock + bearer tokens (what clients see); "node": X-Signature (the proxy's hop)
+    stack_owners: dict[int, str] = field(default_factory=dict)  # node face: stack_small_id -> owner Sui address
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -62,6 +65,14 @@ class MockConfig:
             raise ConfigError("--backend: must be an http:// or https:// URL")
         if not self.models:
             raise ConfigError("--model: at least one model must be served")
+        if self.face not in FACES:
+            raise ConfigError(f"--face: unknown face {self.face!r}; choose one of {', '.join(FACES)}")
+        for stack, owner in self.stack_owners.items():
+            if not is_sui_address(owner):
+                raise ConfigError(f"--stack-owner: {owner!r} is not a Sui address (0x and 64 hex digits)")
+            if not 0 <= stack < 2**64:
+                raise ConfigError(f"--stack-owner: stack {stack} is outside 0 to 2^64 - 1")
+        self.stack_owners = {stack: owner.lower() for stack, owner in self.stack_owners.items()}
         try:
             self.fault_list: list[Fault] = resolve(self.faults)
         except ValueError as exc:

@@ -23,6 +23,7 @@ class Fault:
     violates: tuple[str, ...]
     changes: dict[str, object]
     caught_by: tuple[str, ...] = ()  # the suite's check ids that must fail under this fault
+    face: str = "proxy"  # the face the meta-test serves while proving the fault is caught
 
     def apply(self, behaviour: Behaviour) -> Behaviour:
         merged: dict[str, object] = {}
@@ -37,6 +38,11 @@ class Fault:
 
 def _f(name: str, category: str, wire_effect: str, violates: Iterable[str], **changes: object) -> Fault:
     return Fault(name, category, wire_effect, tuple(violates), changes, CAUGHT_BY[name])
+
+
+def _node(name: str, wire_effect: str, violates: Iterable[str], **changes: object) -> Fault:
+    """A fault of the node face (the proxy's hop): meaningful only when the mock serves ``--face node``."""
+    return Fault(name, "node-face", wire_effect, tuple(violates), changes, CAUGHT_BY[name], face="node")
 
 
 # Which checks of the suite (conformance.checks) must fail when the fault is on. The meta-test proves
@@ -70,13 +76,20 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "accept-low-order-key": ("ERR-008",),
     "accept-replay": ("REPLAY-001",),
     "accept-foreign-lock": ("LOCK-011",),
-    "accept-long-plaintext-hash": ("ERR-017",),
+    "accept-long-plaintext-hash": ("ERR-016", "ERR-017"),
     "500-on-client-error": ("ERR-017",),
     "leak-hashes-in-error": ("ERR-019",),
     "leak-plaintext-in-error": ("ERR-019",),
     "oversize-text-plain": ("ERR-018",),
     "lock-low-order-key": ("LOCK-004",),
     "lock-short-key": ("LOCK-003",),
+    "node-accept-missing-signature": ("NODE-001",),
+    "node-accept-invalid-signature": ("NODE-002", "NODE-004"),
+    "node-ignore-stack-owner": ("NODE-003",),
+    "node-signature-unverified": ("NODE-004",),
+    "node-accept-long-hash": ("NODE-005",),
+    "node-stream-without-request-id": ("NODE-006",),
+    "node-trust-stack-header": ("NODE-007",),
 }
 
 
@@ -323,6 +336,49 @@ CATALOGUE: tuple[Fault, ...] = (
         lock_public_key="low-order",
     ),
     _f("lock-short-key", "lock", "the lock's public_key decodes to 31 bytes", ["R2.6"], lock_public_key="short"),
+    # the node face
+    _node(
+        "node-accept-missing-signature",
+        "a request without X-Signature is served",
+        ["R7.11"],
+        x_signature="accept-missing",
+    ),
+    _node(
+        "node-accept-invalid-signature",
+        "an X-Signature that cannot be parsed or does not verify is ignored and the request served",
+        ["R7.11"],
+        x_signature="accept-invalid",
+    ),
+    _node(
+        "node-signature-unverified",
+        "X-Signature is parsed but never verified, so a signature over another hash is accepted",
+        ["R7.11"],
+        x_signature="parse-only",
+    ),
+    _node(
+        "node-ignore-stack-owner",
+        "a valid X-Signature by any address is accepted for any stack",
+        ["R7.12"],
+        check_stack_owner=False,
+    ),
+    _node(
+        "node-accept-long-hash",
+        "a 33-byte plaintext_body_hash passes the header checks and fails later with 500",
+        ["R3.9", "R10.2"],
+        node_long_hash="accept",
+    ),
+    _node(
+        "node-stream-without-request-id",
+        "a streaming request without X-Request-Id is served",
+        ["R1.7"],
+        missing_request_id="accept",
+    ),
+    _node(
+        "node-trust-stack-header",
+        "the caller's X-Stack-Small-Id header decides the stack instead of the envelope",
+        ["R1.8"],
+        stack_from="header",
+    ),
 )
 
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in CATALOGUE}

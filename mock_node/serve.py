@@ -7,10 +7,10 @@ import socket
 import sys
 
 from conformance.protocol.b64 import b64encode
-from conformance.protocol.sui import Scheme
+from conformance.protocol.sui import Scheme, is_sui_address
 
 from .behaviour import PROFILES
-from .config import DEFAULT_MODELS, DEFAULT_SEED, MAX_BODY_BYTES, ConfigError, MockConfig
+from .config import DEFAULT_MODELS, DEFAULT_SEED, FACES, MAX_BODY_BYTES, ConfigError, MockConfig
 from .faults import CATALOGUE
 
 
@@ -22,6 +22,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(PROFILES),
         default="strict",
         help="strict (default): a conformant node; atoma-node-compat: what the upstream node does",
+    )
+    parser.add_argument(
+        "--face",
+        choices=FACES,
+        default="proxy",
+        help="proxy (default): the client-facing API with /v1/nodes/lock and bearer tokens; "
+        "node: what a node offers its proxy, authenticated by X-Signature (see --stack-owner)",
+    )
+    parser.add_argument(
+        "--stack-owner",
+        action="append",
+        default=[],
+        type=_stack_owner,
+        metavar="ADDRESS:STACK_ID",
+        help="node face: the Sui address that owns a stack (repeatable); only its X-Signature is served",
     )
     parser.add_argument(
         "--fault",
@@ -76,6 +91,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _stack_owner(text: str) -> tuple[str, int]:
+    address, sep, stack = text.rpartition(":")
+    if not sep or not stack.isascii() or not stack.isdigit():
+        raise argparse.ArgumentTypeError(f"expected ADDRESS:STACK_ID (for example 0x…:1), got {text!r}")
+    if not is_sui_address(address):
+        raise argparse.ArgumentTypeError(f"{address!r} is not a Sui address (0x and 64 hex digits)")
+    return address, int(stack)
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -99,6 +123,8 @@ def config_from(args: argparse.Namespace) -> MockConfig:
         max_body_bytes=args.max_body_bytes,
         node_small_id=args.node_small_id,
         backend_url=args.backend,
+        face=args.face,
+        stack_owners={stack: address for address, stack in args.stack_owner},
     )
 
 
@@ -150,10 +176,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
     host, port = sock.getsockname()[:2]
     faults = ",".join(args.fault) or "none"
+    owners = "".join(f"\n  stack {stack} owned by {owner}" for stack, owner in sorted(config.stack_owners.items()))
+    if config.face == "node" and not owners:
+        owners = "\n  no --stack-owner given: every request will be refused AUTH_ERROR"
     print(
-        f"mock node ({config.profile}, faults: {faults}) listening on http://{host}:{port}\n"
+        f"mock node ({config.face} face, {config.profile}, faults: {faults}) listening on http://{host}:{port}\n"
         f"  node X25519 public key: {b64encode(config.node_public_key)}\n"
-        f"  signer: {config.signer_address} ({config.signer_scheme.label})",
+        f"  signer: {config.signer_address} ({config.signer_scheme.label}){owners}",
         flush=True,
     )
     server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False))

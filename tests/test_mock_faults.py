@@ -16,11 +16,12 @@ docs/spec.md, and the documented behaviours of the ``atoma-node-compat`` profile
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from conformance.client import DROP, ConfidentialClient, NodeFace
 from conformance.protocol import jsonwire
 from conformance.protocol.b64 import b64decode, b64encode
 from conformance.protocol.envelope import Exchange, open_response, seal_request
@@ -58,11 +60,20 @@ from conformance.protocol.primitives import (
 )
 from conformance.protocol.randomness import SeededRandom
 from conformance.protocol.sse import KEEPALIVE, SseParser
-from conformance.protocol.sui import CURVE_ORDER, Scheme, SuiSignature, parse_signature, verify, verify_b64
+from conformance.protocol.sui import (
+    CURVE_ORDER,
+    Scheme,
+    SuiSignature,
+    SuiSigner,
+    parse_signature,
+    verify,
+    verify_b64,
+)
 from mock_node.behaviour import ATOMA_NODE_COMPAT, STRICT, Behaviour
 from mock_node.config import MAX_BODY_BYTES, ConfigError, MockConfig
 from mock_node.faults import CATALOGUE, FAULTS, UnknownFault, resolve
 from mock_node.sealing import STATIC_NONCE
+from mock_node.testing import running_node
 from tests.mockclient import CHAT_MODEL, PATHS, MockClient, Sent, plaintext_for
 
 MakeClient = Callable[..., MockClient]
@@ -785,6 +796,96 @@ def test_lock_short_key_hands_out_31_bytes(make_client: MakeClient) -> None:
     assert len(strict.lock().node_public_key()) == 32
 
 
+# --- the node face -----------------------------------------------------------------------------------
+
+OWNER = SuiSigner(Scheme.ED25519, bytes(range(40, 72)))
+NODE_STACK = 5
+
+
+@contextlib.contextmanager
+def node_faces(fault: str) -> Iterator[tuple[ConfidentialClient, ConfidentialClient]]:
+    """Clients standing in for the proxy, one in front of a strict node face and one in front of ``fault``."""
+    with contextlib.ExitStack() as stack:
+        clients = []
+        for faults in ((), (fault,)):
+            config = MockConfig(face="node", faults=faults, stack_owners={NODE_STACK: OWNER.address})
+            url = stack.enter_context(running_node(config))
+            hop = NodeFace(OWNER, NODE_STACK, config.node_public_key)
+            clients.append(stack.enter_context(ConfidentialClient(url, None, node_face=hop)))
+        yield clients[0], clients[1]
+
+
+def node_send(client: ConfidentialClient, *, stream: bool = False, **headers: str) -> tuple[int, str | None]:
+    """(status, error code) of a valid chat request with ``headers`` changed."""
+    body = jsonwire.dumps(plaintext_for("chat", stream=stream))
+    record = client.send(
+        "chat", body, lock=client.lock(CHAT_MODEL), model_name=CHAT_MODEL, stream=stream,
+        headers={k.replace("_", "-"): v for k, v in headers.items()},
+    )  # fmt: skip
+    error = record.http.error_body()
+    return record.http.status or 0, error[0] if error else None
+
+
+@covers("node-accept-missing-signature")
+def test_node_accept_missing_signature_serves_an_unsigned_request() -> None:
+    with node_faces("node-accept-missing-signature") as (strict, faulty):
+        assert node_send(strict, x_signature=DROP) == (400, "MISSING_HEADER")
+        assert node_send(faulty, x_signature=DROP) == (200, None)
+
+
+@covers("node-accept-invalid-signature")
+def test_node_accept_invalid_signature_serves_garbage_in_x_signature() -> None:
+    with node_faces("node-accept-invalid-signature") as (strict, faulty):
+        assert node_send(strict, x_signature="AAAA") == (400, "INVALID_HEADER")
+        assert node_send(faulty, x_signature="AAAA") == (200, None)
+
+
+@covers("node-signature-unverified")
+def test_node_signature_unverified_accepts_a_signature_over_another_hash() -> None:
+    other = OWNER.sign(blake2b_256(b"another request")).to_b64()
+    with node_faces("node-signature-unverified") as (strict, faulty):
+        assert node_send(strict, x_signature=other) == (400, "INVALID_HEADER")
+        assert node_send(faulty, x_signature=other) == (200, None)
+        assert node_send(faulty, x_signature="AAAA") == (400, "INVALID_HEADER"), "it still parses the header"
+
+
+@covers("node-ignore-stack-owner")
+def test_node_ignore_stack_owner_serves_any_signer() -> None:
+    stranger = NodeFace(SuiSigner(Scheme.ED25519, bytes(32 * [9])), NODE_STACK, b"")
+    with node_faces("node-ignore-stack-owner") as (strict, faulty):
+        for client, expected in ((strict, (401, "AUTH_ERROR")), (faulty, (200, None))):
+            hop = client.node_face
+            assert hop is not None
+            client.node_face = NodeFace(stranger.signer, NODE_STACK, hop.node_public_key)
+            assert node_send(client) == expected
+
+
+@covers("node-accept-long-hash")
+def test_node_accept_long_hash_lets_33_bytes_through_to_a_500() -> None:
+    def longer(envelope: dict[str, Any]) -> dict[str, Any]:
+        return envelope | {"plaintext_body_hash": b64encode(b64decode(envelope["plaintext_body_hash"]) + b"\0")}
+
+    with node_faces("node-accept-long-hash") as (strict, faulty):
+        for client, status in ((strict, 400), (faulty, 500)):
+            body = jsonwire.dumps(plaintext_for("chat"))
+            record = client.send("chat", body, lock=client.lock(CHAT_MODEL), model_name=CHAT_MODEL, mutate=longer)
+            assert record.http.status == status
+
+
+@covers("node-stream-without-request-id")
+def test_node_stream_without_request_id_starts_the_stream() -> None:
+    with node_faces("node-stream-without-request-id") as (strict, faulty):
+        assert node_send(strict, stream=True, x_request_id=DROP) == (400, "MISSING_HEADER")
+        assert node_send(faulty, stream=True, x_request_id=DROP) == (200, None)
+
+
+@covers("node-trust-stack-header")
+def test_node_trust_stack_header_authorizes_the_header_stack() -> None:
+    with node_faces("node-trust-stack-header") as (strict, faulty):
+        assert node_send(strict, x_stack_small_id=str(NODE_STACK + 1)) == (200, None)
+        assert node_send(faulty, x_stack_small_id=str(NODE_STACK + 1)) == (401, "AUTH_ERROR")
+
+
 # --- the catalogue -----------------------------------------------------------------------------------
 
 
@@ -870,6 +971,9 @@ def test_compat_profile_is_the_documented_preset() -> None:
         "accept_long_plaintext_hash",
         "check_consistency",
         "oversize_response",
+        "missing_request_id",
+        "foreign_owner",
+        "node_hash_code",
     }
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from . import catalogue as _catalogue  # noqa: F401 - importing registers the checks
+from . import nodeface as _nodeface  # noqa: F401 - the NODE checks
 from .base import CATEGORIES, LEVELS, REGISTRY, Check, Level, Outcome, Verdict
 from .run import Run, Target
 

@@ -1436,7 +1436,6 @@ for _id, _name, _title, _spec in (
     ("ERR-013", "err_oversize", "A body over the size limit is refused", ("R3.18",)),
     ("ERR-014", "err_urlsafe_base64", "URL-safe base64 in a binary member is refused", ("R3.4",)),
     ("ERR-015", "err_unpadded_base64", "Unpadded base64 in a binary member is refused", ("R3.4",)),
-    ("ERR-016", "err_long_hash", "A 33-byte plaintext_body_hash is refused, not signed", ("R3.9", "R7.13")),
     ("ERR-021", "err_no_auth", "A confidential request without a bearer token is refused", ("R10.7",)),
     ("ERR-022", "err_content_type", "A confidential request that is not application/json is refused", ("R3.3",)),
     (
@@ -1451,9 +1450,27 @@ for _id, _name, _title, _spec in (
 REFUSAL_SCENARIOS = tuple(n for n in ERR_SCENARIOS if n != "err_model_name_mismatch")
 
 
+@check(
+    "ERR-016",
+    "MUST",
+    "A 33-byte plaintext_body_hash is refused with 400, not signed and forwarded",
+    spec=("R3.9", "R7.13"),
+    evidence="status, media type, whether plaintext or ciphertext came back",
+    scenarios=("err_long_hash",),
+)
+def err_016(run: Run) -> Verdict:
+    """R7.13 asks for 400 before signing: a 5xx here is the node's refusal of what the proxy signed (W8)."""
+    result = run.scenario("err_long_hash")
+    why = refusal_problem(result)
+    status = response_of(result).status
+    if why is None and status != 400:
+        why = f"refused with {status}, not 400: the hash was signed and forwarded, and the node refused it (W8)"
+    return verdict(why is None, f"refused with {status}", why or "", status=status)
+
+
 def _refusals(run: Run) -> list[tuple[str, Any]]:
     out = []
-    for name in REFUSAL_SCENARIOS:
+    for name in _applicable(run, REFUSAL_SCENARIOS):
         result = run.scenario(name)
         if refusal_problem(result) is None:
             out.append((name, result))
@@ -1511,7 +1528,7 @@ def err_018(run: Run) -> Verdict:
 )
 def err_019(run: Run) -> Verdict:
     leaks = []
-    refusals = [(n, run.scenario(n)) for n in REFUSAL_SCENARIOS]
+    refusals = [(n, run.scenario(n)) for n in _applicable(run, REFUSAL_SCENARIOS)]
     for name, result in refusals:
         http = response_of(result)
         haystack = http.body.decode("utf-8", "replace") + "\n" + "\n".join(f"{k}: {v}" for k, v in http.headers.items())

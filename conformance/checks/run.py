@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import ConfidentialClient
+from ..client import ConfidentialClient, Prepared
 from ..evidence import ExchangeRecord, HttpRecord, LockRecord
 from ..protocol import jsonwire
 from ..protocol.nonces import NonceLedger
@@ -35,6 +35,7 @@ class Target:
     second_api_key: str | None = None  # lets the suite test that one key cannot spend another's lock
     embedded: bool = False
     profile: str | None = None  # the embedded mock's profile, or the operator's expectation
+    face: str = "proxy"  # "node": the suite stands in for the proxy (X-Signature, no lock endpoint)
 
 
 @dataclass
@@ -52,6 +53,9 @@ class Run:
 
     def scenario(self, name: str) -> Any:
         """The result of scenario ``name``, running it on first use."""
+        face_only = FACE_ONLY.get(name)
+        if face_only is not None and face_only != self.target.face:
+            raise Skip(f"{name} probes the {face_only} face; this run tests the {self.target.face} face")
         if name in self._failed:
             raise self._failed[name]
         if name not in self._cache:
@@ -156,6 +160,12 @@ class Run:
         self._observe(record, mutated=mutate is not None)
         return record
 
+    def post(self, prepared: Prepared, *, mutated: bool = True) -> ExchangeRecord:
+        """Send a request prepared (and perhaps altered) by a probe, and observe it like :meth:`send`."""
+        record = self.client.post_prepared(prepared)
+        self._observe(record, mutated=mutated)
+        return record
+
     def _observe(self, record: ExchangeRecord, *, mutated: bool) -> None:
         self.exchanges.append(record)
         key = record.exchange.key_id
@@ -180,13 +190,18 @@ class Run:
 
 ScenarioFn = Callable[[Run], Any]
 SCENARIOS: dict[str, ScenarioFn] = {}
+FACE_ONLY: dict[str, str] = {}  # scenario -> the one face it applies to
 
 
-def scenario(name: str) -> Callable[[ScenarioFn], ScenarioFn]:
+def scenario(name: str, *, face: str | None = None) -> Callable[[ScenarioFn], ScenarioFn]:
+    """Register a probe; ``face`` limits it to the proxy or the node face (elsewhere it skips)."""
+
     def register(fn: ScenarioFn) -> ScenarioFn:
         if name in SCENARIOS:
             raise ValueError(f"duplicate scenario {name}")
         SCENARIOS[name] = fn
+        if face is not None:
+            FACE_ONLY[name] = face
         return fn
 
     return register

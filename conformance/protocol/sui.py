@@ -67,6 +67,12 @@ CURVE_ORDER = {
 }
 
 
+def is_sui_address(text: str) -> bool:
+    """``0x`` and 64 hex digits (either case): the shape of a Sui address."""
+    digits = text[2:]
+    return len(text) == 66 and text[:2] == "0x" and all(c in "0123456789abcdefABCDEF" for c in digits)
+
+
 def sui_address(scheme: Scheme, public_key: bytes) -> str:
     """``0x`` + lowercase hex of BLAKE2b-256(flag || public_key)."""
     return "0x" + blake2b_256(bytes([scheme]) + public_key).hex()
@@ -114,13 +120,15 @@ def parse_signature(text: object, *, field: str | None = "signature") -> SuiSign
     return parse_signature_bytes(b64decode(text, field=field), field=field)
 
 
-def verify(sig: SuiSignature, message: bytes, *, field: str | None = "signature") -> None:
+def verify(sig: SuiSignature, message: bytes, *, field: str | None = "signature", any_length: bool = False) -> None:
     """Verify ``sig`` over the 32-byte ``message`` (a hash) with the embedded public key.
 
     Raises :class:`HighS` for a malleable ECDSA signature before any curve arithmetic, and
-    :class:`SignatureVerificationFailed` when the signature does not verify.
+    :class:`SignatureVerificationFailed` when the signature does not verify. ``any_length`` lifts the
+    32-byte rule, to reproduce the upstream proxy and node, which sign and verify a
+    ``plaintext_body_hash`` of any length (W8); a conformant party never sets it.
     """
-    if len(message) != MESSAGE_LEN:
+    if len(message) != MESSAGE_LEN and not any_length:
         raise LengthError(f"is {len(message)} bytes; Sui hash signatures cover exactly 32 bytes", field="message")
     if sig.scheme is Scheme.ED25519:
         try:
@@ -203,9 +211,13 @@ class SuiSigner:
         """The Sui keystore entry for this key. It is a secret: never log it."""
         return b64encode(bytes([self.scheme]) + self._secret)
 
-    def sign(self, message: bytes) -> SuiSignature:
-        """Sign the 32 raw bytes of a hash the way Sui's ``sign_hashed`` does."""
-        if len(message) != MESSAGE_LEN:
+    def sign(self, message: bytes, *, any_length: bool = False) -> SuiSignature:
+        """Sign the 32 raw bytes of a hash the way Sui's ``sign_hashed`` does.
+
+        ``any_length`` signs a message of another length, as the upstream proxy does (W8): the suite
+        needs that to ask a node whether it refuses a 33-byte ``plaintext_body_hash`` that is signed.
+        """
+        if len(message) != MESSAGE_LEN and not any_length:
             raise LengthError(f"is {len(message)} bytes; Sui hash signatures cover exactly 32 bytes", field="message")
         if self.scheme is Scheme.ED25519:
             return SuiSignature(self.scheme, self._ed.sign(message), self.public_key)

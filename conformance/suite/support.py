@@ -4,15 +4,19 @@ bridge from a check's verdict to a pytest outcome. Imported only when the suite 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from conformance.checks import Check, Run, Target, Verdict
-from conformance.client import ClientOptions, ConfidentialClient, resolve_api_key
+from conformance.client import ClientOptions, ConfidentialClient, NodeFace, resolve_api_key
 from conformance.embedded import embedded_target
+from conformance.hop import load_signer, node_face_from
 from conformance.plugin import RESULTS_KEY, RUNS_KEY
 from conformance.results import CheckResult
+
+_T = TypeVar("_T")
 
 
 def marks_for(check: Check) -> list[pytest.MarkDecorator]:
@@ -30,12 +34,22 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
         max_response_bytes=config.getoption("max_response_bytes"),
     )
     embedded_sleep = None
+    face = config.getoption("face")
+    node_face: NodeFace | None = None
     with contextlib.ExitStack() as stack:
         if target_url:
-            api_key = resolve_api_key(config.getoption("api_key"))
             model = config.getoption("model")
             if not model:
                 raise pytest.UsageError("--model is required with --target (the chat model to test)")
+            if face == "node":  # the suite is the proxy: no bearer tokens, the hop headers instead
+                hop = (config.getoption(flag) for flag in ("signer_key", "stack_small_id", "node_public_key"))
+                node_face = _hop(lambda: node_face_from(*hop))
+                api_key, second_api_key = None, None
+            else:
+                api_key, second_api_key = (
+                    resolve_api_key(config.getoption("api_key")),
+                    config.getoption("second_api_key"),
+                )
             target = Target(
                 target_url,
                 api_key,
@@ -43,9 +57,10 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
                 config.getoption("embedding_model"),
                 config.getoption("image_model"),
                 config.getoption("node_address"),
-                config.getoption("second_api_key"),
+                second_api_key,
                 embedded=False,
                 profile=config.getoption("profile"),
+                face=face,
             )
         else:
             embedded = stack.enter_context(
@@ -54,12 +69,14 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
                     config.getoption("mock_fault"),
                     chat_model=config.getoption("model"),
                     node_address=config.getoption("node_address"),
+                    face=face,
+                    signer=_hop(lambda: load_signer(key)) if (key := config.getoption("signer_key")) else None,
                 )
             )
-            target, embedded_sleep = embedded.target, embedded.sleep
+            target, embedded_sleep, node_face = embedded.target, embedded.sleep, embedded.node_face
 
         def make_client(api_key: str | None) -> ConfidentialClient:
-            return ConfidentialClient(target.base_url, api_key, options=options)
+            return ConfidentialClient(target.base_url, api_key, options=options, node_face=node_face)
 
         client = stack.enter_context(contextlib.closing(make_client(target.api_key)))
         run = Run(target, client, client_factory=make_client)
@@ -67,6 +84,13 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
             run.sleep = embedded_sleep
         config.stash[RUNS_KEY].append(run)
         yield run
+
+
+def _hop(action: Callable[[], _T]) -> _T:
+    try:
+        return action()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def record_verdict(config: pytest.Config, check: Check, verdict: Verdict) -> None:

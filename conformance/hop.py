@@ -1,0 +1,51 @@
+"""The proxy's hop, configured from the command line: the stack owner's key, the stack and the node key.
+
+Shared by ``atoma-conformance run`` (which checks them before anything starts, so a bad file is one
+line and exit 2) and the pytest plugin. Errors are ``ValueError`` naming the option, never the key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .client import NodeFace
+from .protocol.b64 import b64decode_fixed
+from .protocol.errors import ProtocolError
+from .protocol.sui import SuiSigner
+
+
+def load_signer(path: str) -> SuiSigner:
+    """The stack owner's key from a file holding one Sui keystore entry (or a one-entry sui.keystore)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"--signer-key: cannot read {path} ({exc.strerror})") from None
+    if text.startswith("["):
+        try:
+            entries = json.loads(text)
+        except ValueError:
+            raise ValueError("--signer-key: the file starts with '[' but is not a JSON array") from None
+        if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], str):
+            raise ValueError("--signer-key: a keystore file must hold exactly one entry (the stack owner's)")
+        text = entries[0]
+    try:
+        return SuiSigner.from_keystore(text)
+    except ProtocolError as exc:
+        raise ValueError(f"--signer-key: not a Sui keystore entry: {exc.reason}") from None
+
+
+def node_face_from(signer_key: str | None, stack_small_id: int | None, node_public_key: str | None) -> NodeFace:
+    """The proxy's hop for a live node; each missing or unusable option is named."""
+    given = {"--signer-key": signer_key, "--stack-small-id": stack_small_id, "--node-public-key": node_public_key}
+    missing = [flag for flag, value in given.items() if value is None]
+    if missing:
+        raise ValueError(f"--face node with --target needs {', '.join(missing)}")
+    assert signer_key is not None and stack_small_id is not None and node_public_key is not None
+    try:
+        node_key = b64decode_fixed(node_public_key, 32, field="--node-public-key")
+    except ProtocolError as exc:
+        raise ValueError(f"--node-public-key: {exc.reason}") from None
+    if not 0 <= stack_small_id < 2**64:
+        raise ValueError("--stack-small-id: must be from 0 to 2^64 - 1")
+    return NodeFace(load_signer(signer_key), stack_small_id, node_key)
