@@ -12,6 +12,7 @@ from pathlib import Path
 from .client import NodeFace
 from .protocol.b64 import b64decode_fixed
 from .protocol.errors import ProtocolError
+from .protocol.primitives import is_low_order
 from .protocol.sui import SuiSigner
 
 
@@ -21,6 +22,13 @@ def load_signer(path: str) -> SuiSigner:
         text = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ValueError(f"--signer-key: cannot read {path} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError("--signer-key: the file is not text; expected a base64 keystore entry") from None
+    if text.startswith("suiprivkey1"):
+        raise ValueError(
+            "--signer-key: this is the bech32 'suiprivkey1…' export; store the keystore form instead "
+            "(base64 of flag || secret, as in sui.keystore, or `sui keytool convert`)"
+        )
     if text.startswith("["):
         try:
             entries = json.loads(text)
@@ -46,6 +54,8 @@ def node_face_from(signer_key: str | None, stack_small_id: int | None, node_publ
         node_key = b64decode_fixed(node_public_key, 32, field="--node-public-key")
     except ProtocolError as exc:
         raise ValueError(f"--node-public-key: {exc.reason}") from None
+    if is_low_order(node_key):
+        raise ValueError("--node-public-key: is a low-order X25519 point, not a node key")
     if not 0 <= stack_small_id < 2**64:
         raise ValueError("--stack-small-id: must be from 0 to 2^64 - 1")
     return NodeFace(load_signer(signer_key), stack_small_id, node_key)

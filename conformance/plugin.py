@@ -115,6 +115,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{level.lower()}: conformance checks of level {level}")
     for category in CATEGORIES:
         config.addinivalue_line("markers", f"{category.lower()}: conformance checks of category {category}")
+    if config.getoption("face", "proxy") == "node" and config.getoption("target", None):
+        from .hop import node_face_from
+
+        try:  # a bad key file is a usage error before the session, not an error in every check
+            node_face_from(
+                config.getoption("signer_key"), config.getoption("stack_small_id"), config.getoption("node_public_key")
+            )
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.stash[RESULTS_KEY] = []
     config.stash[RUNS_KEY] = []
     config.stash[_MERGED] = {"uses": [], "requests": 0}
@@ -164,7 +173,12 @@ def _target_summary(run: Run) -> dict[str, Any]:
     }
     # The fingerprint: what identifies the deployment that answered (a change stands out in a diff).
     lock = run._cache.get("lock")
-    if lock is not None and getattr(lock, "public_key", None):
+    hop = getattr(run.client, "node_face", None)
+    if hop is not None:  # the node face has no lock: the key the suite was given
+        import base64
+
+        summary["node_public_key"] = base64.b64encode(hop.node_public_key).decode()
+    elif lock is not None and getattr(lock, "public_key", None):
         import base64
 
         summary["node_public_key"] = base64.b64encode(lock.public_key).decode()

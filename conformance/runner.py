@@ -14,6 +14,7 @@ from pathlib import Path
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
 from .hop import load_signer, node_face_from
 from .plugin import RESULTS_FILE
+from .protocol import jsonwire
 from .results import Results, redact_url
 
 EXIT_OK, EXIT_MUST_FAILED, EXIT_NOT_RUN = 0, 1, 2
@@ -115,8 +116,18 @@ def preflight(args: argparse.Namespace) -> None:
         for flag in ("signer_key", "stack_small_id", "node_public_key"):
             if getattr(args, flag) is not None:
                 raise RunError(f"--{flag.replace('_', '-')}: only applies to --face node")
-    if args.signer_key is not None and not Path(args.signer_key).is_file():
-        raise RunError(f"--signer-key: {args.signer_key} is not a readable file")
+    if args.face == "node":
+        for flag in ("api_key", "second_api_key"):
+            if getattr(args, flag) is not None:
+                raise RunError(f"--{flag.replace('_', '-')}: the node face has no bearer tokens (only --face proxy)")
+        if not args.target and args.node_public_key is not None:
+            raise RunError("--node-public-key: only with --target (the embedded node's key is known)")
+        if args.stack_small_id is not None and not 0 <= args.stack_small_id < 2**64:
+            raise RunError("--stack-small-id: must be from 0 to 2^64 - 1")
+    if args.signer_key is not None:
+        if not Path(args.signer_key).is_file():
+            raise RunError(f"--signer-key: {args.signer_key} is not a readable file")
+        args.signer_key = str(Path(args.signer_key).resolve())  # the run itself starts in another directory
     try:
         if args.target and args.face == "node":
             node_face_from(args.signer_key, args.stack_small_id, args.node_public_key)
@@ -153,11 +164,28 @@ def _preflight_node(args: argparse.Namespace) -> None:
         raise RunError("--model: required with --target (the chat model the suite sends requests to)")
     if args.mock_fault:
         raise RunError("--mock-fault: only applies to the embedded mock, not to --target")
+    hop = node_face_from(args.signer_key, args.stack_small_id, args.node_public_key)
     options = ClientOptions(timeout_s=args.timeout or 15, deadline_s=args.deadline or 30)
-    with ConfidentialClient(args.target, None, options=options) as client:
-        health = client.request("GET", "/health")
-    if health.status is None:
-        raise RunError(f"--target: {redact_url(args.target)} is unreachable ({health.error})")
+    where = redact_url(args.target)
+    with ConfidentialClient(args.target, None, options=options, node_face=hop) as client:
+        # One valid, signed request: refusals would otherwise be blamed on the probes, not on the setup.
+        body = jsonwire.dumps({"model": args.model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
+        record = client.send("chat", body, lock=client.lock(args.model), model_name=args.model)
+    status, error = record.http.status, record.http.error_body()
+    code = error[0] if error else None
+    if status is None:
+        raise RunError(f"--target: {where} is unreachable ({record.http.error})")
+    if status == 200:
+        return
+    if code in ("AUTH_ERROR", "INVALID_HEADER", "MISSING_HEADER") or status == 401:
+        raise RunError(
+            f"--signer-key/--stack-small-id: {where} refused a valid signed request ({status} {code}); "
+            "does the signer own that stack on this node?"
+        )
+    raise RunError(
+        f"--node-public-key/--model: {where} refused a valid request ({status} {code}); is the key the node's "
+        "current X25519 key, and does the node serve the model?"
+    )
 
 
 def pytest_args(args: argparse.Namespace, report_dir: Path, inifile: Path) -> list[str]:

@@ -212,8 +212,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             envelope = ConfidentialComputeRequest.parse(body)
         except ProtocolError as exc:
             raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc)) from None
-        if config.face == "node":
-            authorize_hop(request, envelope, behaviour)  # the proxy's hop replaces the lock (R7.11, R7.12)
+        signer = authorize_hop(request, envelope, behaviour) if config.face == "node" else None
         decoded = _decode(envelope, behaviour)
         units = envelope.num_compute_units
         if units is None:
@@ -236,6 +235,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         if not behaviour.accept_replay and state.remember(exchange.key_id.encode() + decoded.nonce):
             raise Refusal(409, "REPLAYED_REQUEST", "this (key, nonce) pair was already used; requests are single-use")
         inner = _plaintext_request(plaintext, endpoint, envelope, behaviour)
+        if config.face == "node" and behaviour.owner_check == "after-plaintext":
+            authorize_owner(request, envelope, behaviour, signer)  # upstream's order (protocol §4.3, step 12)
         streaming = inner.get("stream") is True
         if config.face == "node" and streaming and not request.headers.get("x-request-id"):
             if behaviour.missing_request_id == "400":  # R1.7: before any event is sent
@@ -272,7 +273,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         headers = {"content-type": "text/event-stream", "cache-control": "no-cache"}
         return StreamingResponse(_stream(events, behaviour), headers=headers)
 
-    def authorize_hop(request: Request, envelope: ConfidentialComputeRequest, behaviour: Behaviour) -> None:
+    def authorize_hop(request: Request, envelope: ConfidentialComputeRequest, behaviour: Behaviour) -> str | None:
         """The node face: X-Signature over the supplied 32-byte hash, by the owner of the envelope's stack."""
         try:
             claimed = b64decode(envelope.plaintext_body_hash, field="plaintext_body_hash")
@@ -295,6 +296,14 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             except ProtocolError:
                 if behaviour.x_signature != "accept-invalid":
                     raise Refusal(400, "INVALID_HEADER", "Invalid header value provided") from None
+        if behaviour.owner_check == "before-decrypt":
+            authorize_owner(request, envelope, behaviour, signer)
+        return signer
+
+    def authorize_owner(
+        request: Request, envelope: ConfidentialComputeRequest, behaviour: Behaviour, signer: str | None
+    ) -> None:
+        """R7.12: the signer owns the envelope's stack (the caller's X-Stack-Small-Id is not evidence)."""
         stack = envelope.stack_small_id
         supplied = request.headers.get("x-stack-small-id", "")
         if behaviour.stack_from == "header" and supplied.isascii() and supplied.isdigit():

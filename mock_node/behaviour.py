@@ -54,6 +54,7 @@ class Behaviour:
     stack_from: Literal["body", "header"] = "body"
     node_long_hash: Literal["refuse", "accept"] = "refuse"  # "accept": a 33-byte hash passes the hop checks
     foreign_owner: Literal["AUTH_ERROR", "INVALID_HEADER"] = "AUTH_ERROR"  # 401, or upstream's 400
+    owner_check: Literal["before-decrypt", "after-plaintext"] = "before-decrypt"  # upstream: after the model check
     node_hash_code: Literal["INVALID_BODY", "INVALID_HEADER"] = "INVALID_BODY"
 
     def but(self, **changes: object) -> Behaviour:
@@ -77,6 +78,7 @@ ATOMA_NODE_COMPAT = STRICT.but(
     missing_request_id="500",  # W12: the missing X-Request-Id is raised inside the handler, which answers 500
     node_hash_code="INVALID_HEADER",  # a bad plaintext_body_hash is reported as a header problem
     foreign_owner="INVALID_HEADER",  # an unknown or foreign stack without X-Tx-Digest is a 400 INVALID_HEADER
+    owner_check="after-plaintext",  # verify_permissions runs after decryption and the model check (§4.3)
 )
 
 PROFILES: dict[str, Behaviour] = {"strict": STRICT, "atoma-node-compat": ATOMA_NODE_COMPAT}

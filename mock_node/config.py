@@ -67,6 +67,8 @@ class MockConfig:
             raise ConfigError("--model: at least one model must be served")
         if self.face not in FACES:
             raise ConfigError(f"--face: unknown face {self.face!r}; choose one of {', '.join(FACES)}")
+        if self.face == "proxy" and self.stack_owners:
+            raise ConfigError("--stack-owner: only applies to --face node (the proxy face authorizes with locks)")
         for stack, owner in self.stack_owners.items():
             if not is_sui_address(owner):
                 raise ConfigError(f"--stack-owner: {owner!r} is not a Sui address (0x and 64 hex digits)")

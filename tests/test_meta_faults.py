@@ -67,7 +67,7 @@ def test_every_fault_names_existing_checks() -> None:
 def test_the_clean_mock_passes_every_check_of_its_face(clean: dict[str, dict[str, str]]) -> None:
     """Each face passes every check; a check skips only when it probes the other face."""
     node_only = {c.id for c in CATALOGUE if c.category == "NODE"}
-    proxy_only = {"LOCK-" + f"{n:03d}" for n in range(1, 13)} | {"ERR-012", "ERR-021"}
+    proxy_only = {"LOCK-" + f"{n:03d}" for n in range(1, 13)} | {"ERR-012", "ERR-016", "ERR-021"}
     assert {i: o for i, o in clean["proxy"].items() if o != "pass"} == {i: "skip" for i in node_only}
     assert {i: o for i, o in clean["node"].items() if o != "pass"} == {i: "skip" for i in proxy_only}
 

@@ -974,6 +974,7 @@ def test_compat_profile_is_the_documented_preset() -> None:
         "missing_request_id",
         "foreign_owner",
         "node_hash_code",
+        "owner_check",
     }
 
 

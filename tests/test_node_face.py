@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,3 +193,85 @@ def test_keygen_writes_a_private_keystore_entry_and_prints_only_the_address(
     assert "exists; pass --force" in capsys.readouterr().err
     assert main(["keygen", "--out", str(tmp_path / "no" / "such" / "dir.key")]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_the_docs_relative_key_path_works(
+    node: tuple[str, MockConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/node-operators.md passes `--signer-key owner.key`; the run itself starts in another directory."""
+    url, config = node
+    keystore_file(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = live_args(url, config, Path("owner.key"), tmp_path)
+    assert main(args) == 0
+
+
+def test_a_setup_the_node_refuses_stops_the_run_naming_the_option(
+    node: tuple[str, MockConfig], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Otherwise every refusal probe would pass because of the setup, not because of what it probes."""
+    url, config = node
+    key = keystore_file(tmp_path)
+    foreign_stack = live_args(url, config, key, tmp_path)
+    foreign_stack[foreign_stack.index("--stack-small-id") + 1] = str(STACK + 1)
+    assert main(foreign_stack) == 2
+    assert "--signer-key/--stack-small-id" in capsys.readouterr().err
+    other_key = live_args(url, config, key, tmp_path)
+    other_key[other_key.index("--node-public-key") + 1] = b64encode(bytes(range(32)))
+    assert main(other_key) == 2
+    assert "--node-public-key/--model" in capsys.readouterr().err
+    low_order = live_args(url, config, key, tmp_path)
+    low_order[low_order.index("--node-public-key") + 1] = b64encode(bytes(32))
+    assert main(low_order) == 2
+    assert "low-order" in capsys.readouterr().err
+
+
+def test_more_usage_errors_of_the_node_face(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    binary = tmp_path / "binary.key"
+    binary.write_bytes(b"\xff\xfe\x00")
+    bech32 = tmp_path / "bech32.key"
+    bech32.write_text("suiprivkey1qq" + "x" * 50, encoding="utf-8")
+    cases = [
+        (["run", "--face", "node", "--api-key", "k"], "the node face has no bearer tokens"),
+        (["run", "--face", "node", "--node-public-key", b64encode(bytes(32))], "only with --target"),
+        (["run", "--face", "node", "--stack-small-id", "-5"], "--stack-small-id: must be from 0"),
+        (["run", "--face", "node", "--signer-key", str(binary)], "the file is not text"),
+        (["run", "--face", "node", "--signer-key", str(bech32)], "bech32"),
+        (["mock", "--stack-owner", f"{SIGNER.address}:1", "--port", "0"], "only applies to --face node"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_the_embedded_node_face_honours_the_stack_and_the_signer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = keystore_file(tmp_path, SuiSigner(Scheme.SECP256R1, bytes(range(3, 35))))
+    argv = ["run", "--face", "node", "--signer-key", str(key), "--stack-small-id", "42", "-m", "node"]
+    assert main([*argv, "--report-dir", str(tmp_path / "r")]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_the_compat_node_checks_the_owner_after_decryption_as_upstream_does() -> None:
+    """A foreign signer with a tampered ciphertext: strict refuses the signer (401) before decrypting;
+    atoma-node decrypts first and answers the tag failure with 500 (protocol §4.3)."""
+    stranger = SuiSigner(Scheme.ED25519, bytes(32 * [5]))
+
+    def tamper(envelope: dict[str, object]) -> dict[str, object]:
+        raw = bytearray(base64.b64decode(str(envelope["ciphertext"])))
+        raw[0] ^= 1
+        return envelope | {"ciphertext": b64encode(bytes(raw))}
+
+    for profile, status in (("strict", 401), ("atoma-node-compat", 500)):
+        config = MockConfig(face="node", profile=profile, stack_owners={STACK: SIGNER.address})
+        with (
+            running_node(config) as url,
+            ConfidentialClient(url, None, node_face=NodeFace(stranger, STACK, config.node_public_key)) as client,
+        ):
+            body = b'{"model":"%s","messages":[{"role":"user","content":"hi"}]}' % config.models[0].encode()
+            record = client.send(
+                "chat", body, lock=client.lock(config.models[0]), model_name=config.models[0], mutate=tamper
+            )
+            assert record.http.status == status, profile

@@ -267,7 +267,7 @@ def lock_010(run: Run) -> Verdict:
     "LOCK-011",
     "MUST",
     "A lock taken with one API key does not serve another key's request",
-    spec="R2.14",
+    spec=("R2.14", "R2.15"),
     evidence="status of the foreign request",
     scenarios=("lock_foreign",),
 )
@@ -1414,6 +1414,8 @@ def _err_check(id: str, name: str, title: str, spec: str | tuple[str, ...]) -> N
         scenarios=(name,),
     )
     def predicate(run: Run) -> Verdict:
+        if run.target.face == "node":  # no bearer token or lock stands between a bad setup and a 4xx
+            success(run, "chat")
         result = run.scenario(name)
         why = refusal_problem(result)
         status = response_of(result).status
@@ -1432,7 +1434,7 @@ for _id, _name, _title, _spec in (
     ("ERR-009", "err_missing_field", "An envelope missing a required member is refused", ("R3.1",)),
     ("ERR-010", "err_mistyped_field", "A mistyped member (stack_small_id as a string) is refused", ("R3.1", "R3.11")),
     ("ERR-011", "err_unknown_model", "A plaintext naming a model nobody serves is refused", ("R3.14",)),
-    ("ERR-012", "err_no_lock", "A request on a stack with no lock is refused", ("R2.13",)),
+    ("ERR-012", "err_no_lock", "A request on a stack with no lock is refused", ("R2.13", "R2.15")),
     ("ERR-013", "err_oversize", "A body over the size limit is refused", ("R3.18",)),
     ("ERR-014", "err_urlsafe_base64", "URL-safe base64 in a binary member is refused", ("R3.4",)),
     ("ERR-015", "err_unpadded_base64", "Unpadded base64 in a binary member is refused", ("R3.4",)),
@@ -1459,13 +1461,23 @@ REFUSAL_SCENARIOS = tuple(n for n in ERR_SCENARIOS if n != "err_model_name_misma
     scenarios=("err_long_hash",),
 )
 def err_016(run: Run) -> Verdict:
-    """R7.13 asks for 400 before signing: a 5xx here is the node's refusal of what the proxy signed (W8)."""
+    """R7.13 asks the proxy for 400 before signing. A 5xx, or a node's own error code, shows that the
+    hash was signed and forwarded and a node refused it (W8). The node face has NODE-005 instead."""
+    if run.target.face == "node":
+        raise Skip("a proxy requirement: on the node face NODE-005 checks the 33-byte hash")
     result = run.scenario("err_long_hash")
     why = refusal_problem(result)
-    status = response_of(result).status
-    if why is None and status != 400:
-        why = f"refused with {status}, not 400: the hash was signed and forwarded, and the node refused it (W8)"
-    return verdict(why is None, f"refused with {status}", why or "", status=status)
+    http = response_of(result)
+    error = http.error_body()
+    code = error[0] if error else None
+    if why is None and code in NODE_FACE_ONLY_CODES:
+        why = f"refused with the node's {code}: the hash was signed and forwarded to a node (W8)"
+    elif why is None and http.status != 400:
+        why = f"refused with {http.status}, not 400: the hash was signed and forwarded, and the node refused it (W8)"
+    return verdict(why is None, f"refused with {http.status}", why or "", status=http.status, code=code)
+
+
+NODE_FACE_ONLY_CODES = frozenset({"INVALID_HEADER", "INVALID_BODY", "MISSING_HEADER"})
 
 
 def _refusals(run: Run) -> list[tuple[str, Any]]:

@@ -14,10 +14,10 @@ from ..evidence import ExchangeRecord
 from ..protocol.b64 import b64decode
 from ..protocol.primitives import blake2b_256
 from ..protocol.sui import Scheme, SuiSigner
-from .base import Precondition, Verdict, check, verdict
+from .base import Precondition, Verdict, check
 from .judging import refusal_problem
 from .run import Run, scenario
-from .scenarios import ERR_MUTATIONS
+from .scenarios import ERR_MUTATIONS, success
 
 
 def _node_signer(run: Run) -> SuiSigner:
@@ -76,15 +76,31 @@ def _stream_no_request_id(run: Run) -> ExchangeRecord:
     return run.send("chat", stream=True, headers={"x-request-id": DROP})
 
 
+def _unheld_stack(run: Run) -> int:
+    """A stack the signer almost certainly does not own: 60 random bits (a neighbour might be owned)."""
+    return int.from_bytes(run.client.rng.token_bytes(8), "big") >> 4
+
+
 @scenario("node_stack_header", face="node")
 def _stack_header(run: Run) -> ExchangeRecord:
+    """Owned stack in the envelope, a foreign one in the header: served only if the header is ignored."""
+    return run.send("chat", headers={"x-stack-small-id": str(_unheld_stack(run))})
+
+
+@scenario("node_stack_header_reverse", face="node")
+def _stack_header_reverse(run: Run) -> ExchangeRecord:
+    """The reverse: a foreign stack in the envelope, the owned one in the header; it must be refused."""
     lock = run.lock()
     assert lock.lock is not None
-    return run.send("chat", lock=lock, headers={"x-stack-small-id": str(lock.lock.stack_small_id + 1)})
+    owned = lock.lock.stack_small_id
+    return run.send("chat", lock=lock, stack_small_id=_unheld_stack(run), headers={"x-stack-small-id": str(owned)})
 
 
-def _refused(record: ExchangeRecord, statuses: tuple[int, ...], codes: tuple[str, ...]) -> Verdict:
-    """Refused cleanly, with one of ``statuses`` and (when the body names one) one of ``codes``."""
+def _refused(run: Run, name: str, statuses: tuple[int, ...], codes: tuple[str, ...]) -> Verdict:
+    """Refused cleanly, with one of ``statuses`` and one of ``codes``; only meaningful if a valid request
+    is served, or a refusal could be the setup's fault (a signer that owns nothing, a wrong node key)."""
+    success(run, "chat")
+    record: ExchangeRecord = run.scenario(name)
     problem = refusal_problem(record)
     status = record.http.status
     body = record.http.error_body()
@@ -108,10 +124,10 @@ _HEADER_REFUSAL = ((400, 401), ("INVALID_HEADER", "AUTH_ERROR"))
     "A request without X-Signature is refused with 400 MISSING_HEADER",
     spec="R7.11",
     evidence="status and error code",
-    scenarios=("node_no_signature",),
+    scenarios=("chat", "node_no_signature"),
 )
 def node_001(run: Run) -> Verdict:
-    return _refused(run.scenario("node_no_signature"), (400,), ("MISSING_HEADER",))
+    return _refused(run, "node_no_signature", (400,), ("MISSING_HEADER",))
 
 
 @check(
@@ -120,10 +136,10 @@ def node_001(run: Run) -> Verdict:
     "An X-Signature that is not a Sui signature is refused",
     spec="R7.11",
     evidence="status and error code",
-    scenarios=("node_malformed_signature",),
+    scenarios=("chat", "node_malformed_signature"),
 )
 def node_002(run: Run) -> Verdict:
-    return _refused(run.scenario("node_malformed_signature"), *_HEADER_REFUSAL)
+    return _refused(run, "node_malformed_signature", *_HEADER_REFUSAL)
 
 
 @check(
@@ -132,10 +148,10 @@ def node_002(run: Run) -> Verdict:
     "A valid signature by an address that does not own the stack is refused",
     spec="R7.12",
     evidence="status and error code",
-    scenarios=("node_foreign_signer",),
+    scenarios=("chat", "node_foreign_signer"),
 )
 def node_003(run: Run) -> Verdict:
-    return _refused(run.scenario("node_foreign_signer"), *_HEADER_REFUSAL)
+    return _refused(run, "node_foreign_signer", *_HEADER_REFUSAL)
 
 
 @check(
@@ -144,10 +160,10 @@ def node_003(run: Run) -> Verdict:
     "The stack owner's signature over a different hash is refused",
     spec="R7.11",
     evidence="status and error code",
-    scenarios=("node_other_hash",),
+    scenarios=("chat", "node_other_hash"),
 )
 def node_004(run: Run) -> Verdict:
-    return _refused(run.scenario("node_other_hash"), *_HEADER_REFUSAL)
+    return _refused(run, "node_other_hash", *_HEADER_REFUSAL)
 
 
 @check(
@@ -156,10 +172,10 @@ def node_004(run: Run) -> Verdict:
     "A signed 33-byte plaintext_body_hash is refused with 400",
     spec=("R3.9", "R10.3"),
     evidence="status and error code",
-    scenarios=("node_long_hash",),
+    scenarios=("chat", "node_long_hash"),
 )
 def node_005(run: Run) -> Verdict:
-    return _refused(run.scenario("node_long_hash"), (400,), ("INVALID_BODY", "INVALID_HEADER"))
+    return _refused(run, "node_long_hash", (400,), ("INVALID_BODY", "INVALID_HEADER"))
 
 
 @check(
@@ -168,10 +184,10 @@ def node_005(run: Run) -> Verdict:
     "A stream request without X-Request-Id is refused with 400 MISSING_HEADER before any event",
     spec="R1.7",
     evidence="status, error code, whether a stream started",
-    scenarios=("node_stream_no_request_id",),
+    scenarios=("chat", "node_stream_no_request_id"),
 )
 def node_006(run: Run) -> Verdict:
-    return _refused(run.scenario("node_stream_no_request_id"), (400,), ("MISSING_HEADER",))
+    return _refused(run, "node_stream_no_request_id", (400,), ("MISSING_HEADER",))
 
 
 @check(
@@ -179,15 +195,15 @@ def node_006(run: Run) -> Verdict:
     "MUST",
     "The caller's X-Stack-Small-Id is ignored: the envelope's stack decides",
     spec="R1.8",
-    evidence="status of a valid request sent with another stack in X-Stack-Small-Id",
-    scenarios=("node_stack_header",),
+    evidence="statuses with a foreign stack in the header, and with the foreign stack in the envelope instead",
+    scenarios=("node_stack_header", "node_stack_header_reverse"),
 )
 def node_007(run: Run) -> Verdict:
-    record: ExchangeRecord = run.scenario("node_stack_header")
-    status = record.http.status
-    return verdict(
-        status == 200,
-        "served: the header was ignored",
-        f"refused with {status}: the node took the stack from the caller's header",
-        status=status,
-    )
+    header = run.scenario("node_stack_header").http.status
+    body = run.scenario("node_stack_header_reverse").http.status
+    evidence = {"foreign_stack_in_header": header, "foreign_stack_in_envelope": body}
+    if header != 200:
+        return Verdict("fail", f"refused with {header}: the caller's X-Stack-Small-Id decided the stack", evidence)
+    if body == 200:
+        return Verdict("fail", "served a stack the signer does not own, named in the envelope", evidence)
+    return Verdict("pass", f"the envelope decides (served 200; a foreign envelope stack refused {body})", evidence)

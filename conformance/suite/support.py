@@ -11,7 +11,7 @@ import pytest
 
 from conformance.checks import Check, Run, Target, Verdict
 from conformance.client import ClientOptions, ConfidentialClient, NodeFace, resolve_api_key
-from conformance.embedded import embedded_target
+from conformance.embedded import EMBEDDED_STACK, embedded_target
 from conformance.hop import load_signer, node_face_from
 from conformance.plugin import RESULTS_KEY, RUNS_KEY
 from conformance.results import CheckResult
@@ -71,6 +71,7 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
                     node_address=config.getoption("node_address"),
                     face=face,
                     signer=_hop(lambda: load_signer(key)) if (key := config.getoption("signer_key")) else None,
+                    stack_small_id=config.getoption("stack_small_id") or EMBEDDED_STACK,
                 )
             )
             target, embedded_sleep, node_face = embedded.target, embedded.sleep, embedded.node_face
