@@ -229,7 +229,7 @@ CATALOGUE: tuple[Fault, ...] = (
     _f(
         "reorder-chunks",
         "stream",
-        "the second and third chunks of a stream are swapped",
+        "the last two events of a stream are swapped, so a content chunk follows the usage chunk",
         ["R9.12"],
         stream_shape=frozenset({"reorder"}),
     ),

@@ -33,6 +33,8 @@ from conformance.protocol.primitives import (
     canonical_public_key,
 )
 
+from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TOKENS
+
 _LENGTHS = {
     "nonce": NONCE_LEN,
     "salt": SALT_LEN,
@@ -70,6 +72,7 @@ class RequestSeen:
     nonce: str | None = None
     client_key: str | None = None
     served: str | None = None  # what the node handed back (content), for the control scenarios
+    streamed: bool = False  # whether that answer was an event stream
 
     def flag(self, check_id: str, reason: str) -> None:
         self.findings.setdefault(check_id, reason)  # the first reason per check is the evidence
@@ -101,6 +104,7 @@ class ClientJudge:
 
     def on_served(self, seen: RequestSeen, answer: dict[str, Any] | list[dict[str, Any]]) -> None:
         seen.served = content_of(answer)
+        seen.streamed = isinstance(answer, list)
 
     # --- what the runner reads ----------------------------------------------------------------------
 
@@ -151,7 +155,9 @@ class ClientJudge:
             return
         if inner.get("model") != envelope.model_name:
             seen.flag("CLIENT-007", "model_name differs from the model inside the plaintext")
-        if bool(envelope.stream) != (inner.get("stream") is True):
+        if envelope.stream is None:
+            seen.flag("CLIENT-008", "the envelope's stream is absent or null; R13.6 asks for a JSON boolean")
+        elif envelope.stream != (inner.get("stream") is True):
             seen.flag("CLIENT-008", "the envelope's stream flag differs from the stream flag inside the plaintext")
 
     def _decrypt(self, envelope: ConfidentialComputeRequest) -> bytes:
@@ -172,11 +178,16 @@ class ClientJudge:
             why = "every lock on this stack was already used" if all(lock.used for lock in same_stack) else "expired"
             seen.flag("CLIENT-011", f"the request came without an unspent, unexpired lock ({why})")
             return
-        lock = usable[-1]
-        lock.used = True
-        if node_key is not None and node_key != lock.public_key:
+        if node_key is not None and node_key != usable[0].public_key:
             seen.flag("CLIENT-010", "node_dh_public_key is not the public_key of the client's lock")
+        # As the proxy does: the first usable lock with room for the request's units, which default to
+        # the proxy's own assumption when the client sends none (R2.12).
         units = envelope.num_compute_units
-        if units is not None and units > lock.max_num_tokens:
-            limit = lock.max_num_tokens
-            seen.flag("CLIENT-009", f"num_compute_units {units} exceeds its lock's max_num_tokens {limit}")
+        if units is None:
+            units = IMAGE_DEFAULT_UNITS if seen.endpoint == "images" else LOCK_DEFAULT_TOKENS
+        fitting = [lock for lock in usable if lock.max_num_tokens >= units]
+        if not fitting:
+            largest = max(lock.max_num_tokens for lock in usable)
+            seen.flag("CLIENT-009", f"{units} compute units do not fit the client's locks (largest {largest})")
+            return
+        fitting[0].used = True

@@ -7,6 +7,7 @@ command, and the check must fail; the reference client must pass them all.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
@@ -28,11 +29,13 @@ from conformance.clients.contract import (
 )
 from conformance.clients.report import SCHEMA_PATH, to_json
 from conformance.clients.runner import ClientUnderTest, Matrix, run_matrix
+from conformance.protocol.envelope import seal_request
 
 TOY = Path(__file__).parent / "client_adapters" / "misbehave.py"
 REFERENCE = f"{shlex.quote(sys.executable)} -m conformance.clients.adapters.reference"
 SCENARIO_BY_ID = {s.check.id: s for s in SCENARIOS}
 # Two requests (chat and a stream): enough for the freshness checks to compare.
+CHAT = "meta-llama/Llama-3.3-70B-Instruct"
 JUDGE_SCENARIOS = [SCENARIO_BY_ID["CLIENT-020"], SCENARIO_BY_ID["CLIENT-021"]]
 
 
@@ -54,7 +57,7 @@ def test_client_check_ids_are_unique_and_every_scenario_uses_a_real_fault() -> N
     assert len(BY_ID) == len(CLIENT_CHECKS) == len(JUDGE_CHECKS) + len(SCENARIOS)
     for scenario in SCENARIOS:
         resolve(scenario.faults)  # raises on an unknown fault name
-    assert {c.level for c in CLIENT_CHECKS} == {"MUST", "SHOULD", "INFO"}
+    assert {c.level for c in CLIENT_CHECKS} <= {"MUST", "SHOULD", "INFO"}
 
 
 def test_every_client_check_cites_a_requirement_that_exists() -> None:
@@ -250,7 +253,9 @@ def test_content_of_follows_the_contract() -> None:
         (["--adapter", "a="], "the command after '=' is empty"),
         (["--adapter", "reference", "--adapter", "reference"], "named twice"),
         (["--adapter", "reference", "--scenario", "CLIENT-999"], "unknown scenario check CLIENT-999"),
-        (["--adapter", "reference", "--timeout", "0"], "--timeout: must be positive"),
+        (["--adapter", "reference", "--timeout", "0"], "--timeout: must be a positive number"),
+        (["--adapter", "reference", "--timeout", "nan"], "--timeout: must be a positive number"),
+        (["--adapter", 'x=echo "'], "cannot be split"),
     ],
 )
 def test_clients_usage_errors_are_one_line_and_exit_2(
@@ -290,3 +295,77 @@ def test_the_committed_sdk_matrix_covers_every_client_check() -> None:
         assert f"| {check.id} " in example, f"docs/client-matrix.md predates {check.id}: regenerate it"
     for name in ("reference", "atoma-sdk-py", "atoma-sdk-ts"):
         assert f"| {name} |" in example
+
+
+# --- review findings: ways a client could have passed without earning it -----------------------------------
+
+
+def test_a_stream_scenario_needs_a_stream(tmp_path: Path) -> None:
+    """A client that turns chat-stream into a plain chat never sees the faulty chunks."""
+    scenarios = [SCENARIO_BY_ID["CLIENT-021"], SCENARIO_BY_ID["CLIENT-025"]]
+    matrix = run_matrix([ClientUnderTest("toy", toy("nostream"))], scenarios=scenarios, timeout_s=10)
+    verdicts = {c.id: c for c in matrix.clients[0].checks}
+    assert verdicts["CLIENT-021"].outcome == "fail" and "no event stream" in verdicts["CLIENT-021"].reason
+    assert verdicts["CLIENT-025"].outcome == "error" and "no chat-stream request" in verdicts["CLIENT-025"].reason
+
+
+def test_freshness_is_not_judged_on_one_request() -> None:
+    matrix = run_matrix([ClientUnderTest("toy", toy("salt-reuse"))], scenarios=[SCENARIO_BY_ID["CLIENT-020"]])
+    verdicts = {c.id: c for c in matrix.clients[0].checks}
+    assert verdicts["CLIENT-002"].outcome == "skip" and "at least two requests" in verdicts["CLIENT-002"].reason
+
+
+def test_a_run_without_a_tested_client_is_not_a_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    matrix = run_matrix([ClientUnderTest("ts", None, unavailable="node is not on PATH")])
+    assert not matrix.passed and to_json(matrix)["verdict"] == "fail"
+
+
+def test_a_refusal_from_a_client_that_refuses_the_honest_answer_proves_nothing() -> None:
+    scenarios = [SCENARIO_BY_ID[i] for i in ("CLIENT-020", "CLIENT-021", "CLIENT-032")]
+    matrix = run_matrix([ClientUnderTest("toy", toy("refuse-streams"))], scenarios=scenarios, timeout_s=10)
+    verdicts = {c.id: c for c in matrix.clients[0].checks}
+    assert verdicts["CLIENT-021"].outcome == "fail"
+    assert verdicts["CLIENT-032"].outcome == "error" and "honest control CLIENT-021" in verdicts["CLIENT-032"].reason
+    assert verdicts["CLIENT-020"].outcome == "pass"
+
+
+def test_unsupported_after_being_served_is_an_error() -> None:
+    scenario = SCENARIO_BY_ID["CLIENT-026"]
+    matrix = run_matrix([ClientUnderTest("toy", toy("unsupported-after-serving"))], scenarios=[scenario])
+    verdict = next(c for c in matrix.clients[0].checks if c.id == "CLIENT-026")
+    assert verdict.outcome == "error" and "served" in verdict.reason
+
+
+def test_an_adapters_detail_loses_the_api_key_and_the_request_text(tmp_path: Path) -> None:
+    scenario = SCENARIO_BY_ID["CLIENT-020"]
+    matrix = run_matrix([ClientUnderTest("toy", toy("leaky-detail"))], scenarios=[scenario])
+    doc = json.dumps(to_json(matrix))
+    assert "client-cert-" not in doc and "Say hello." not in doc
+    assert "[api key]" in doc and "[request text]" in doc
+
+
+def test_the_judge_picks_locks_the_way_the_proxy_does() -> None:
+    """The first unspent, unexpired lock with room, not the newest one."""
+    from mock_node.config import MockConfig
+    from mock_node.judge import ClientJudge
+
+    now = [0.0]
+    config = MockConfig()
+    judge = ClientJudge(config.node_private_key, lambda: now[0])
+    seal = functools.partial(seal_request, node_public_key=config.node_public_key, model_name=CHAT)
+    body = b'{"model":"%s","messages":[]}' % CHAT.encode()
+    judge.on_lock("a", 1, config.node_public_key, 100, 60)
+    judge.on_lock("a", 1, config.node_public_key, 10, 60)
+    seen = judge.on_request(
+        "a", "chat", seal(body, stack_small_id=1, stream=False, num_compute_units=50).request.serialize()
+    )
+    assert "CLIENT-009" not in seen.findings
+    judge.on_lock("b", 2, config.node_public_key, 8192, 1)
+    judge.on_lock("b", 2, config.node_public_key, 8192, 60)
+    now[0] = 0.5
+    assert not judge.on_request("b", "chat", seal(body, stack_small_id=2, stream=False).request.serialize()).findings
+    now[0] = 2.0
+    assert not judge.on_request("b", "chat", seal(body, stack_small_id=2, stream=False).request.serialize()).findings
+    absent = seal(body, stack_small_id=2, stream=None).request.serialize()
+    judge.on_lock("b", 2, config.node_public_key, 8192, 60)
+    assert "CLIENT-008" in judge.on_request("b", "chat", absent).findings, "R13.6: stream is a JSON boolean"

@@ -104,9 +104,8 @@ _ROWS: tuple[tuple[str, Level, str, tuple[str, ...], str, Operation, tuple[str, 
      "nonce reused across chunks", "chat-stream", ("stream-nonce-reuse",), "refuse"),
     ("CLIENT-032", "SHOULD", "Refuses a duplicated chunk", ("R13.14",), "duplicated chunk", "chat-stream",
      ("duplicate-chunk",), "refuse"),
-    # Two content chunks swapped: no protocol field shows it (W6), so noticing it is reported, not required.
-    ("CLIENT-033", "INFO", "Notices two swapped content chunks", ("R13.14",), "reordered chunks", "chat-stream",
-     ("reorder-chunks",), "refuse"),
+    ("CLIENT-033", "SHOULD", "Refuses a chunk that arrives after the usage chunk", ("R13.14",), "reordered chunks",
+     "chat-stream", ("reorder-chunks",), "refuse"),
     ("CLIENT-034", "SHOULD", "Refuses a clear usage that differs from the encrypted one", ("R11.6",),
      "clear usage differs", "chat", ("usage-mismatch",), "refuse"),
 )  # fmt: skip

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from .checks import SCENARIOS
+from .contract import AdapterFailure, split_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_REPORT_DIR = Path("reports") / "clients"
@@ -61,6 +63,11 @@ def parse_adapters(specs: list[str]) -> list[tuple[str, str | None]]:
             raise ClientsUsageError(f"--adapter: {spec!r}: the name must be letters, digits, '-', '_' or '.'")
         if sep and not command.strip():
             raise ClientsUsageError(f"--adapter: {name}: the command after '=' is empty")
+        if sep:
+            try:
+                split_command(command)
+            except AdapterFailure as exc:
+                raise ClientsUsageError(f"--adapter: {name}: {exc}") from None
         if any(existing == name for existing, _ in out):
             raise ClientsUsageError(f"--adapter: {name} is named twice")
         out.append((name, command.strip() if sep else None))
@@ -83,8 +90,15 @@ def main(args: argparse.Namespace) -> int:
         unknown = [s for s in args.scenario if s not in known]
         if unknown:
             raise ClientsUsageError(f"--scenario: unknown scenario check {unknown[0]} (see docs/checks.md)")
-        if args.timeout <= 0:
-            raise ClientsUsageError("--timeout: must be positive")
+        if not math.isfinite(args.timeout) or args.timeout <= 0:
+            raise ClientsUsageError("--timeout: must be a positive number of seconds")
+        report_dir = Path(args.report_dir)
+        if report_dir.exists() and not report_dir.is_dir():
+            raise ClientsUsageError(f"--report-dir: {report_dir} exists and is not a directory")
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ClientsUsageError(f"--report-dir: cannot create {report_dir} ({exc.strerror})") from None
     except ClientsUsageError as exc:
         print(f"atoma-conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -110,4 +124,6 @@ def main(args: argparse.Namespace) -> int:
         line = f"{client.client.name}: MUST {cert['MUST']}, SHOULD {cert['SHOULD']}"
         print(line + (f" (MUST failures: {', '.join(failed)})" if failed else ""))
     print(f"matrix: {paths['markdown']} · {paths['html']} · {paths['json']} ({matrix.duration_s:.1f} s)")
+    if not any(client.tested for client in matrix.clients):
+        print("no client could be tested: nothing is certified", file=sys.stderr)
     return EXIT_OK if matrix.passed else EXIT_FAILED

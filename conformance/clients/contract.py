@@ -24,6 +24,7 @@ OPERATIONS = ("chat", "chat-stream", "completions", "embeddings", "images")
 Operation = Literal["chat", "chat-stream", "completions", "embeddings", "images"]
 UNSUPPORTED = "UNSUPPORTED_OPERATION"
 ADAPTER_CODE_PREFIX = "ADAPTER_"  # error codes an adapter uses for its own failures
+BAD_INSTRUCTION = "BAD_INSTRUCTION"  # the adapter could not use what the suite sent: also its failure
 MAX_OUTPUT_BYTES = 1 << 20
 _DETAIL_CHARS = 200
 
@@ -124,7 +125,9 @@ class AdapterResult:
                 raise AdapterFailure(f"{name}: must be a string or null")
         if outcome == "error" and not obj.get("error_code"):
             raise AdapterFailure('error_code: required when outcome is "error"')
-        if outcome == "error" and str(obj["error_code"]).startswith(ADAPTER_CODE_PREFIX):
+        if outcome == "error" and (
+            str(obj["error_code"]).startswith(ADAPTER_CODE_PREFIX) or obj["error_code"] == BAD_INSTRUCTION
+        ):
             # The adapter's own failure (a backstop timeout, a missing package): not the client refusing.
             raise AdapterFailure(f"reported {obj['error_code']}: {str(obj.get('detail') or '')[:_DETAIL_CHARS]}")
         detail = obj.get("detail")
@@ -161,15 +164,24 @@ def content_of(answer: dict[str, Any] | list[dict[str, Any]]) -> str:
     return f"{len(data)} image(s)"
 
 
+def split_command(command: str) -> list[str]:
+    """The adapter command as argv, split like a shell would (not run through one)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise AdapterFailure(f"the adapter command cannot be split: {exc}") from None
+    if not argv:
+        raise AdapterFailure("the adapter command is empty")
+    return argv
+
+
 def run_adapter(command: str, instruction: Instruction, *, grace_s: float = 30.0) -> AdapterResult:
     """Run ``command`` once with ``instruction`` on stdin.
 
     The deadline is the instruction's own timeout plus ``grace_s`` for the adapter's start-up (a
     Node.js or a second Python interpreter takes a while); past it the adapter is killed.
     """
-    argv = shlex.split(command)
-    if not argv:
-        raise AdapterFailure("the adapter command is empty")
+    argv = split_command(command)
     try:
         done = subprocess.run(  # noqa: S603 - the user's own adapter command, by design
             argv,
@@ -183,6 +195,8 @@ def run_adapter(command: str, instruction: Instruction, *, grace_s: float = 30.0
         raise AdapterFailure(f"cannot start {argv[0]!r}: no such file or command") from None
     except PermissionError:
         raise AdapterFailure(f"cannot start {argv[0]!r}: not executable") from None
+    except OSError as exc:  # for example a script without a #! line (exec format error)
+        raise AdapterFailure(f"cannot start {argv[0]!r}: {exc.strerror}") from None
     except subprocess.TimeoutExpired:
         raise AdapterFailure(f"did not answer within {instruction.timeout_s + grace_s:.0f} s and was killed") from None
     if len(done.stdout) > MAX_OUTPUT_BYTES:

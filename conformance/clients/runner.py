@@ -57,6 +57,7 @@ class Cell:
     result: AdapterResult | None = None
     failure: str | None = None
     requests: list[RequestSeen] = field(default_factory=list)
+    instruction: Instruction | None = None
 
 
 @dataclass
@@ -87,8 +88,9 @@ class Matrix:
 
     @property
     def passed(self) -> bool:
-        """Every client that could be tested passed every MUST."""
-        return all(r.certification()["MUST"] == "pass" for r in self.clients if r.tested)
+        """At least one client was tested, and every tested client passed every MUST."""
+        tested = [r for r in self.clients if r.tested]
+        return bool(tested) and all(r.certification()["MUST"] == "pass" for r in tested)
 
 
 def run_matrix(
@@ -154,7 +156,7 @@ def _run_one(
     api_key = f"client-cert-{run_tag}-{client.name}-{scenario.check.id}"
     model, params = PARAMS[scenario.operation]
     instruction = Instruction(base_url, api_key, model, scenario.operation, params, node_address, timeout_s)
-    cell = Cell(scenario)
+    cell = Cell(scenario, instruction=instruction)
     assert client.command is not None
     try:
         cell.result = run_adapter(client.command, instruction)
@@ -176,7 +178,21 @@ def judge_all(
         by_id[scenario.check.id] = _blanket(client) or (
             Verdict("error", "not run") if cell is None else judge_scenario(cell, keep_plaintext=keep_plaintext)
         )
+    for scenario in scenarios:  # a refusal proves nothing from a client that also refuses the honest answer
+        verdict, control = by_id[scenario.check.id], CONTROL.get(scenario.operation)
+        if (
+            scenario.expect == "refuse"
+            and verdict.outcome == "pass"
+            and control in by_id
+            and by_id[control].outcome != "pass"
+        ):
+            reason = f"it also fails the honest control {control}, so this refusal proves nothing"
+            by_id[scenario.check.id] = Verdict("error", reason, verdict.evidence)
     return [(check, by_id[check.id]) for check in CLIENT_CHECKS if check.id in by_id]
+
+
+# The honest control of each operation (a client must accept it before its refusals mean anything).
+CONTROL = {s.operation: s.check.id for s in SCENARIOS if s.expect == "accept" and not s.faults}
 
 
 def _blanket(client: ClientUnderTest) -> Verdict | None:
@@ -199,6 +215,8 @@ def judge_requests(check: ClientCheck, requests: list[RequestSeen]) -> Verdict:
     if check.id in _FRESH:
         attribute, label = _FRESH[check.id]
         values = [getattr(r, attribute) for r in requests if getattr(r, attribute) is not None]
+        if len(values) < 2:
+            return Verdict("skip", f"freshness needs at least two requests; this run saw {len(values)}", evidence)
         repeats = len(values) - len(set(values))
         evidence["distinct"] = len(set(values))
         if repeats:
@@ -211,9 +229,47 @@ def judge_requests(check: ClientCheck, requests: list[RequestSeen]) -> Verdict:
     return Verdict("pass", f"{len(requests)} requests, none in violation", evidence)
 
 
+def _redact(text: str, cell: Cell, *, keep_plaintext: bool) -> str:
+    """No API key in any report, and no request text unless the user asked to keep plaintext."""
+    if cell.instruction is None:
+        return text
+    text = text.replace(cell.instruction.api_key, "[api key]")
+    if not keep_plaintext:
+        for value in _strings(cell.instruction.params):
+            if len(value) >= 4:
+                text = text.replace(value, "[request text]")
+    return text
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+ENDPOINT_OF = {
+    "chat": "chat",
+    "chat-stream": "chat",
+    "completions": "completions",
+    "embeddings": "embeddings",
+    "images": "images",
+}
+
+
 def judge_scenario(cell: Cell, *, keep_plaintext: bool = False) -> Verdict:
     scenario, result = cell.scenario, cell.result
-    served = [r for r in cell.requests if r.served is not None]
+    want_stream = scenario.operation == "chat-stream"
+    # Only an answer of the scenario's own kind counts: a client that quietly turns a stream into a
+    # plain request never sees the faulty chunks.
+    served = [
+        r
+        for r in cell.requests
+        if r.served is not None and r.endpoint == ENDPOINT_OF[scenario.operation] and r.streamed == want_stream
+    ]
     evidence: dict[str, Any] = {
         "operation": scenario.operation,
         "faults": list(scenario.faults),
@@ -221,25 +277,36 @@ def judge_scenario(cell: Cell, *, keep_plaintext: bool = False) -> Verdict:
         "served": bool(served),
     }
     if cell.failure is not None or result is None:
-        return Verdict("error", f"the adapter failed: {cell.failure}", evidence)
+        return Verdict("error", _redact(f"the adapter failed: {cell.failure}", cell, keep_plaintext=False), evidence)
     evidence["outcome"], evidence["error_code"] = result.outcome, result.error_code
     if result.unsupported:
+        if served:
+            return Verdict("error", "the adapter says unsupported, but the node served this client", evidence)
         return Verdict("skip", f"the client has no confidential {scenario.operation} operation", evidence)
+    if result.detail:
+        evidence["detail"] = _redact(result.detail, cell, keep_plaintext=keep_plaintext)
     if keep_plaintext:
         evidence["content"] = result.content
     if scenario.expect == "accept":
         if not result.accepted:
-            why = f"{result.error_code}: {result.detail}" if result.detail else result.error_code
+            why = f"{result.error_code}: {evidence['detail']}" if result.detail else result.error_code
             return Verdict("fail", f"refused an honest response ({why})", evidence)
         if not served:
-            return Verdict("fail", "reported success although the node served it nothing", evidence)
+            kind = "event stream" if want_stream else f"{scenario.operation} answer"
+            return Verdict("fail", f"reported success although the node served it no {kind}", evidence)
         if result.content != served[-1].served:
             evidence["content_length"] = len(result.content or "")
             return Verdict("fail", "handed its caller different content from what the node served", evidence)
         return Verdict("pass", "accepted the response and handed over exactly what the node served", evidence)
     if not served:
         findings = sorted({f"{k}: {v}" for r in cell.requests for k, v in r.findings.items()})
-        why = "; ".join(findings) if findings else "its request never reached the node or was refused"
+        other = [r for r in cell.requests if r.served is not None]
+        if findings:
+            why = "; ".join(findings)
+        elif other:
+            why = f"the client made no {scenario.operation} request that the node served, only other kinds"
+        else:
+            why = "its request never reached the node or was refused"
         return Verdict(
             "error", f"the node never served this scenario's response, so it proves nothing ({why})", evidence
         )

@@ -7,6 +7,7 @@ nothing of this file except the command line it is given.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -131,11 +132,25 @@ def reference_open(reply: httpx.Response, sealed: Any, instruction: Instruction)
     return content_of(jsonwire.loads_object(opened.plaintext))
 
 
+# Toys that misbehave only in how they report: the rest of their work is another toy's.
+BEHAVES_LIKE = {"nostream": "none", "refuse-streams": "none", "unsupported-after-serving": "credulous"}
+
+
 def main() -> int:
     fault = sys.argv[1]
     instruction = Instruction.from_json(json.loads(sys.stdin.read()))
+    if fault == "nostream" and instruction.operation == "chat-stream":  # quietly asks for a plain answer
+        instruction = dataclasses.replace(instruction, operation="chat")
     try:
-        content = run(fault, instruction)
+        if fault == "leaky-detail":
+            messages = instruction.params.get("messages") or [{}]
+            detail = f"key={instruction.api_key} prompt={messages[0].get('content')}"
+            raise reference.Refused("LEAKY", detail)
+        content = run(BEHAVES_LIKE.get(fault, fault), instruction)
+        if fault == "unsupported-after-serving":
+            raise reference.Refused("UNSUPPORTED_OPERATION", "says so only after the node served it")
+        if fault == "refuse-streams" and instruction.operation == "chat-stream":  # after reading the stream
+            raise reference.Refused("NO_STREAMS", "refuses every stream, honest or not")
     except reference.Refused as exc:
         result = reference._error(exc.code, exc.detail)
     except Exception as exc:  # a toy: any failure is a refusal

@@ -52,6 +52,10 @@ class BadInstruction(Exception):
         self.field = name
 
 
+class AdapterBroken(Exception):
+    """The adapter cannot drive the SDK at all (reported as ADAPTER_FAILURE, never as a refusal)."""
+
+
 class UnsupportedOperation(Exception):
     """The SDK has no confidential method for the operation."""
 
@@ -201,7 +205,10 @@ def run_sdk(instruction: Instruction) -> str | None:
     if operation == "completions":
         raise UnsupportedOperation("atoma-sdk (python) has no confidential completions method")
     arguments = _sdk_arguments(operation, instruction.params)
-    atoma_sdk: Any = importlib.import_module("atoma_sdk")
+    try:
+        atoma_sdk: Any = importlib.import_module("atoma_sdk")
+    except ImportError as exc:  # the adapter's environment, not the client, is at fault
+        raise AdapterBroken(f"atoma_sdk cannot be imported: {exc}") from None
     options: dict[str, Any] = {"bearer_auth": instruction.api_key, "server_url": instruction.base_url}
     if instruction.timeout_s is not None:
         options["timeout_ms"] = max(1, round(instruction.timeout_s * 1000))
@@ -244,6 +251,8 @@ def handle(raw: bytes) -> dict[str, Any]:
         content = run_sdk(instruction)
     except UnsupportedOperation as exc:
         return _result("error", None, "UNSUPPORTED_OPERATION", _detail(str(exc), instruction.api_key))
+    except AdapterBroken as exc:
+        return _result("error", None, "ADAPTER_FAILURE", _detail(str(exc), instruction.api_key))
     except Exception as exc:  # any SDK failure is a result, never a traceback
         message = str(exc) or type(exc).__name__
         return _result("error", None, type(exc).__name__, _detail(message, instruction.api_key))
