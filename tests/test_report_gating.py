@@ -74,10 +74,10 @@ COMPAT_MUST = {
     "NONCE-005": "27 (key, nonce) reuse(s): chat stream chunk[0] and chat stream chunk[1]",
     "ERR-008": "accepted with 200",
     "ERR-019": "leaked: err_wrong_hash: computed plaintext hash (byte list)",
-}
-COMPAT_SHOULD = {
     "ERR-017": "10 of 18 client-caused refusals are 5xx",
     "ERR-018": "1 refusal(s) without the JSON error shape: err_oversize",
+}
+COMPAT_SHOULD = {
     "ERR-023": "served anyway: accepted with 200",
     "REPLAY-001": "the node served the same request twice (replay accepted)",
 }
@@ -128,7 +128,7 @@ def test_the_fixtures_match_the_catalogue() -> None:
     assert all(LEVELS[i] == "SHOULD" for i in COMPAT_SHOULD)
     doc = compat()
     assert doc["certification"] == {"MUST": "fail", "SHOULD": "fail", "INFO": "pass"}
-    assert doc["counts"]["MUST"]["fail"] == 5 and doc["counts"]["SHOULD"]["fail"] == 4
+    assert doc["counts"]["MUST"]["fail"] == 7 and doc["counts"]["SHOULD"]["fail"] == 2
     assert strict()["certification"]["MUST"] == "pass"
 
 
@@ -163,7 +163,7 @@ def test_expired_entry_still_failing_exits_1() -> None:
     assert outcome.new_failures == []
     assert [i.check_id for i in outcome.expired] == ["LOCK-011"]
     # An entry is honoured through its expiry day.
-    assert "LOCK-011" not in {i.check_id for i in outcome.known} and len(outcome.known) == 4
+    assert "LOCK-011" not in {i.check_id for i in outcome.known} and len(outcome.known) == len(COMPAT_MUST) - 1
     text = format_gate(outcome)
     assert "expires 2025-06-14 (expired 1 day(s) ago); reason: tracked in OPS-1" in text
 
@@ -200,14 +200,14 @@ def test_all_known_exits_0_and_nothing_is_hidden() -> None:
 
 
 def test_should_failures_are_reported_but_never_change_the_exit_code() -> None:
-    results = with_outcomes(strict(), {"ERR-017": ("fail", "500 on tampering"), "REPLAY-001": ("error", "no lock")})
+    results = with_outcomes(strict(), {"ERR-023": ("fail", "served anyway"), "REPLAY-001": ("error", "no lock")})
     outcome = gate(results, Baseline(), today=TODAY)
     assert outcome.exit_code == 0
-    assert {i.check_id for i in outcome.should_failures} == {"ERR-017", "REPLAY-001"}
-    assert "ERR-017" in format_gate(outcome)
-    expired = Baseline((entry("ERR-017", TODAY - datetime.timedelta(days=9)),))
+    assert {i.check_id for i in outcome.should_failures} == {"ERR-023", "REPLAY-001"}
+    assert "ERR-023" in format_gate(outcome)
+    expired = Baseline((entry("ERR-023", TODAY - datetime.timedelta(days=9)),))
     outcome = gate(results, expired, today=TODAY)
-    assert outcome.exit_code == 0 and [i.check_id for i in outcome.expired] == ["ERR-017"]
+    assert outcome.exit_code == 0 and [i.check_id for i in outcome.expired] == ["ERR-023"]
 
 
 def test_error_counts_as_failure_and_skip_as_neither() -> None:
@@ -344,7 +344,7 @@ def test_create_baseline_round_trip(tmp_path: Path) -> None:
         "expires": "2025-12-31",
         "reason": COMPAT_MUST["LOCK-011"],
     }
-    assert by_id["ERR-017"]["level"] == "SHOULD"
+    assert by_id["ERR-017"]["level"] == "MUST"
     assert by_id["LOCK-001"]["reason"] == "error when the baseline was created"
 
     path = tmp_path / "baseline.json"
@@ -375,7 +375,7 @@ def test_diff_regressions_and_fixes() -> None:
     assert [c.name for c in forward.fingerprint] == ["detected_profile"]
     text = format_diff(forward)
     assert "!!" not in text
-    assert "9 regressed (5 MUST)" in text and "REGRESSED" in text
+    assert "9 regressed (7 MUST)" in text and "REGRESSED" in text
     assert "LOCK-011" in text and "pass -> fail" in text
 
     backward = diff(compat(), strict())

@@ -109,6 +109,8 @@ def lock_001(run: Run) -> Verdict:
     scenarios=("lock",),
 )
 def lock_002(run: Run) -> Verdict:
+    """Level SHOULD although R2.5 is a MUST: member order changes no parsed value and matters only
+    to byte-for-byte reproduction, so the suite reports a reordering rather than failing certification on it."""
     members = _lock(run).members
     return verdict(members == LOCK_MEMBERS, "members in upstream order", f"members in order {members}", members=members)
 
@@ -213,6 +215,8 @@ def lock_007(run: Run) -> Verdict:
     scenarios=("lock_unknown_model",),
 )
 def lock_008(run: Run) -> Verdict:
+    """Level SHOULD although R2.10 is a MUST: the exact status (503, or 402 when the caller cannot pay
+    for a stack) depends on account state the suite cannot see, so this checks only for a clean JSON refusal."""
     record: LockRecord = run.scenario("lock_unknown_model")
     status = record.http.status or 0
     ok = 400 <= status < 600 and status != 500 and record.http.error_body() is not None
@@ -405,6 +409,8 @@ def enc_006(run: Run) -> Verdict:
     scenarios=JSON_ENDPOINTS,
 )
 def enc_007(run: Run) -> Verdict:
+    """Level SHOULD although R8.2 is a MUST: as for LOCK-002, member order changes no parsed value."""
+
     def bad(m: MessageRecord) -> str | None:
         expected = [k for k in RESPONSE_MEMBERS if k in m.members]
         return None if m.members == expected else f"order {m.members}"
@@ -455,6 +461,8 @@ def enc_009(run: Run) -> Verdict:
     scenarios=JSON_ENDPOINTS,
 )
 def enc_010(run: Run) -> Verdict:
+    """Level SHOULD although R8.2 and R9.3 are MUSTs: whitespace changes no parsed value, and the
+    hashes and signatures cover the plaintext, not the envelope."""
     from ..protocol import jsonwire
 
     bad = []
@@ -1068,6 +1076,8 @@ def stream_001(run: Run) -> Verdict:
     scenarios=STREAMS,
 )
 def stream_002(run: Run) -> Verdict:
+    """Level SHOULD although R9.2 is a MUST: status and media type (the parts a client needs) are
+    MUST checks of their own; a missing no-cache only exposes the stream to caching intermediaries."""
     rows = [(n, success(run, n).http.headers.get("cache-control", "")) for n in _applicable(run, STREAMS)]
     bad = [f"{n}: {v or 'absent'}" for n, v in rows if "no-cache" not in v.lower()]
     return verdict(not bad, "no-cache", "; ".join(bad))
@@ -1397,6 +1407,8 @@ def usage_006(run: Run) -> Verdict:
     scenarios=("chat", "completions"),
 )
 def usage_007(run: Run) -> Verdict:
+    """Level SHOULD: a heuristic stricter than R11.1 (which allows zero), for a text answer that has
+    text but reports no completion tokens."""
     bad = [n for n, u in _usage_objects(run) if n != "embeddings" and not u.get("completion_tokens")]
     return verdict(not bad, "non-zero completion tokens", f"zero completion tokens on {', '.join(bad)}")
 
@@ -1491,7 +1503,7 @@ def _refusals(run: Run) -> list[tuple[str, Any]]:
 
 @check(
     "ERR-017",
-    "SHOULD",
+    "MUST",
     "Client-caused refusals are 4xx, never 5xx",
     spec="R10.2",
     evidence="status per refusal",
@@ -1511,7 +1523,7 @@ def err_017(run: Run) -> Verdict:
 
 @check(
     "ERR-018",
-    "SHOULD",
+    "MUST",
     'Refusals are application/json {"error":{"code","message"}}',
     spec="R10.1",
     evidence="content type and body shape per refusal",
@@ -1581,6 +1593,7 @@ def err_020(run: Run) -> Verdict:
     scenarios=("err_model_name_mismatch",),
 )
 def err_023(run: Run) -> Verdict:
+    """Level SHOULD, as R3.16 (the node's duty); R13.5, the client's MUST, is cited for context."""
     result = run.scenario("err_model_name_mismatch")
     why = refusal_problem(result)
     return verdict(
