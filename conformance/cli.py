@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .exits import ExitCode, UserError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A problem with how the command was called; printed as one line, exit 2."""
 
 
@@ -246,12 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         code: int = args.func(args)
         return code
-    except UsageError as exc:
+    except UserError as exc:
         print(f"atoma-conformance: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.NOT_RUN
     except KeyboardInterrupt:
         print("atoma-conformance: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as a well-behaved filter does
         sys.stderr.close()
         return 0

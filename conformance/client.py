@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import os
+import ssl
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from .budget import RequestBudget
 from .evidence import (
     ExchangeRecord,
     HttpRecord,
@@ -59,6 +61,13 @@ def resolve_api_key(explicit: str | None, environ: Mapping[str, str] | None = No
     return None
 
 
+def _tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx takes an SSLContext for a CA bundle (a bare path is deprecated there)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
+
+
 class BudgetExceeded(Exception):
     """The run's request budget is spent; no request was sent."""
 
@@ -72,6 +81,13 @@ class ClientOptions:
     lock_retries: int = 3  # on 429 and 503 only: the lock is the one call that is safe to repeat
     backoff_s: float = 0.5
     max_requests: int | None = None  # a hard cap on HTTP requests, for paid endpoints
+    # One budget for every client of a run (second keys, fuzz sessions, xdist workers): when set, it is
+    # the cap, and max_requests is only what it was built from (conformance.budget).
+    budget: RequestBudget | None = None
+    # TLS: True (the system's CAs), a CA bundle path, or False (--insecure, warned about loudly).
+    verify: bool | str = True
+    # --header NAME: VALUE, sent with every request (a gateway's own auth, a routing header).
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
 
 DROP = "\x00drop"  # a header value meaning "do not send this header" (probes of a missing header)
@@ -212,12 +228,22 @@ class _Base:
         return {name: value for name, value in headers.items() if value != DROP}
 
     def _raise_if_spent(self) -> None:
+        budget = self.options.budget
+        if budget is not None:
+            if budget.spent() >= budget.cap:
+                raise BudgetExceeded(f"the request budget of {budget.cap} is spent")
+            return
         cap = self.options.max_requests
         if cap is not None and self.requests_sent >= cap:
             raise BudgetExceeded(f"the request budget of {cap} is spent")
 
     def _spend(self) -> None:
-        self._raise_if_spent()
+        budget = self.options.budget
+        if budget is not None:
+            if not budget.take():
+                raise BudgetExceeded(f"the request budget of {budget.cap} is spent")
+        else:
+            self._raise_if_spent()
         self.requests_sent += 1
 
     def _timeout(self) -> httpx.Timeout:
@@ -344,7 +370,12 @@ class ConfidentialClient(_Base):
 
     def _new_http(self) -> httpx.Client:
         return httpx.Client(
-            base_url=self.base_url, timeout=self._timeout(), transport=self._transport, follow_redirects=False
+            base_url=self.base_url,
+            timeout=self._timeout(),
+            transport=self._transport,
+            follow_redirects=False,
+            verify=_tls_verify(self.options.verify),
+            headers=dict(self.options.extra_headers),
         )
 
     def close(self) -> None:
@@ -462,7 +493,12 @@ class AsyncConfidentialClient(_Base):
     ) -> None:
         super().__init__(base_url, api_key, options=options, rng=rng, node_face=node_face)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=self._timeout(), transport=transport, follow_redirects=False
+            base_url=self.base_url,
+            timeout=self._timeout(),
+            transport=transport,
+            follow_redirects=False,
+            verify=_tls_verify(self.options.verify),
+            headers=dict(self.options.extra_headers),
         )
         self._sleep = sleep or asyncio.sleep
 

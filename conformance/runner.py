@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
+from .exits import UserError
 from .hop import load_signer, node_face_from
 from .plugin import RESULTS_FILE
 from .protocol import jsonwire
@@ -20,7 +21,7 @@ from .results import Results, redact_url
 EXIT_OK, EXIT_MUST_FAILED, EXIT_NOT_RUN = 0, 1, 2
 
 
-class RunError(Exception):
+class RunError(UserError):
     """The run could not be carried out (exit 2); the message is one line for the user."""
 
 

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+from ..exits import UserError
 from .checks import SCENARIOS
 from .contract import AdapterFailure, split_command
 
@@ -15,7 +16,7 @@ DEFAULT_REPORT_DIR = Path("reports") / "clients"
 DEFAULT_CACHE_DIR = Path(".cache") / "atoma-conformance"
 
 
-class ClientsUsageError(Exception):
+class ClientsUsageError(UserError):
     """One line for the user, exit 2."""
 
 

@@ -12,13 +12,14 @@ from pathlib import Path
 from ..checks import Target
 from ..client import ClientOptions, ConfidentialClient, resolve_api_key
 from ..embedded import Embedded
+from ..exits import UserError
 from ..results import redact_url
 from .campaign import PROFILES, Campaign, CampaignConfig, estimate
 
 EXIT_OK, EXIT_FINDING, EXIT_NOT_RUN = 0, 1, 2
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """One line for the user, exit 2."""
 
 

@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..exits import UserError
+
 EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 2
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """One line for the user, exit 2."""
 
 
