@@ -56,7 +56,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 BASELINE_VERSION = 1
@@ -372,6 +372,44 @@ def gate(results: Mapping[str, Any], baseline: Baseline, *, today: datetime.date
                 GateItem(entry.check_id, entry.level or "?", "absent", "", entry, "not in these results")
             )
     return out
+
+
+GATED_PASS, GATED_PASS_KNOWN, GATED_FAIL = "PASS", "PASS with known failures", "FAIL"
+
+
+def gate_record(outcome: GateOutcome, baseline_path: str | PurePath) -> dict[str, Any]:
+    """The gate's outcome as stored in results.json under ``baseline_gate``, for the renderers.
+
+    Why it exists: ``run --baseline`` exits 0 when the only MUST failures are known, and the reports must
+    say so too instead of contradicting the job; rendering from results.json alone needs the gate in it.
+    Only the file's name is kept (a directory can reveal a runner's layout); known and expired entries
+    keep their reason and expiry so that the report never hides why a failure is tolerated.
+    """
+
+    def entries(group: list[GateItem]) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": item.check_id,
+                "level": item.level,
+                "reason": item.entry.reason if item.entry else "",
+                "expires": item.entry.expires.isoformat() if item.entry else "",
+            }
+            for item in group
+        ]
+
+    exit_code = outcome.exit_code
+    verdict = GATED_FAIL if exit_code != EXIT_OK else GATED_PASS_KNOWN if outcome.known else GATED_PASS
+    return {
+        "file": PurePath(baseline_path).name,
+        "today": outcome.today.isoformat(),
+        "exit_code": exit_code,
+        "verdict": verdict,
+        "known": entries(outcome.known),
+        "expired": entries(outcome.expired),
+        "new_failures": [item.check_id for item in outcome.new_failures],
+        "now_passing": [item.check_id for item in outcome.fixed],
+        "not_evaluated": [item.check_id for item in outcome.not_evaluated],
+    }
 
 
 def format_gate(outcome: GateOutcome) -> str:

@@ -4,13 +4,19 @@ HTML report, all built from the results.json document alone (``Results.to_json()
 * :func:`junit_xml`: one ``<testsuite name="atoma-conformance">``, one ``<testcase>`` per check. A MUST or
   SHOULD ``fail`` is a ``<failure>``, an ``error`` an ``<error>``, a ``skip`` a ``<skipped>``. INFO checks
   never fail certification, so an INFO ``fail`` or ``error`` is a passing test case with ``<system-out>``.
-* :func:`markdown_summary`: verdict line, counts per level, failing checks, target fingerprint and the
-  nonce audit, for ``$GITHUB_STEP_SUMMARY``.
+* :func:`markdown_summary`: verdict line, counts per level, failing checks (with the text of the
+  requirements they cite), target fingerprint and the nonce audit, for ``$GITHUB_STEP_SUMMARY``.
 * :func:`html_report`: one HTML file with inline CSS and script and no external URL (a Content-Security-
-  Policy of ``default-src 'none'`` pins that down); sections ``#verdict``, ``#failures``, ``#coverage``,
-  ``#nonce-audit`` and ``#fingerprint``. Spec links point to ``spec.md#<anchor>``, the GitHub slug of the
-  heading above the requirement when ``docs/spec.md`` is given, else to ``spec.md``.
+  Policy of ``default-src 'none'`` pins that down); sections ``#verdict``, ``#baseline`` (under a
+  baseline gate), ``#failures``, ``#coverage``, ``#nonce-audit``, ``#fingerprint`` and ``#spec``. A report
+  is read where it lands (a CI artefact, a mail), with no spec.md beside it, so every spec citation links
+  to ``#req-R<s>.<n>`` in ``#spec``, which quotes each requirement of the packaged docs/spec.md with its
+  level and section; failing rows quote the text in place too.
 * :func:`write_all`: the three files beside results.json.
+
+When ``run --baseline`` stored the gate's outcome in results.json (``baseline_gate``), every rendering
+leads with the gated verdict the job exits with (``PASS with known failures``); the ungated one stays
+visible beside it, and no known failure is hidden.
 
 The functions tolerate an older or partial document: counts and certification missing from it are
 derived from its checks.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import html
 import json
@@ -112,6 +119,48 @@ def _verdict(results: Mapping[str, Any]) -> tuple[bool, str]:
     return True, "fully conformant: every MUST and SHOULD check passed"
 
 
+GATE_VERDICTS = ("PASS", "PASS with known failures", "FAIL")
+
+
+def _gate(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``baseline_gate`` of a ``run --baseline`` (conformance.report.baseline.gate_record), if any."""
+    gate = results.get("baseline_gate")
+    return gate if isinstance(gate, Mapping) and gate.get("verdict") in GATE_VERDICTS else None
+
+
+def _ids(gate: Mapping[str, Any], key: str) -> list[str]:
+    return [str(i) for i in gate.get(key) or []]
+
+
+def _entries(gate: Mapping[str, Any], key: str) -> dict[str, Mapping[str, Any]]:
+    return {str(e.get("id")): e for e in gate.get(key) or [] if isinstance(e, Mapping)}
+
+
+def _gate_why(gate: Mapping[str, Any]) -> str:
+    name = _text(gate.get("file"))
+    known = _entries(gate, "known")
+    if gate.get("verdict") == "FAIL":
+        new = _ids(gate, "new_failures")
+        expired = [i for i, e in _entries(gate, "expired").items() if e.get("level") == "MUST"]
+        problems = [f"{len(new)} new MUST failure(s) ({', '.join(new)})"] if new else []
+        if expired:
+            problems.append(f"{len(expired)} MUST failure(s) whose baseline entry expired ({', '.join(expired)})")
+        return f"baseline {name}: " + ("; ".join(problems) or "the gate failed")
+    tolerated = f"; {len(known)} known failure(s) tolerated until their entries expire" if known else ""
+    return f"baseline {name}: no new MUST failure{tolerated}"
+
+
+def _headline(results: Mapping[str, Any]) -> tuple[bool, str, str]:
+    """(passed, verdict, why) as the job decides it: the baseline gate's verdict when ``run --baseline``
+    stored one, else certification's. Why: the reports must never contradict the exit code."""
+    gate = _gate(results)
+    if gate is not None:
+        verdict = str(gate["verdict"])
+        return verdict != "FAIL", verdict, _gate_why(gate)
+    passed, why = _verdict(results)
+    return passed, "PASS" if passed else "FAIL", why
+
+
 def _started_iso(results: Mapping[str, Any]) -> str:
     started = results.get("started")
     if not isinstance(started, (int, float)) or isinstance(started, bool):
@@ -154,7 +203,9 @@ def _nonce_line(audit: Mapping[str, Any]) -> str:
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SECTION = re.compile(r"^(\d+)\.\s+(.*)$")
-_REQUIREMENT = re.compile(r"^\s*[-*]\s+\*\*(R(\d+)\.(\d+))\*\*")
+_REQUIREMENT = re.compile(
+    r"^\s*[-*]\s+\*\*(R(\d+)\.(\d+))\*\*\s*(?:(MUST NOT|SHOULD NOT|MUST|SHOULD|MAY)\b:?)?\s*(.*)$"
+)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _REQ_ID = re.compile(r"^R(\d+)\.(\d+)$")
 
@@ -176,6 +227,16 @@ class SpecIndex:
     sections: dict[int, tuple[str, str]] = field(default_factory=dict)  # number -> (title, anchor)
     requirements: dict[str, str] = field(default_factory=dict)  # R<s>.<n> -> anchor of the heading above it
     by_section: dict[int, list[str]] = field(default_factory=dict)  # number -> requirement ids in order
+    texts: dict[str, tuple[str, str]] = field(default_factory=dict)  # R<s>.<n> -> (MUST/SHOULD/…, its text)
+
+    def describe(self, requirement: str) -> str:
+        """``R12.2 MUST (§12 Nonce discipline): <text>``, one line: what a report shows for a citation."""
+        level, text = self.texts.get(requirement, ("", ""))
+        section = _section_of(requirement)
+        title = self.sections.get(section, ("", ""))[0] if section is not None else ""
+        where = f"§{section} {title}".strip() if section is not None else ""
+        head = " ".join(part for part in (requirement, level, f"({where})" if where else "") if part)
+        return f"{head}: {text}" if text else f"{head}: not in docs/spec.md"
 
 
 def parse_spec(text: str) -> SpecIndex:
@@ -205,6 +266,7 @@ def parse_spec(text: str) -> SpecIndex:
             rid = requirement.group(1)
             index.requirements.setdefault(rid, anchor)
             index.by_section.setdefault(int(requirement.group(2)), []).append(rid)
+            index.texts.setdefault(rid, (requirement.group(4) or "", requirement.group(5).strip()))
     return index
 
 
@@ -213,14 +275,29 @@ def _section_of(requirement: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _spec_href(requirement: str, spec: SpecIndex | None) -> str:
-    if spec is None:
-        return "spec.md"
-    anchor = spec.requirements.get(requirement)
-    if anchor is None:
-        section = _section_of(requirement)
-        anchor = spec.sections[section][1] if section in spec.sections else None
-    return f"spec.md#{anchor}" if anchor else "spec.md"
+@functools.cache
+def packaged_spec() -> SpecIndex:
+    """The spec the suite ships with (conformance.resources): a report quotes the requirements it cites
+    instead of linking to a spec.md that is not beside report.html wherever the report is opened."""
+    from ..resources import spec_text
+
+    return parse_spec(spec_text())
+
+
+def _load_spec(spec_path: Path | None) -> SpecIndex:
+    return parse_spec(spec_path.read_text(encoding="utf-8")) if spec_path is not None else packaged_spec()
+
+
+def _req_anchor(requirement: str) -> str:
+    return f"req-{requirement}"
+
+
+def _spec_href(requirement: str, spec: SpecIndex) -> str:
+    """The report's own entry for a requirement (``#req-R12.2``), else its section's (``#spec-12``)."""
+    if requirement in spec.texts:
+        return f"#{_req_anchor(requirement)}"
+    section = _section_of(requirement)
+    return f"#spec-{section}" if section in spec.by_section else "#spec"
 
 
 # --- JUnit XML -----------------------------------------------------------------------------------------
@@ -245,11 +322,19 @@ def junit_xml(results: dict[str, Any]) -> bytes:
 
     ``failures`` and ``errors`` count MUST and SHOULD checks only (INFO never fails certification: its
     failures and errors are passing cases with ``<system-out>``); ``skipped`` counts skips of every level.
+    Under a baseline gate a known failure is ``<skipped>`` with the baseline's reason and expiry (pytest
+    reports an xfail the same way), so that the test counts agree with the job's exit code; the failure
+    itself stays in the message and ``<system-out>``.
     """
+    spec = packaged_spec()
     checks = _checks(results)
-    failures = sum(1 for c in checks if c.get("level") in CERTIFYING and c.get("outcome") == "fail")
-    errors = sum(1 for c in checks if c.get("level") in CERTIFYING and c.get("outcome") == "error")
-    skipped = sum(1 for c in checks if c.get("outcome") == "skip")
+    gate = _gate(results)
+    known = _entries(gate, "known") if gate is not None else {}
+    expired = _entries(gate, "expired") if gate is not None else {}
+    counted = [c for c in checks if c.get("level") in CERTIFYING and str(c.get("id")) not in known]
+    failures = sum(1 for c in counted if c.get("outcome") == "fail")
+    errors = sum(1 for c in counted if c.get("outcome") == "error")
+    skipped = sum(1 for c in checks if c.get("outcome") == "skip" or _is_known(c, known))
     duration = results.get("duration_s")
     seconds = f"{float(duration):.3f}" if isinstance(duration, (int, float)) else "0.000"
     counts = {"tests": str(len(checks)), "failures": str(failures), "errors": str(errors), "time": seconds}
@@ -270,6 +355,18 @@ def junit_xml(results: dict[str, Any]) -> bytes:
         *((f"certification.{level}", cert[level]) for level in LEVELS),
         *((f"target.{key}", target.get(key)) for key, _ in FINGERPRINT),
     ]
+    if gate is not None:
+        props[:0] = [
+            ("verdict", gate.get("verdict")),
+            ("baseline.file", gate.get("file")),
+            ("baseline.exit_code", gate.get("exit_code")),
+            ("baseline.known", ", ".join(known)),
+            ("baseline.new_failures", ", ".join(_ids(gate, "new_failures"))),
+            ("baseline.expired", ", ".join(expired)),
+            ("baseline.now_passing", ", ".join(_ids(gate, "now_passing"))),
+        ]
+    else:
+        props[:0] = [("verdict", _headline(results)[1])]
     for name, value in props:
         ET.SubElement(properties, "property", {"name": name, "value": _xml(value)})
 
@@ -285,12 +382,25 @@ def junit_xml(results: dict[str, Any]) -> bytes:
                 "time": "0",
             },
         )
+        refs = [str(r) for r in check.get("spec") or []]
+        entry = expired.get(str(check.get("id")))
         details = _xml(
             f"{level} {check.get('id')}: {check.get('reason', '')}\n"
-            f"spec: {', '.join(map(str, check.get('spec') or []))}\n"
-            f"evidence: {_evidence_json(check.get('evidence'))}"
+            + (f"baseline entry expired {entry.get('expires')}: {entry.get('reason')}\n" if entry else "")
+            + f"spec: {', '.join(refs)}\n"
+            + "".join(f"  {spec.describe(r)}\n" for r in refs)
+            + f"evidence: {_evidence_json(check.get('evidence'))}"
         )
-        if outcome == "skip":
+        if _is_known(check, known):
+            entry = known[str(check.get("id"))]
+            message = _xml(
+                f"known failure ({_text(gate and gate.get('file'))}, expires {entry.get('expires')}): "
+                f"{entry.get('reason')}"
+            )
+            ET.SubElement(case, "skipped", {"message": message})
+            out = ET.SubElement(case, "system-out")
+            out.text = f"{level} check {outcome}, tolerated by the baseline\n{details}"
+        elif outcome == "skip":
             ET.SubElement(case, "skipped", {"message": reason})
         elif outcome in BAD and level not in CERTIFYING:
             out = ET.SubElement(case, "system-out")
@@ -303,6 +413,10 @@ def junit_xml(results: dict[str, Any]) -> bytes:
     ET.indent(root)
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document + b"\n"
+
+
+def _is_known(check: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
+    return check.get("outcome") in BAD and str(check.get("id")) in known
 
 
 # --- Markdown ------------------------------------------------------------------------------------------
@@ -321,16 +435,26 @@ def _mark(verdict: str) -> str:
 
 
 def markdown_summary(results: dict[str, Any]) -> str:
-    """A GitHub job summary: verdict line, counts per level, failing checks, fingerprint, nonce audit."""
-    passed, why = _verdict(results)
+    """A GitHub job summary: verdict line (the baseline gate's, when there is one), counts per level,
+    failing checks with the text of the requirements they cite, the gate, fingerprint, nonce audit."""
+    passed, verdict, why = _headline(results)
     cert = _certification(results)
     counts = _counts(results)
     target = results.get("target") or {}
-    lines = [
-        f"## {'✅' if passed else '❌'} atoma-conformance: {'PASS' if passed else 'FAIL'}",
-        "",
-        f"**Verdict: {'PASS' if passed else 'FAIL'}** ({_md(why)}): "
-        + " · ".join(f"{level} {_mark(cert[level])}" for level in LEVELS),
+    gate = _gate(results)
+    known = _entries(gate, "known") if gate is not None else {}
+    marks = " · ".join(f"{level} {_mark(cert[level])}" for level in LEVELS)
+    lines = [f"## {'✅' if passed else '❌'} atoma-conformance: {verdict}", ""]
+    if gate is None:
+        lines.append(f"**Verdict: {verdict}** ({_md(why)}): {marks}")
+    else:
+        ungated_passed, ungated_why = _verdict(results)
+        lines += [
+            f"**Verdict: {verdict}** ({_md(why)}; exit {_md(gate.get('exit_code'))})",
+            "",
+            f"Without the baseline: **{'PASS' if ungated_passed else 'FAIL'}** ({_md(ungated_why)}): {marks}",
+        ]
+    lines += [
         "",
         "| Level | Certification | Pass | Fail | Skip | Error |",
         "|---|---|---:|---:|---:|---:|",
@@ -344,12 +468,15 @@ def markdown_summary(results: dict[str, Any]) -> str:
         lines += ["| Check | Level | Outcome | Reason | Spec |", "|---|---|---|---|---|"]
         for c in failures:
             spec = ", ".join(_md(s) for s in c.get("spec") or [])
+            outcome = f"{c.get('outcome')} (known)" if _is_known(c, known) else c.get("outcome")
             lines.append(
-                f"| {_md(c.get('id'))} | {_md(c.get('level'))} | {_md(c.get('outcome'))} | {_md(c.get('reason'))} "
-                f"| {spec} |"
+                f"| {_md(c.get('id'))} | {_md(c.get('level'))} | {_md(outcome)} | {_md(c.get('reason'))} | {spec} |"
             )
+        lines += _md_requirements(failures)
     else:
         lines.append("None: every MUST and SHOULD check passed or was skipped.")
+    if gate is not None:
+        lines += _md_gate(gate)
     info = _info_findings(results)
     if info:
         lines += ["", "INFO findings (not counted): " + ", ".join(f"{_md(c.get('id'))}" for c in info)]
@@ -367,6 +494,41 @@ def markdown_summary(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _md_requirements(failures: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The text of every requirement the failing checks cite, folded: the report's spec is the packaged
+    one, so a reader needs no spec.md beside the summary."""
+    spec = packaged_spec()
+    refs = list(dict.fromkeys(str(r) for c in failures for r in c.get("spec") or []))
+    if not refs:
+        return []
+    items = [f"- **{r}** {' '.join(spec.describe(r).removeprefix(r).split())}" for r in refs]
+    return ["", f"<details><summary>Requirements cited ({len(refs)})</summary>", "", *items, "", "</details>"]
+
+
+def _md_gate(gate: Mapping[str, Any]) -> list[str]:
+    known = _entries(gate, "known")
+    expired = _entries(gate, "expired")
+    lines = ["", f"### Baseline gate ({_md(gate.get('file'))}): {_md(gate.get('verdict'))}", ""]
+    if known or expired:
+        lines += ["| Check | Level | State | Expires | Reason (baseline) |", "|---|---|---|---|---|"]
+        for state, group in (("expired", expired), ("known", known)):
+            for check_id, entry in group.items():
+                lines.append(
+                    f"| {_md(check_id)} | {_md(entry.get('level'))} | {state} | {_md(entry.get('expires'))} "
+                    f"| {_md(entry.get('reason'))} |"
+                )
+        lines.append("")
+    for title, key in (
+        ("New MUST failures", "new_failures"),
+        ("Now passing (remove from the baseline)", "now_passing"),
+        ("Not evaluated", "not_evaluated"),
+    ):
+        ids = _ids(gate, key)
+        if ids or key == "new_failures":
+            lines.append(f"- {title}: {', '.join(_md(i) for i in ids) or 'none'}")
+    return lines
 
 
 # --- HTML ----------------------------------------------------------------------------------------------
@@ -406,6 +568,10 @@ td.id, td.small a { white-space: nowrap; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 6px 0; }
 dl.kv dt { font-weight: 600; } dl.kv dd { margin: 0; }
 .reuse { color: var(--bad); font-weight: 700; }
+.verdict.known { border-color: var(--warn); background: #fff8c5; } .verdict.known .banner { color: var(--warn); }
+.banner .qualifier { display: block; font-size: 16px; letter-spacing: 0; }
+.ungated { margin: 0 0 8px; } .known-badge { color: var(--warn); font-weight: 600; white-space: nowrap; }
+details.req p { margin: 4px 0; font-size: 12.5px; } dl.reqs dt { margin-top: 6px; } dl.reqs dd { margin: 0 0 0 16px; }
 @media print { details { display: block; } .filters { display: none; } }
 """
 
@@ -454,11 +620,33 @@ def _csp_hash(source: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def _spec_links(refs: Iterable[Any], spec: SpecIndex | None) -> str:
-    return ", ".join(f'<a href="{_e(_spec_href(str(r), spec))}">{_e(r)}</a>' for r in refs)
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
 
 
-def _check_row(check: Mapping[str, Any], spec: SpecIndex | None, *, row_id: str | None, evidence: bool) -> str:
+def _spec_html(text: str) -> str:
+    """A requirement's Markdown as HTML: escaped first, then its code spans and bold marked up."""
+    return _BOLD.sub(r"<b>\1</b>", _CODE_SPAN.sub(r"<code>\1</code>", _e(text)))
+
+
+def _plain(text: str) -> str:
+    return _BOLD.sub(r"\1", _CODE_SPAN.sub(r"\1", text))
+
+
+def _spec_links(refs: Iterable[Any], spec: SpecIndex) -> str:
+    return ", ".join(
+        f'<a href="{_e(_spec_href(str(r), spec))}" title="{_e(_plain(spec.describe(str(r))))}">{_e(r)}</a>'
+        for r in refs
+    )
+
+
+def _spec_quotes(refs: Iterable[Any], spec: SpecIndex) -> str:
+    """The cited requirements' text, folded under the links, for the rows a reader acts on."""
+    paragraphs = "".join(f"<p>{_spec_html(spec.describe(str(r)))}</p>" for r in refs)
+    return f'<details class="req"><summary>text</summary>{paragraphs}</details>' if paragraphs else ""
+
+
+def _check_row(check: Mapping[str, Any], spec: SpecIndex, *, row_id: str | None, evidence: bool, note: str = "") -> str:
     level, outcome = _text(check.get("level")), _text(check.get("outcome"))
     classes = ["info-finding"] if level not in CERTIFYING and outcome in BAD else []
     attrs = f' id="{_e(row_id)}"' if row_id else ""
@@ -467,7 +655,7 @@ def _check_row(check: Mapping[str, Any], spec: SpecIndex | None, *, row_id: str 
         f'<td class="id"><code>{_e(check.get("id"))}</code></td>',
         f"<td>{_e(level)}</td>",
         f"<td>{_e(check.get('category'))}</td>",
-        f'<td class="o-{_e(outcome)}">{_e(outcome)}</td>',
+        f'<td class="o-{_e(outcome)}">{_e(outcome)}{note}</td>',
         f"<td>{_e(check.get('title'))}</td>",
     ]
     reason = _e(check.get("reason"))
@@ -476,7 +664,9 @@ def _check_row(check: Mapping[str, Any], spec: SpecIndex | None, *, row_id: str 
             f"<details><summary>evidence</summary><pre>{html.escape(_evidence_json(check.get('evidence')))}</pre>"
             "</details>"
         )
-    cells += [f"<td>{reason}</td>", f"<td>{_spec_links(check.get('spec') or [], spec)}</td>"]
+    refs = check.get("spec") or []
+    quotes = _spec_quotes(refs, spec) if evidence else ""
+    cells += [f"<td>{reason}</td>", f"<td>{_spec_links(refs, spec)}{quotes}</td>"]
     return (
         f'<tr data-level="{_e(level)}" data-category="{_e(check.get("category"))}" data-outcome="{_e(outcome)}"'
         f"{attrs}>{''.join(cells)}</tr>"
@@ -490,7 +680,8 @@ _CHECK_HEAD = (
 
 
 def _verdict_section(results: Mapping[str, Any]) -> str:
-    passed, why = _verdict(results)
+    passed, verdict, why = _headline(results)
+    gate = _gate(results)
     cert, counts = _certification(results), _counts(results)
     rows = "".join(
         f'<tr data-cert-level="{level}"><th>{level}</th><td class="cert-{_e(cert[level])}">{_e(cert[level]).upper()}'
@@ -503,19 +694,108 @@ def _verdict_section(results: Mapping[str, Any]) -> str:
         f"{len(_checks(results))} of {_e(results.get('catalogue_size'))} checks · {_e(results.get('requests'))} "
         f"requests · {_e(results.get('duration_s'))} s · started {_e(_started_iso(results) or None)}"
     )
+    word, _, qualifier = verdict.partition(" ")
+    banner = _e(word) + (f'<span class="qualifier"> {_e(qualifier)}</span>' if qualifier else "")
+    ungated = ""
+    if gate is not None:
+        ungated_passed, ungated_why = _verdict(results)
+        ungated = (
+            f'<p class="ungated" id="ungated-verdict">Without the baseline: <b>{"PASS" if ungated_passed else "FAIL"}'
+            f'</b> ({_e(ungated_why)}); see <a href="#baseline">the baseline gate</a>.</p>'
+        )
+    style = "fail" if not passed else "known" if gate is not None and _entries(gate, "known") else "pass"
     return (
-        f'<section id="verdict" class="verdict {"pass" if passed else "fail"}">'
-        f'<div class="banner" id="banner">{"PASS" if passed else "FAIL"}</div>'
-        f'<div><p class="why">{_e(why)}</p>'
+        f'<section id="verdict" class="verdict {style}">'
+        f'<div class="banner" id="banner">{banner}</div>'
+        f'<div><p class="why">{_e(why)}</p>{ungated}'
         '<table class="levels"><thead><tr><th>Level</th><th>Certification</th>'
         + "".join(f'<th class="num">{o}</th>' for o in OUTCOMES)
         + f'</tr></thead><tbody>{rows}</tbody></table><p class="meta">{meta}</p></div></section>'
     )
 
 
-def _failures_section(results: Mapping[str, Any], spec: SpecIndex | None) -> str:
+def _baseline_section(results: Mapping[str, Any]) -> str:
+    gate = _gate(results)
+    if gate is None:
+        return ""
+    known, expired = _entries(gate, "known"), _entries(gate, "expired")
+    rows = "".join(
+        f'<tr data-gate="{state}"><td class="id"><a href="#failure-{_e(check_id)}"><code>{_e(check_id)}</code></a></td>'
+        f"<td>{_e(entry.get('level'))}</td><td>{state}</td><td>{_e(entry.get('expires'))}</td>"
+        f"<td>{_e(entry.get('reason'))}</td></tr>"
+        for state, group in (("expired", expired), ("known", known))
+        for check_id, entry in group.items()
+    )
+    table = (
+        '<table id="baseline-table"><thead><tr><th>Check</th><th>Level</th><th>State</th><th>Expires</th>'
+        f"<th>Reason (baseline)</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="empty">No baselined check failed in this run.</p>'
+    )
+    items = "".join(
+        f"<dt>{_e(title)}</dt><dd>{', '.join(f'<code>{_e(i)}</code>' for i in _ids(gate, key)) or 'none'}</dd>"
+        for title, key in (
+            ("New MUST failures", "new_failures"),
+            ("Now passing (remove from the baseline)", "now_passing"),
+            ("Not evaluated", "not_evaluated"),
+        )
+    )
+    return (
+        f'<section id="baseline"><h2>Baseline gate: {_e(gate.get("verdict"))} (exit {_e(gate.get("exit_code"))})'
+        f'</h2><p class="small">Baseline <code>{_e(gate.get("file"))}</code>, expiry judged on '
+        f"{_e(gate.get('today'))}. A baseline never hides a failure: every tolerated one is listed here and in "
+        f'the failing checks.</p>{table}<dl class="kv">{items}</dl></section>'
+    )
+
+
+def _spec_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
+    """Every requirement of the spec with its text and the checks citing it: the target of every spec link,
+    so the report reads offline without spec.md beside it."""
+    citing: dict[str, list[str]] = {}
+    for check in _checks(results):
+        for ref in check.get("spec") or []:
+            citing.setdefault(str(ref), []).append(_text(check.get("id")))
+    parts = []
+    for number in sorted(spec.by_section):
+        title = spec.sections.get(number, ("", ""))[0]
+        entries = []
+        for rid in spec.by_section[number]:
+            level, text = spec.texts.get(rid, ("", ""))
+            ids = citing.get(rid, [])
+            cited = (
+                "cited by " + ", ".join(f'<a href="#check-{_e(i)}">{_e(i)}</a>' for i in ids)
+                if ids
+                else "no check of this run cites it"
+            )
+            entries.append(
+                f'<dt id="{_e(_req_anchor(rid))}"><code>{_e(rid)}</code> {_e(level)}</dt>'
+                f'<dd>{_spec_html(text)} <span class="small">· {cited}</span></dd>'
+            )
+        parts.append(f'<h3 id="spec-{number}">§{number} {_e(title)}</h3><dl class="reqs">{"".join(entries)}</dl>')
+    total = sum(len(v) for v in spec.by_section.values())
+    cited_count = sum(1 for rids in spec.by_section.values() for rid in rids if rid in citing)
+    return (
+        '<section id="spec"><h2>Requirements (docs/spec.md)</h2><details id="requirements"><summary>'
+        f"All {total} requirements, {cited_count} cited by this run's checks</summary>{''.join(parts)}</details>"
+        "</section>"
+    )
+
+
+def _failures_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
     checks = _checks(results)
     failures = _failures(results)
+    gate = _gate(results)
+    known = _entries(gate, "known") if gate is not None else {}
+    expired = _entries(gate, "expired") if gate is not None else {}
+
+    def note(check: Mapping[str, Any]) -> str:
+        check_id = str(check.get("id"))
+        if _is_known(check, known):
+            return f'<br><span class="known-badge">known · expires {_e(known[check_id].get("expires"))}</span>'
+        if _is_known(check, expired):
+            return f'<br><span class="known-badge">baseline expired {_e(expired[check_id].get("expires"))}</span>'
+        return ""
+
     present_levels = [lv for lv in LEVELS if any(c.get("level") == lv for c in checks)]
     categories: list[str] = []
     for c in checks:
@@ -530,7 +810,9 @@ def _failures_section(results: Mapping[str, Any], spec: SpecIndex | None) -> str
         f'<select id="filter-category"><option value="">all</option>{options_category}</select></div>'
     )
     if failures:
-        body = "".join(_check_row(c, spec, row_id=f"failure-{_text(c.get('id'))}", evidence=True) for c in failures)
+        body = "".join(
+            _check_row(c, spec, row_id=f"failure-{_text(c.get('id'))}", evidence=True, note=note(c)) for c in failures
+        )
         table = f'<table id="failures-table">{_CHECK_HEAD}<tbody>{body}</tbody></table>'
     else:
         table = '<p class="empty">No failing checks: every MUST and SHOULD check passed or was skipped.</p>'
@@ -544,7 +826,7 @@ def _failures_section(results: Mapping[str, Any], spec: SpecIndex | None) -> str
     )
 
 
-def _coverage_section(results: Mapping[str, Any], spec: SpecIndex | None) -> str:
+def _coverage_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
     checks = _checks(results)
     by_section: dict[int, list[dict[str, Any]]] = {}
     cited: set[str] = set()
@@ -553,17 +835,17 @@ def _coverage_section(results: Mapping[str, Any], spec: SpecIndex | None) -> str
         cited.update(str(r) for r in check.get("spec") or [])
         for number in sections:
             by_section.setdefault(number, []).append(check)
-    numbers = sorted(set(SPEC_SECTIONS) | set(by_section) | (set(spec.by_section) if spec else set()))
+    numbers = sorted(set(SPEC_SECTIONS) | set(by_section) | set(spec.by_section))
     rows = []
     for number in numbers:
         in_section = by_section.get(number, [])
         tally = {o: sum(1 for c in in_section if c.get("outcome") == o) for o in OUTCOMES}
         bad = any(c.get("level") in CERTIFYING and c.get("outcome") in BAD for c in in_section)
         status = "gap" if not in_section else ("fail" if bad else "pass")
-        title, anchor = spec.sections.get(number, ("", "")) if spec else ("", "")
-        href = f"spec.md#{anchor}" if anchor else "spec.md"
-        heading = f'<a href="{_e(href)}">§{number}</a>' + (f" {_e(title)}" if title else "")
-        if spec is not None and number in spec.by_section:
+        title = spec.sections.get(number, ("", ""))[0]
+        href = f"#spec-{number}" if number in spec.by_section else "#spec"
+        heading = f'<a href="{href}">§{number}</a>' + (f" {_e(title)}" if title else "")
+        if number in spec.by_section:
             requirements = spec.by_section[number]
             uncited = [r for r in requirements if r not in cited]
             req_cell = f'<td class="num">{len(requirements) - len(uncited)} of {len(requirements)}</td>'
@@ -582,7 +864,7 @@ def _coverage_section(results: Mapping[str, Any], spec: SpecIndex | None) -> str
             + f'<td class="small">{ids}</td>{uncited_cell}</tr>'
         )
     gaps = sum(1 for number in numbers if not by_section.get(number))
-    note = "" if spec else '<p class="small">Section titles and requirement counts need docs/spec.md.</p>'
+    note = "" if spec.by_section else '<p class="small">The spec holds no requirements: counts are missing.</p>'
     return (
         '<section id="coverage"><h2>Coverage by specification section</h2>'
         f'<p class="small">{len(numbers) - gaps} of {len(numbers)} sections have at least one check; '
@@ -637,9 +919,10 @@ def _fingerprint_section(results: Mapping[str, Any]) -> str:
 
 
 def html_report(results: dict[str, Any], *, spec_path: Path | None = None) -> str:
-    """One self-contained, offline HTML page for the run (see the module docstring for its sections)."""
-    spec = parse_spec(spec_path.read_text(encoding="utf-8")) if spec_path is not None else None
-    passed, _ = _verdict(results)
+    """One self-contained, offline HTML page for the run (see the module docstring for its sections).
+    ``spec_path`` names another copy of docs/spec.md; by default the one packaged with the suite."""
+    spec = _load_spec(spec_path)
+    _, verdict, _ = _headline(results)
     target = results.get("target") or {}
     csp = (
         f"default-src 'none'; style-src {_csp_hash(_CSS)}; script-src {_csp_hash(_JS)}; img-src data:; "
@@ -647,10 +930,12 @@ def html_report(results: dict[str, Any], *, spec_path: Path | None = None) -> st
     )
     sections: Sequence[str] = (
         _verdict_section(results),
+        _baseline_section(results),
         _failures_section(results, spec),
         _coverage_section(results, spec),
         _nonce_section(results),
         _fingerprint_section(results),
+        _spec_section(results, spec),
     )
     return (
         "<!DOCTYPE html>\n"
@@ -658,10 +943,10 @@ def html_report(results: dict[str, Any], *, spec_path: Path | None = None) -> st
         f'<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
-        f"<title>atoma-conformance: {'PASS' if passed else 'FAIL'} · {_e(target.get('url'))}</title>"
+        f"<title>atoma-conformance: {_e(verdict)} · {_e(target.get('url'))}</title>"
         f"<style>{_CSS}</style></head>\n<body>"
         f"<h1>atoma-conformance report</h1>\n"
-        + "\n".join(sections)
+        + "\n".join(s for s in sections if s)
         + '\n<p class="meta">Rendered from results.json; this file is self-contained and works offline.</p>'
         f"\n<script>{_JS}</script>\n</body></html>\n"
     )

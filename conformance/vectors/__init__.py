@@ -17,9 +17,20 @@ SCHEMA_FILE = "schema.json"
 
 
 def default_dir() -> Path:
-    """The repository's ``vectors/`` (beside the package in a source checkout), else ``./vectors``."""
-    beside = Path(__file__).resolve().parents[2] / "vectors"
-    return beside if beside.is_dir() else Path.cwd() / "vectors"
+    """The vectors the suite ships with (the repository's ``vectors/`` in a source checkout): what
+    ``vectors check`` verifies without ``--dir``, whatever the working directory."""
+    from ..resources import vectors_dir
+
+    return vectors_dir()
+
+
+def default_output_dir() -> Path:
+    """Where ``vectors generate`` writes without ``--dir``: the repository's ``vectors/``. Installed from
+    a wheel it raises :class:`~conformance.exits.UserError` naming ``--dir``, rather than overwrite files
+    of the install."""
+    from ..resources import writable_vectors_dir
+
+    return writable_vectors_dir()
 
 
 @dataclass(frozen=True)
