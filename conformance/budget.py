@@ -57,7 +57,7 @@ class FileBudget:
     """
 
     def __init__(self, path: Path, cap: int) -> None:
-        self._path = path
+        self.path = path
         self._cap = cap
         path.touch(exist_ok=True)
 
@@ -68,7 +68,7 @@ class FileBudget:
     def _update(self, add: int) -> tuple[bool, int]:
         import fcntl  # POSIX only; xdist runs on Windows fall back to LocalBudget per worker
 
-        fd = os.open(self._path, os.O_RDWR)
+        fd = os.open(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             raw = os.read(fd, 32).decode("ascii").strip()

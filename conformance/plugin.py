@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .taxonomy import CATEGORIES, LEVELS
+from .budget import RequestBudget  # light: os and threading only
 
 if TYPE_CHECKING:
     from .checks import Run
@@ -31,103 +31,67 @@ RESULTS_KEY = pytest.StashKey[list["CheckResult"]]()
 RUNS_KEY = pytest.StashKey[list["Run"]]()
 _MERGED = pytest.StashKey[dict[str, Any]]()
 _STARTED = pytest.StashKey[float]()
+BUDGET_KEY = pytest.StashKey[RequestBudget]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("atoma-conformance", "Atoma confidential compute conformance")
-    group.addoption(
-        "--target",
-        default=os.environ.get("ATOMA_CONFORMANCE_TARGET"),
-        metavar="URL",
-        help="base URL of the deployment to test (env ATOMA_CONFORMANCE_TARGET); default: the embedded mock",
-    )
-    group.addoption(
-        "--api-key",
-        default=None,
-        metavar="KEY",
-        help="bearer token (default: $ATOMA_API_KEY, then $ATOMASDK_BEARER_AUTH); never printed",
-    )
-    group.addoption(
-        "--second-api-key",
-        default=None,
-        metavar="KEY",
-        help="a second bearer token, to prove one key cannot spend another's lock (LOCK-011)",
-    )
-    group.addoption("--model", default=None, metavar="NAME", help="chat/completions model to use")
-    group.addoption(
-        "--embedding-model", default=None, metavar="NAME", help="embeddings model (else skipped on a target)"
-    )
-    group.addoption("--image-model", default=None, metavar="NAME", help="image model (else skipped on a target)")
-    group.addoption("--node-address", default=None, metavar="0x…", help="the node's registered Sui address (SIG-007)")
-    group.addoption(
-        "--profile",
-        default=None,
-        choices=["strict", "atoma-node-compat"],
-        help="profile of the embedded mock (default strict); with --target, the expected profile",
-    )
-    group.addoption(
-        "--mock-fault",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="start the embedded mock with this fault (repeatable); see 'atoma-conformance mock --list-faults'",
-    )
-    group.addoption(
-        "--face",
-        default="proxy",
-        choices=["proxy", "node"],
-        help="proxy (default): test the client-facing API; node: stand in for the proxy and test a node's own face",
-    )
-    group.addoption(
-        "--signer-key",
-        default=None,
-        metavar="FILE",
-        help="node face: a Sui keystore entry (base64 of flag || secret) of the stack owner; never printed",
-    )
-    group.addoption("--stack-small-id", type=int, default=None, metavar="N", help="node face: the stack to use")
-    group.addoption(
-        "--node-public-key",
-        default=None,
-        metavar="B64",
-        help="node face: the node's X25519 public key (base64; the node has no lock endpoint to ask)",
-    )
-    group.addoption("--max-requests", type=int, default=None, metavar="N", help="hard cap on HTTP requests per worker")
-    group.addoption("--timeout", type=float, default=30.0, metavar="S", help="per-read timeout in seconds (default 30)")
-    group.addoption(
-        "--deadline",
-        type=float,
-        default=120.0,
-        metavar="S",
-        help="a whole exchange's time limit in seconds, streams included (default 120)",
-    )
-    group.addoption(
-        "--max-response-bytes",
-        type=int,
-        default=32 * 1024 * 1024,
-        metavar="N",
-        help="largest response body read (default 32 MiB)",
-    )
-    group.addoption("--report-dir", default=None, metavar="DIR", help=f"write {RESULTS_FILE} into DIR")
+    from .options import add_to_pytest
+
+    add_to_pytest(parser.getgroup("atoma-conformance", "Atoma confidential compute conformance (--atoma-*)"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for level in LEVELS:
-        config.addinivalue_line("markers", f"{level.lower()}: conformance checks of level {level}")
-    for category in CATEGORIES:
-        config.addinivalue_line("markers", f"{category.lower()}: conformance checks of category {category}")
-    if config.getoption("face", "proxy") == "node" and config.getoption("target", None):
-        from .hop import node_face_from
+    """Inert unless the suite's own options are given: an environment where the package is installed
+    runs unrelated test suites, and this plugin must not change them (its markers live in the suite's
+    conftest, loaded only when the suite is collected)."""
+    from .options import get
 
-        try:  # a bad key file is a usage error before the session, not an error in every check
-            node_face_from(
-                config.getoption("signer_key"), config.getoption("stack_small_id"), config.getoption("node_public_key")
-            )
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
     config.stash[RESULTS_KEY] = []
     config.stash[RUNS_KEY] = []
     config.stash[_MERGED] = {"uses": [], "requests": 0}
     config.stash[_STARTED] = time.time()
+    if get(config, "face") == "node" and get(config, "target"):
+        from .hop import node_face_from
+
+        try:  # a bad key file is a usage error before the session, not an error in every check
+            node_face_from(get(config, "signer_key"), get(config, "stack_small_id"), get(config, "node_public_key"))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    _set_up_budget(config)
+
+
+def _set_up_budget(config: pytest.Config) -> None:
+    """``--atoma-max-requests`` caps the whole run: the xdist controller makes one counter file that
+    every worker draws from (handed over in ``workerinput``), so ``-n 2`` cannot send twice the cap."""
+    from .options import get
+
+    cap = get(config, "max_requests")
+    if cap is None:
+        return
+    from .budget import FileBudget, LocalBudget
+
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get("atoma_budget_file"):
+        config.stash[BUDGET_KEY] = FileBudget(Path(workerinput["atoma_budget_file"]), cap)
+        return
+    if os.name != "posix":  # pragma: no cover - no flock there: each process keeps its own count
+        config.stash[BUDGET_KEY] = LocalBudget(cap)
+        return
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="atoma-conformance-budget-")
+    config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+    config.stash[BUDGET_KEY] = FileBudget(Path(directory) / "spent", cap)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Controller side of xdist: hand each worker the run's budget file."""
+    budget = node.config.stash.get(BUDGET_KEY, None)
+    path = getattr(budget, "path", None)
+    if path is not None:
+        node.workerinput["atoma_budget_file"] = str(path)
 
 
 # --- results, including across xdist workers ---------------------------------------------------------
@@ -246,8 +210,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     target = _target_summary(runs[0]) if runs else merged.get("target") or {}
     target = dict(target, detected_profile=_detected_profile(ordered))
+    from .options import get
+
     options = {
-        name: config.getoption(name)
+        name: get(config, name)
         for name in (
             "target",
             "model",
@@ -261,10 +227,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "timeout",
             "deadline",
             "max_response_bytes",
+            "insecure",
         )
     }
     if options.get("target"):
         options["target"] = redact_url(options["target"])
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     report = Results(
         target,
         ordered,
@@ -273,7 +241,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         time.time() - config.stash[_STARTED],
         _requests(config) + merged["requests"],
         options,
+        incomplete=interrupted,
     )
-    report_dir = config.getoption("report_dir", None)
+    report_dir = get(config, "report_dir")
     if report_dir:
         report.write(Path(report_dir) / RESULTS_FILE)
+    if not interrupted:
+        session.exitstatus = _exit_status(session, ordered)
+
+
+def _exit_status(session: pytest.Session, results: list[CheckResult]) -> int:
+    """One exit-code rule for ``pytest --pyargs conformance.suite`` and ``atoma-conformance run``: 1 when a
+    MUST check failed or could not be evaluated, else 0 (a SHOULD failure is listed, not fatal).
+
+    It applies only when every failed item is one of the suite's own verdicts: a failure of a test
+    that is not ours (the user's own tests in the same session, a fixture that broke) keeps pytest's
+    status, so nothing is hidden.
+    """
+    ours = sum(1 for r in results if r.outcome == "error" or (r.outcome == "fail" and r.level != "INFO"))
+    if session.testsfailed != ours or session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return int(session.exitstatus)
+    must = any(r.level == "MUST" and r.outcome in ("fail", "error") for r in results)
+    return pytest.ExitCode.TESTS_FAILED if must else pytest.ExitCode.OK

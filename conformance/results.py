@@ -20,13 +20,16 @@ RESULTS_VERSION = 1
 
 def vector_set_digest() -> str | None:
     """SHA-256 over the vector files (sorted by name, name and bytes): names the exact vector set a
-    verdict was reached with. None when the vectors are not installed beside the package."""
+    verdict was reached with. The vectors ship with the package; None only for a broken install."""
     import hashlib
 
-    from .vectors import default_dir
+    from .resources import vectors_dir
 
-    directory = default_dir()
-    files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    try:
+        directory = vectors_dir()
+    except FileNotFoundError:
+        return None
+    files = sorted(directory.glob("*.json"))
     if not files:
         return None
     digest = hashlib.sha256()
@@ -91,6 +94,8 @@ class Results:
     requests: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    # Ctrl-C ended the run: the verdicts are those reached so far, and no gate may treat them as a run.
+    incomplete: bool = False
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -129,6 +134,7 @@ class Results:
             "certification": self.certification(),
             "nonce_audit": self.nonce_audit,
             "checks": [vars(r) for r in self.checks],
+            **({"incomplete": True} if self.incomplete else {}),
         }
 
     def write(self, path: Path) -> None:
@@ -147,5 +153,6 @@ class Results:
             doc.get("requests", 0),
             doc.get("options", {}),
             doc.get("seed"),
+            bool(doc.get("incomplete", False)),
         )
         return results

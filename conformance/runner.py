@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import io
+import json
+import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
-from .exits import UserError
+from .exits import ExitCode, UserError
 from .hop import load_signer, node_face_from
+from .options import RUN_OPTIONS, TARGET_ENV, add_to_argparse, positive_int, target_url, tls_verify, to_pytest_args
+from .options import api_key as api_key_type
 from .plugin import RESULTS_FILE
+from .preflight import ProxyProbe, check_proxy
 from .protocol import jsonwire
 from .results import Results, redact_url
-
-EXIT_OK, EXIT_MUST_FAILED, EXIT_NOT_RUN = 0, 1, 2
+from .run_progress import Progress
+from .textsafe import one_line
 
 
 class RunError(UserError):
@@ -26,57 +33,13 @@ class RunError(UserError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", metavar="URL", help="deployment to test (default: the embedded mock node)")
-    parser.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help="bearer token (default: $ATOMA_API_KEY, then $ATOMASDK_BEARER_AUTH); never printed",
-    )
-    parser.add_argument("--second-api-key", metavar="KEY", help="a second token, for LOCK-011")
-    parser.add_argument("--model", metavar="NAME", help="chat/completions model (required with --target)")
-    parser.add_argument("--embedding-model", metavar="NAME", help="embeddings model (its checks skip without it)")
-    parser.add_argument("--image-model", metavar="NAME", help="image model (its checks skip without it)")
-    parser.add_argument("--node-address", metavar="0x…", help="the node's registered Sui signer address (SIG-007)")
-    parser.add_argument(
-        "--profile",
-        choices=["strict", "atoma-node-compat"],
-        help="embedded mock profile (default strict); with --target, the profile you expect",
-    )
-    parser.add_argument(
-        "--face",
-        choices=["proxy", "node"],
-        default="proxy",
-        help="proxy (default): the client-facing API; node: a node's own face, with the suite as its proxy "
-        "(docs/node-operators.md)",
-    )
-    parser.add_argument(
-        "--signer-key",
-        metavar="FILE",
-        help="node face: the stack owner's Sui keystore entry (base64 of flag || secret); never printed",
-    )
-    parser.add_argument("--stack-small-id", type=int, metavar="N", help="node face: the stack the signer owns")
-    parser.add_argument(
-        "--node-public-key", metavar="B64", help="node face: the node's X25519 public key, as published on-chain"
-    )
-    parser.add_argument(
-        "--mock-fault",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="run the embedded mock with this fault (repeatable)",
-    )
-    parser.add_argument("--max-requests", type=_positive, metavar="N", help="hard cap on HTTP requests")
-    parser.add_argument("--timeout", type=_seconds, metavar="S", help="per-read timeout in seconds (default 30)")
-    parser.add_argument(
-        "--deadline", type=_seconds, metavar="S", help="time limit of one exchange, streams included (default 120)"
-    )
-    parser.add_argument(
-        "--max-response-bytes", type=_positive, metavar="N", help="largest response body read (default 32 MiB)"
-    )
+    """The run options (declared once in conformance.options, shared with the plugin) and the CLI's own."""
+    add_to_argparse(parser, exclude=("report_dir",))
     parser.add_argument(
         "--baseline",
         metavar="FILE",
-        help="gate on a baseline: exit 0 when the only MUST failures are known and unexpired",
+        help="gate on a baseline: exit 0 when the only MUST failures are known and unexpired (read before "
+        "the first request)",
     )
     parser.add_argument(
         "--report-dir", default="reports", metavar="DIR", help=f"where {RESULTS_FILE} is written (default: reports)"
@@ -85,34 +48,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-m",
         "--select",
         metavar="EXPR",
-        help='pytest marker expression over levels and categories, e.g. "must and not err"',
+        help='pytest marker expression over levels, categories and check ids, e.g. "must and not err" or LOCK-001',
     )
-    parser.add_argument("-n", "--workers", type=_positive, metavar="N", help="run with N pytest-xdist workers")
+    parser.add_argument("-n", "--workers", type=positive_int, metavar="N", help="run with N pytest-xdist workers")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the upper bound on the requests this selection sends (all workers, retries included); send nothing",
+    )
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="one line per check on stderr: auto (default) when stderr is a terminal",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output as well")
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
 def preflight(args: argparse.Namespace) -> None:
-    """Refuse to start a run that cannot work, with one line: bad usage, unreachable target, auth refused."""
+    """Refuse to start a run that cannot work, with one line naming the option: every local check
+    first (no request sent), then a handful of requests that tell setup mistakes from verdicts."""
+    if args.target is None and os.environ.get(TARGET_ENV):
+        args.target = os.environ[TARGET_ENV]
     if args.face == "proxy":
         for flag in ("signer_key", "stack_small_id", "node_public_key"):
             if getattr(args, flag) is not None:
@@ -123,12 +80,28 @@ def preflight(args: argparse.Namespace) -> None:
                 raise RunError(f"--{flag.replace('_', '-')}: the node face has no bearer tokens (only --face proxy)")
         if not args.target and args.node_public_key is not None:
             raise RunError("--node-public-key: only with --target (the embedded node's key is known)")
-        if args.stack_small_id is not None and not 0 <= args.stack_small_id < 2**64:
-            raise RunError("--stack-small-id: must be from 0 to 2^64 - 1")
     if args.signer_key is not None:
         if not Path(args.signer_key).is_file():
-            raise RunError(f"--signer-key: {args.signer_key} is not a readable file")
+            raise RunError(f"--signer-key: {one_line(args.signer_key, 120)} is not a readable file")
         args.signer_key = str(Path(args.signer_key).resolve())  # the run itself starts in another directory
+    if args.ca_bundle is not None:
+        if args.insecure:
+            raise RunError("--insecure: cannot be combined with --ca-bundle")
+        if not Path(args.ca_bundle).is_file():
+            raise RunError(f"--ca-bundle: {one_line(args.ca_bundle, 120)} is not a readable file")
+        args.ca_bundle = str(Path(args.ca_bundle).resolve())
+    if args.insecure:
+        print(
+            "atoma-conformance: WARNING: --insecure: the target's TLS certificate is NOT verified; anyone on the "
+            "path can impersonate it, so this run certifies nothing about who answered",
+            file=sys.stderr,
+        )
+    _check_report_dir(args.report_dir)
+    from .estimate import select
+
+    select(args.select)  # a malformed -m is a usage error now, not "no tests ran" after the mock started
+    if args.baseline is not None:
+        _load_baseline(args.baseline)
     try:
         if args.target and args.face == "node":
             node_face_from(args.signer_key, args.stack_small_id, args.node_public_key)
@@ -137,45 +110,77 @@ def preflight(args: argparse.Namespace) -> None:
     except ValueError as exc:
         raise RunError(str(exc)) from None
     if not args.target:
+        if args.mock_fault:
+            from mock_node.faults import FAULTS
+
+            for name in args.mock_fault:
+                if name not in FAULTS:
+                    raise RunError(
+                        f"--mock-fault: unknown fault {one_line(name, 60)!r} (atoma-conformance mock --list-faults)"
+                    )
+        return
+    if args.mock_fault:
+        raise RunError("--mock-fault: only applies to the embedded mock, not to --target")
+    args.target = target_url(args.target)
+    if not args.model:
+        raise RunError("--model: required with --target (the chat model the suite sends requests to)")
+    if args.dry_run:
         return
     if args.face == "node":
         _preflight_node(args)
         return
-    if not args.target.startswith(("http://", "https://")):
-        raise RunError(f"--target: must be an http:// or https:// URL, got {redact_url(args.target)!r}")
-    if not args.model:
-        raise RunError("--model: required with --target (the chat model the suite sends requests to)")
-    if args.mock_fault:
-        raise RunError("--mock-fault: only applies to the embedded mock, not to --target")
     api_key = resolve_api_key(args.api_key)
-    options = ClientOptions(timeout_s=args.timeout or 15, deadline_s=args.deadline or 30, lock_retries=0)
-    with ConfidentialClient(args.target, api_key, options=options) as client:
-        lock = client.lock(args.model, retries=0)
-    where = redact_url(args.target)
-    if lock.http.status is None:
-        raise RunError(f"--target: {where} is unreachable ({lock.http.error})")
-    if lock.http.status == 401:
-        raise RunError(f"--api-key: the target refused the API key (401 on /v1/nodes/lock at {where})")
+    if api_key is not None:
+        try:
+            api_key_type(api_key)
+        except argparse.ArgumentTypeError as exc:
+            raise RunError("--api-key", f"the key (from the option or $ATOMA_API_KEY) {exc}") from None
+    check_proxy(ProxyProbe(args.target, api_key, args.model, _preflight_options(args, lock_retries=0)))
+
+
+def _preflight_options(args: argparse.Namespace, **overrides: Any) -> ClientOptions:
+    return ClientOptions(
+        timeout_s=min(args.timeout or 15, 15),
+        deadline_s=min(args.deadline or 30, 30),
+        verify=tls_verify(args.ca_bundle, args.insecure),
+        extra_headers=tuple(args.header),
+        **overrides,
+    )
+
+
+def _check_report_dir(text: str) -> None:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"--report-dir: {one_line(text, 120)} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"--report-dir: cannot create {one_line(text, 120)} ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunError(f"--report-dir: {one_line(text, 120)} is not writable")
+
+
+def _load_baseline(path: str) -> Any:
+    from .report.baseline import BaselineError, load_baseline
+
+    try:
+        return load_baseline(Path(path))
+    except (BaselineError, OSError, UnicodeDecodeError) as exc:
+        raise RunError(f"--baseline: {one_line(str(exc), 200)}") from None
 
 
 def _preflight_node(args: argparse.Namespace) -> None:
-    if not args.target.startswith(("http://", "https://")):
-        raise RunError(f"--target: must be an http:// or https:// URL, got {redact_url(args.target)!r}")
-    if args.model is None:
-        raise RunError("--model: required with --target (the chat model the suite sends requests to)")
-    if args.mock_fault:
-        raise RunError("--mock-fault: only applies to the embedded mock, not to --target")
     hop = node_face_from(args.signer_key, args.stack_small_id, args.node_public_key)
-    options = ClientOptions(timeout_s=args.timeout or 15, deadline_s=args.deadline or 30)
+    options = _preflight_options(args)
     where = redact_url(args.target)
     with ConfidentialClient(args.target, None, options=options, node_face=hop) as client:
         # One valid, signed request: refusals would otherwise be blamed on the probes, not on the setup.
         body = jsonwire.dumps({"model": args.model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
         record = client.send("chat", body, lock=client.lock(args.model), model_name=args.model)
     status, error = record.http.status, record.http.error_body()
-    code = error[0] if error else None
+    code = one_line(error[0], 60) if error else None
     if status is None:
-        raise RunError(f"--target: {where} is unreachable ({record.http.error})")
+        raise RunError(f"--target: {where} is unreachable ({one_line(record.http.error, 120)})")
     if status == 200:
         return
     if code in ("AUTH_ERROR", "INVALID_HEADER", "MISSING_HEADER") or status == 401:
@@ -202,36 +207,14 @@ def pytest_args(args: argparse.Namespace, report_dir: Path, inifile: Path) -> li
         "-p",
         "no:cacheprovider",
         "--assert=plain",
-        "--report-dir",
-        str(report_dir.resolve()),
         "-rN",
         "--tb=no",
     ]
     if not args.verbose:
         argv.append("-q")
-    for flag in (
-        "target",
-        "api_key",
-        "second_api_key",
-        "model",
-        "embedding_model",
-        "image_model",
-        "node_address",
-        "profile",
-        "face",
-        "signer_key",
-        "stack_small_id",
-        "node_public_key",
-        "max_requests",
-        "timeout",
-        "deadline",
-        "max_response_bytes",
-    ):
-        value = getattr(args, flag)
-        if value is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(value)]
-    for fault in args.mock_fault:
-        argv += ["--mock-fault", fault]
+    given = {option.dest: getattr(args, option.dest, None) for option in RUN_OPTIONS}
+    given["report_dir"] = str(report_dir.resolve())
+    argv += to_pytest_args(given)
     if args.select:
         argv += ["-m", args.select]
     if args.workers:
@@ -239,63 +222,85 @@ def pytest_args(args: argparse.Namespace, report_dir: Path, inifile: Path) -> li
     return argv
 
 
+def dry_run(args: argparse.Namespace) -> int:
+    from .estimate import estimate_run
+
+    bound = estimate_run(select_expr=args.select, workers=args.workers or 1, face=args.face, embedded=not args.target)
+    cap = f"; --max-requests caps it at {args.max_requests}" if args.max_requests else ""
+    print(
+        f"dry run: {bound.checks} checks over {bound.scenarios} probes, at most {bound.requests} requests "
+        f"({bound.detail}){cap}; nothing was sent"
+    )
+    return ExitCode.OK
+
+
 def run(args: argparse.Namespace) -> int:
     import pytest
 
     preflight(args)
+    if args.dry_run:
+        return dry_run(args)
+    baseline = _load_baseline(args.baseline) if args.baseline else None
     report_dir = Path(args.report_dir).resolve()
     results_path = report_dir / RESULTS_FILE
     results_path.unlink(missing_ok=True)
     output = io.StringIO()
     sink = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(output)
+    progress = Progress.for_stream(sys.stderr, args.progress)
     # Run from an empty directory with an empty ini: pytest would otherwise pick up the current
     # directory's configuration and its tests*/conftest.py files, which belong to someone else.
     with tempfile.TemporaryDirectory(prefix="atoma-conformance-") as tmp, sink, contextlib.chdir(tmp):
         inifile = Path(tmp) / "pytest.ini"
         inifile.write_text("[pytest]\n", encoding="utf-8")
-        code = pytest.main(pytest_args(args, report_dir, inifile), plugins=[])
-    if (
-        code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.INTERRUPTED)
-        or not results_path.exists()
-    ):
-        tail = [line for line in output.getvalue().splitlines() if line.strip()][-3:]
+        code = pytest.main(pytest_args(args, report_dir, inifile), plugins=[progress] if progress else [])
+    if code == pytest.ExitCode.INTERRUPTED:
+        where = f"; partial results (marked incomplete) in {results_path}" if results_path.exists() else ""
+        print(f"atoma-conformance: interrupted{where}", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or not results_path.exists():
+        tail = [one_line(line, 200) for line in output.getvalue().splitlines() if line.strip()][-3:]
         raise RunError("the suite did not run" + (f": {' / '.join(tail)}" if tail else ""))
     results = Results.read(results_path)
-    print(summary(results, results_path))
-    _render(results_path)
-    if args.baseline:
-        from .report.command import CommandError, gate_results
+    exit_code = ExitCode.FAILED if results.must_failures else ExitCode.OK
+    if baseline is not None:
+        from .report.baseline import format_gate, gate, gate_record
 
-        try:
-            return gate_results(results_path, args.baseline)
-        except CommandError as exc:
-            raise RunError(str(exc)) from None
-    return EXIT_MUST_FAILED if results.must_failures else EXIT_OK
+        outcome = gate(json.loads(results_path.read_text(encoding="utf-8")), baseline, today=dt.date.today())
+        exit_code = ExitCode(outcome.exit_code)
+        _store_gate(results_path, gate_record(outcome, args.baseline))
+    from .estimate import estimate_run
+
+    bound = estimate_run(select_expr=args.select, workers=args.workers or 1, face=args.face, embedded=not args.target)
+    print(summary(results, results_path, bound=bound.requests))
+    _render(results_path)
+    if baseline is not None:
+        print(format_gate(outcome))
+    return exit_code
+
+
+def _store_gate(results_path: Path, record: dict[str, Any]) -> None:
+    """The gate's verdict goes into results.json, so every report rendered from it says what the job says."""
+    doc = json.loads(results_path.read_text(encoding="utf-8"))
+    doc["baseline_gate"] = record
+    results_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _render(results_path: Path) -> None:
-    """JUnit, HTML and Markdown next to results.json, all rendered from it."""
-    try:
-        from .report.render import write_all
-    except ImportError:  # pragma: no cover - the renderers ship with the package
-        return
-    import json
+    """JUnit, HTML and Markdown next to results.json, all rendered from it (the spec the reports quote
+    is the packaged one, so a wheel install renders the same reports as a checkout)."""
+    from .report.render import write_all
 
-    spec = Path(__file__).resolve().parents[1] / "docs" / "spec.md"
-    written = write_all(
-        json.loads(results_path.read_text(encoding="utf-8")),
-        results_path.parent,
-        spec_path=spec if spec.is_file() else None,
-    )
+    written = write_all(json.loads(results_path.read_text(encoding="utf-8")), results_path.parent)
     print("Reports: " + ", ".join(str(p) for p in written.values()))
 
 
-def summary(results: Results, path: Path) -> str:
+def summary(results: Results, path: Path, *, bound: int | None = None) -> str:
     target = results.target
     kind = f"embedded mock, {target.get('profile')}" if target.get("embedded") else "live target"
     lines = [
         f"atoma-conformance: {len(results.checks)} checks against {target.get('url')} ({kind}) "
         f"in {results.duration_s:.1f} s, {results.requests} requests"
+        + (f" (dry-run bound {bound})" if bound is not None else "")
     ]
     counts = results.counts()
     for level in ("MUST", "SHOULD", "INFO"):
@@ -310,13 +315,13 @@ def summary(results: Results, path: Path) -> str:
     if bad:
         lines.append("failures:")
         for r in bad:
-            lines.append(f"  {r.id:<12} {r.level:<6} {r.outcome.upper():<5} {r.reason[:160]}")
+            lines.append(f"  {r.id:<12} {r.level:<6} {r.outcome.upper():<5} {one_line(r.reason, 160)}")
     skipped = [r for r in results.checks if r.outcome == "skip"]
     if skipped:
         lines.append(
             "skipped: "
-            + ", ".join(f"{r.id} ({r.reason[:60]})" for r in skipped[:6])
-            + (f" and {len(skipped) - 6} more" if len(skipped) > 6 else "")
+            + ", ".join(f"{r.id} ({one_line(r.reason, 100)})" for r in skipped[:3])
+            + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         )
     audit = results.nonce_audit
     if audit:
@@ -331,8 +336,4 @@ def summary(results: Results, path: Path) -> str:
 
 
 def main_run(args: argparse.Namespace) -> int:
-    try:
-        return run(args)
-    except RunError as exc:
-        print(f"atoma-conformance: error: {exc}", file=sys.stderr)
-        return EXIT_NOT_RUN
+    return run(args)

@@ -189,7 +189,7 @@ def test_pytest_plugin_runs_the_suite_under_xdist_and_merges_results(tmp_path: P
             "-q",
             "-n",
             "2",
-            "--report-dir",
+            "--atoma-report-dir",
             str(tmp_path),
             "-c",
             str(tmp_path / "none.ini"),

@@ -1382,7 +1382,7 @@ def usage_005(run: Run) -> Verdict:
     "Usage details, when present, are objects of non-negative integers",
     spec="R11.3",
     evidence="detail member types",
-    scenarios=("chat", "completions"),
+    scenarios=("chat", "completions", "embeddings"),  # _usage_objects reads all three
 )
 def usage_006(run: Run) -> Verdict:
     bad = []
@@ -1404,7 +1404,7 @@ def usage_006(run: Run) -> Verdict:
     "The usage counts are plausible for the answer (completion tokens > 0 for text)",
     spec="R11.1",
     evidence="counts",
-    scenarios=("chat", "completions"),
+    scenarios=("chat", "completions", "embeddings"),  # _usage_objects reads all three
 )
 def usage_007(run: Run) -> Verdict:
     """Level SHOULD: a heuristic stricter than R11.1 (which allows zero), for a text answer that has
@@ -1423,7 +1423,7 @@ def _err_check(id: str, name: str, title: str, spec: str | tuple[str, ...]) -> N
         title,
         spec=spec,
         evidence="status, media type, whether plaintext or ciphertext came back",
-        scenarios=(name,),
+        scenarios=("chat", name),  # chat: the node face's precondition (a valid request is served)
     )
     def predicate(run: Run) -> Verdict:
         if run.target.face == "node":  # no bearer token or lock stands between a bad setup and a 4xx

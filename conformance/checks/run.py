@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import ConfidentialClient, Prepared
+from ..client import BudgetExceeded, ConfidentialClient, Prepared
 from ..evidence import ExchangeRecord, HttpRecord, LockRecord
 from ..protocol import jsonwire
 from ..protocol.nonces import NonceLedger
@@ -63,7 +63,10 @@ class Run:
                 raise RuntimeError(f"scenario {name} depends on itself")
             self._running.add(name)
             try:
-                self._cache[name] = SCENARIOS[name](self)
+                try:
+                    self._cache[name] = SCENARIOS[name](self)
+                except BudgetExceeded as exc:  # --max-requests: a check the budget stopped is not evaluated
+                    raise Precondition(f"not evaluated: {exc} (--max-requests)") from None
             except (Skip, Precondition) as exc:
                 # Remembered: a probe that failed once is not re-sent for every check that reads it.
                 self._failed[name] = exc
@@ -193,13 +196,34 @@ SCENARIOS: dict[str, ScenarioFn] = {}
 FACE_ONLY: dict[str, str] = {}  # scenario -> the one face it applies to
 
 
-def scenario(name: str, *, face: str | None = None) -> Callable[[ScenarioFn], ScenarioFn]:
-    """Register a probe; ``face`` limits it to the proxy or the node face (elsewhere it skips)."""
+@dataclass(frozen=True)
+class Cost:
+    """What one probe may send, declared beside it so ``run --dry-run`` can bound a run before it starts.
+
+    ``sends`` counts its own requests other than locks, ``locks`` its lock requests (each may be retried
+    on 429/503, and costs nothing on the node face, which has no lock endpoint), and ``reads`` the other
+    probes it runs first. tests/test_estimate.py runs every probe and holds it to its declaration.
+    """
+
+    sends: int = 1
+    locks: int = 1
+    reads: tuple[str, ...] = ()
+
+
+COSTS: dict[str, Cost] = {}
+
+
+def scenario(
+    name: str, *, face: str | None = None, sends: int = 1, locks: int = 1, reads: tuple[str, ...] = ()
+) -> Callable[[ScenarioFn], ScenarioFn]:
+    """Register a probe; ``face`` limits it to the proxy or the node face (elsewhere it skips). The
+    default cost is the common probe: one lock and one confidential request."""
 
     def register(fn: ScenarioFn) -> ScenarioFn:
         if name in SCENARIOS:
             raise ValueError(f"duplicate scenario {name}")
         SCENARIOS[name] = fn
+        COSTS[name] = Cost(sends, locks, reads)
         if face is not None:
             FACE_ONLY[name] = face
         return fn

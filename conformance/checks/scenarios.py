@@ -26,24 +26,24 @@ OVERSIZE_BYTES = 2 * 1024 * 1024 + 1
 # --- locks -------------------------------------------------------------------------------------------
 
 
-@scenario("lock", face="proxy")
+@scenario("lock", face="proxy", sends=0)
 def _lock(run: Run) -> Any:
     return run.client.lock(run.target.chat_model)
 
 
-@scenario("lock_again", face="proxy")
+@scenario("lock_again", face="proxy", sends=0, reads=("lock",))
 def _lock_again(run: Run) -> Any:
     run.scenario("lock")
     return run.client.lock(run.target.chat_model)
 
 
-@scenario("lock_no_auth", face="proxy")
+@scenario("lock_no_auth", face="proxy", sends=0)
 def _lock_no_auth(run: Run) -> HttpRecord:
     body = jsonwire.dumps({"model": run.target.chat_model})
     return run.raw("/v1/nodes/lock", body, {"content-type": "application/json"})
 
 
-@scenario("lock_unknown_model", face="proxy")
+@scenario("lock_unknown_model", face="proxy", sends=0)
 def _lock_unknown_model(run: Run) -> Any:
     return run.client.lock(UNKNOWN_MODEL, retries=0)  # a 503 here is the answer, not a reason to retry
 
@@ -60,7 +60,7 @@ REUSE_UNITS = 200_000
 EXPIRY_UNITS = 300_000
 
 
-@scenario("lock_reuse", face="proxy")
+@scenario("lock_reuse", face="proxy", sends=2)
 def _lock_reuse(run: Run) -> Pair:
     lock = run.lock(max_num_tokens=REUSE_UNITS)
     first = run.send("chat", lock=lock, num_compute_units=REUSE_UNITS)
@@ -95,7 +95,7 @@ def _chat(run: Run) -> ExchangeRecord:
     return run.send("chat")
 
 
-@scenario("chat_again")
+@scenario("chat_again", reads=("chat",))
 def _chat_again(run: Run) -> ExchangeRecord:
     run.scenario("chat")
     return run.send("chat")
@@ -194,8 +194,9 @@ for _name in ERR_MUTATIONS:
 @scenario("err_urlsafe_base64")
 def _err_urlsafe(run: Run) -> ExchangeRecord:
     # Re-seal until the ciphertext's standard encoding has a '+' or '/' to translate (a few tries at most).
+    # Sealing sends nothing, so one lock serves every attempt.
+    lock = run.lock()
     for _ in range(32):
-        lock = run.lock()
         plaintext = run.plaintext("chat")
         probe = run.client.prepare(
             "chat",
@@ -287,7 +288,7 @@ ERR_SCENARIOS = (
 )
 
 
-@scenario("health_after")
+@scenario("health_after", reads=tuple(name for name in ERR_SCENARIOS if name != "err_model_name_mismatch"))
 def _health_after(run: Run) -> ExchangeRecord:
     """A valid round trip after every refusal probe that this run has sent."""
     for name in ERR_SCENARIOS:
@@ -297,7 +298,7 @@ def _health_after(run: Run) -> ExchangeRecord:
     return run.send("chat")
 
 
-@scenario("replay")
+@scenario("replay", sends=2, locks=2)
 def _replay(run: Run) -> Pair:
     first = run.send("chat")
     run.lock()  # a fresh lock on the same stack, so only the replay itself can be the reason to refuse

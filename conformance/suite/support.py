@@ -13,65 +13,73 @@ from conformance.checks import Check, Run, Target, Verdict
 from conformance.client import ClientOptions, ConfidentialClient, NodeFace, resolve_api_key
 from conformance.embedded import EMBEDDED_STACK, embedded_target
 from conformance.hop import load_signer, node_face_from
-from conformance.plugin import RESULTS_KEY, RUNS_KEY
+from conformance.options import get, tls_verify
+from conformance.plugin import BUDGET_KEY, RESULTS_KEY, RUNS_KEY
 from conformance.results import CheckResult
 
 _T = TypeVar("_T")
 
 
 def marks_for(check: Check) -> list[pytest.MarkDecorator]:
-    return [getattr(pytest.mark, check.level.lower()), getattr(pytest.mark, check.category.lower())]
+    return [
+        getattr(pytest.mark, check.level.lower()),
+        getattr(pytest.mark, check.category.lower()),
+        getattr(pytest.mark, check.id),  # -m LOCK-001
+    ]
 
 
 def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
     """The session's run: a target, a client, and the probes' cache."""
     config = request.config
-    target_url: str | None = config.getoption("target")
+    target_url: str | None = get(config, "target")
     options = ClientOptions(
-        max_requests=config.getoption("max_requests"),
-        timeout_s=config.getoption("timeout"),
-        deadline_s=config.getoption("deadline"),
-        max_response_bytes=config.getoption("max_response_bytes"),
+        max_requests=get(config, "max_requests"),
+        budget=config.stash.get(BUDGET_KEY, None),
+        timeout_s=get(config, "timeout"),
+        deadline_s=get(config, "deadline"),
+        max_response_bytes=get(config, "max_response_bytes"),
+        verify=tls_verify(get(config, "ca_bundle"), get(config, "insecure")),
+        extra_headers=tuple(get(config, "header")),
     )
     embedded_sleep = None
-    face = config.getoption("face")
+    face = get(config, "face")
     node_face: NodeFace | None = None
     with contextlib.ExitStack() as stack:
         if target_url:
-            model = config.getoption("model")
+            model = get(config, "model")
             if not model:
                 raise pytest.UsageError("--model is required with --target (the chat model to test)")
             if face == "node":  # the suite is the proxy: no bearer tokens, the hop headers instead
-                hop = (config.getoption(flag) for flag in ("signer_key", "stack_small_id", "node_public_key"))
+                hop = (get(config, flag) for flag in ("signer_key", "stack_small_id", "node_public_key"))
                 node_face = _hop(lambda: node_face_from(*hop))
                 api_key, second_api_key = None, None
             else:
                 api_key, second_api_key = (
-                    resolve_api_key(config.getoption("api_key")),
-                    config.getoption("second_api_key"),
+                    resolve_api_key(get(config, "api_key")),
+                    get(config, "second_api_key"),
                 )
             target = Target(
                 target_url,
                 api_key,
                 model,
-                config.getoption("embedding_model"),
-                config.getoption("image_model"),
-                config.getoption("node_address"),
+                get(config, "embedding_model"),
+                get(config, "image_model"),
+                get(config, "node_address"),
                 second_api_key,
                 embedded=False,
-                profile=config.getoption("profile"),
+                profile=get(config, "profile"),
                 face=face,
             )
         else:
             embedded = stack.enter_context(
                 embedded_target(
-                    config.getoption("profile") or "strict",
-                    config.getoption("mock_fault"),
-                    chat_model=config.getoption("model"),
-                    node_address=config.getoption("node_address"),
+                    get(config, "profile") or "strict",
+                    get(config, "mock_fault"),
+                    chat_model=get(config, "model"),
+                    node_address=get(config, "node_address"),
                     face=face,
-                    signer=_hop(lambda: load_signer(key)) if (key := config.getoption("signer_key")) else None,
-                    stack_small_id=config.getoption("stack_small_id") or EMBEDDED_STACK,
+                    signer=_hop(lambda: load_signer(key)) if (key := get(config, "signer_key")) else None,
+                    stack_small_id=get(config, "stack_small_id") or EMBEDDED_STACK,
                 )
             )
             target, embedded_sleep, node_face = embedded.target, embedded.sleep, embedded.node_face

@@ -1,0 +1,287 @@
+"""Every run option, declared once, rendered to ``atoma-conformance run`` and to the pytest plugin.
+
+The plugin shares pytest's option namespace with every other plugin a user has installed, so each of
+its options carries one prefix, ``--atoma-`` (``--atoma-target``, ``--atoma-timeout``): without it,
+``--timeout`` collides with pytest-timeout and ``--profile`` with pytest-profiling, and *every* pytest
+run in that environment fails at start-up. The CLI has its own namespace and keeps the short names.
+
+One declaration means one validation: the same ``type`` callable checks ``--timeout`` for ``run`` and
+``--atoma-timeout`` for pytest, so ``nan`` is refused by both with the same words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+PREFIX = "atoma-"
+TARGET_ENV = "ATOMA_CONFORMANCE_TARGET"
+
+Face = Literal["proxy", "node"]
+
+
+# --- validators: each raises argparse.ArgumentTypeError with the reason (argparse names the option) ---
+
+
+def finite_seconds(text: str) -> float:
+    """A positive, finite number of seconds (``nan`` and ``inf`` are not durations)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {_shown(text)}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {_shown(text)}")
+    if value > 86_400:
+        raise argparse.ArgumentTypeError("must be at most 86400 seconds (one day)")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {_shown(text)}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def u64(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2^64 - 1, got {_shown(text)}") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError("must be from 0 to 2^64 - 1")
+    return value
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field-name
+
+
+def header(text: str) -> tuple[str, str]:
+    """``NAME: VALUE``, a header sent with every request (a gateway's own auth, a routing key)."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected NAME: VALUE")
+    if not _TOKEN.fullmatch(name):
+        raise argparse.ArgumentTypeError("the header name must be an HTTP token (letters, digits, -)")
+    if name.lower() in ("authorization", "content-type", "content-length", "host", "x-signature"):
+        raise argparse.ArgumentTypeError(f"{name} is set by the suite itself (use --api-key for the token)")
+    if not value or any(not (0x20 <= ord(ch) < 0x7F) for ch in value):
+        raise argparse.ArgumentTypeError("the header value must be printable ASCII, without CR or LF")
+    return name, value
+
+
+def api_key(text: str) -> str:
+    """A bearer token: printable ASCII without spaces, or the HTTP layer fails later with a vague error."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty or only whitespace")
+    if any(not (0x21 <= ord(ch) < 0x7F) for ch in text):
+        raise argparse.ArgumentTypeError("must be printable ASCII without spaces (a bearer token)")
+    return text
+
+
+def target_url(text: str) -> str:
+    """An http(s) base URL with a host and a valid port; raises ``UserError`` naming ``--target``.
+
+    Called by ``run`` itself rather than as an argparse type, because the value may also come from
+    ``$ATOMA_CONFORMANCE_TARGET``.
+    """
+    from urllib.parse import urlsplit
+
+    from .exits import UserError
+    from .results import redact_url
+
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise UserError("--target", "the URL contains whitespace or control characters")
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as exc:
+        reason = "an IPv6 address needs brackets, e.g. http://[::1]:8080" if "IPv6" in str(exc) else str(exc)
+        raise UserError("--target", f"not a valid URL ({reason})") from None
+    if parts.scheme not in ("http", "https"):
+        raise UserError("--target", f"must be an http:// or https:// URL, got {_shown(redact_url(text))}")
+    if not parts.hostname:
+        raise UserError("--target", "the URL has no host")
+    if port == 0:
+        raise UserError("--target", "port 0 is not a port to connect to")
+    if parts.query or parts.fragment:
+        raise UserError("--target", "a base URL has no query or fragment")
+    return text
+
+
+def _shown(text: str) -> str:
+    """A user's value, echoed only when short and printable (it may be a mistyped secret)."""
+    return repr(text) if len(text) <= 40 and text.isprintable() else f"a value of {len(text)} characters"
+
+
+# --- the declarations ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """One run option. ``name`` is the CLI spelling without dashes; pytest's is ``--atoma-<name>``."""
+
+    name: str
+    help: str
+    metavar: str | None = None
+    type: Callable[[str], Any] | None = None
+    default: Any = None
+    choices: Sequence[str] | None = None
+    action: Literal["store", "append", "store_true"] = "store"
+    env: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def pytest_flag(self) -> str:
+        return f"--{PREFIX}{self.name}"
+
+    @property
+    def pytest_dest(self) -> str:
+        return f"{PREFIX}{self.name}".replace("-", "_")
+
+    def kwargs(self, *, for_pytest: bool) -> dict[str, Any]:
+        kw: dict[str, Any] = {"help": self.help, "dest": self.pytest_dest if for_pytest else self.dest}
+        if self.action == "store_true":
+            kw["action"] = "store_true"
+            return kw
+        if self.action == "append":
+            kw["action"] = "append"
+            kw["default"] = []
+        elif for_pytest and self.env:
+            kw["default"] = os.environ.get(self.env) or self.default
+        else:  # the CLI reads the environment itself, later, so that it can validate what it finds
+            kw["default"] = self.default
+        if self.metavar:
+            kw["metavar"] = self.metavar
+        if self.type is not None:
+            kw["type"] = self.type
+        if self.choices is not None:
+            kw["choices"] = list(self.choices)
+        return kw
+
+
+RUN_OPTIONS: tuple[RunOption, ...] = (
+    RunOption(
+        "target",
+        f"base URL of the deployment to test (env {TARGET_ENV}); default: the embedded mock node",
+        "URL",
+        env=TARGET_ENV,
+    ),
+    RunOption(
+        "api-key", "bearer token (default: $ATOMA_API_KEY, then $ATOMASDK_BEARER_AUTH); never printed", "KEY", api_key
+    ),
+    RunOption(
+        "second-api-key",
+        "a second bearer token, to prove one key cannot spend another's lock (LOCK-011)",
+        "KEY",
+        api_key,
+    ),
+    RunOption("model", "chat/completions model (required with a target)", "NAME"),
+    RunOption("embedding-model", "embeddings model (its checks skip on a target without it)", "NAME"),
+    RunOption("image-model", "image model (its checks skip on a target without it)", "NAME"),
+    RunOption("node-address", "the node's registered Sui signer address (SIG-007)", "0x…"),
+    RunOption(
+        "profile",
+        "profile of the embedded mock (default strict); with a target, the profile you expect",
+        choices=("strict", "atoma-node-compat"),
+    ),
+    RunOption(
+        "face",
+        "proxy (default): the client-facing API; node: a node's own face, the suite standing in for the proxy "
+        "(docs/node-operators.md)",
+        choices=("proxy", "node"),
+        default="proxy",
+    ),
+    RunOption("signer-key", "node face: the stack owner's Sui keystore entry (a file); never printed", "FILE"),
+    RunOption("stack-small-id", "node face: the stack the signer owns", "N", u64),
+    RunOption("node-public-key", "node face: the node's X25519 public key (base64), as published on-chain", "B64"),
+    RunOption(
+        "mock-fault",
+        "start the embedded mock with this named fault (repeatable; 'atoma-conformance mock --list-faults')",
+        "NAME",
+        action="append",
+    ),
+    RunOption("max-requests", "hard cap on HTTP requests, for the whole run (all workers)", "N", positive_int),
+    RunOption("timeout", "per-read timeout in seconds (default 30)", "S", finite_seconds, 30.0),
+    RunOption(
+        "deadline", "time limit of one exchange in seconds, streams included (default 120)", "S", finite_seconds, 120.0
+    ),
+    RunOption("max-response-bytes", "largest response body read (default 32 MiB)", "N", positive_int, 32 * 1024 * 1024),
+    RunOption("ca-bundle", "verify the target's TLS certificate against this CA bundle (PEM)", "FILE"),
+    RunOption(
+        "insecure",
+        "do not verify the target's TLS certificate (a warning is printed; never for a verdict)",
+        action="store_true",
+    ),
+    RunOption(
+        "header",
+        "an extra header for every request, 'NAME: VALUE' (repeatable)",
+        "'NAME: VALUE'",
+        header,
+        action="append",
+    ),
+    RunOption("report-dir", "write results.json into DIR", "DIR"),
+)
+BY_NAME = {option.dest: option for option in RUN_OPTIONS}
+
+
+def add_to_argparse(parser: argparse.ArgumentParser, *, exclude: Sequence[str] = ()) -> None:
+    """The run options under their CLI names (``--target``), with the same defaults as the plugin's."""
+    for option in RUN_OPTIONS:
+        if option.dest not in exclude:
+            parser.add_argument(f"--{option.name}", **option.kwargs(for_pytest=False))
+
+
+class _Group(Protocol):
+    def addoption(self, *opts: str, **attrs: Any) -> None: ...
+
+
+def add_to_pytest(group: _Group) -> None:
+    """The run options under the plugin's prefix (``--atoma-target``), with their real defaults."""
+    for option in RUN_OPTIONS:
+        group.addoption(option.pytest_flag, **option.kwargs(for_pytest=True))
+
+
+def to_pytest_args(values: Mapping[str, Any]) -> list[str]:
+    """The CLI's given values (dest → value, None for "not given") as plugin arguments."""
+    argv: list[str] = []
+    for option in RUN_OPTIONS:
+        value = values.get(option.dest)
+        if value is None or value is False or value == []:
+            continue
+        if option.action == "store_true":
+            argv.append(option.pytest_flag)
+        elif option.action == "append":
+            for item in value:
+                argv += [option.pytest_flag, f"{item[0]}: {item[1]}" if isinstance(item, tuple) else str(item)]
+        else:
+            argv += [option.pytest_flag, str(value)]
+    return argv
+
+
+class _Config(Protocol):
+    def getoption(self, name: str, default: Any = ...) -> Any: ...
+
+
+def get(config: _Config, name: str) -> Any:
+    """A run option's value in a pytest session (``name`` as its CLI dest, e.g. ``"max_requests"``)."""
+    return config.getoption(BY_NAME[name].pytest_dest)
+
+
+def tls_verify(ca_bundle: str | None, insecure: bool) -> bool | str:
+    """What ``ClientOptions.verify`` takes: a CA bundle path, False for --insecure, else True."""
+    if insecure:
+        return False
+    return ca_bundle if ca_bundle else True

@@ -1,0 +1,132 @@
+"""A handful of requests that tell a setup mistake from a verdict, before the run spends its budget.
+
+A mistyped ``--model``, a ``/v1`` suffix on the URL, a web server that is not the API, or a node's own
+face addressed as a proxy would otherwise run the whole suite into ~80 "could not be evaluated"
+checks. Each of these has a cheap, unambiguous signature, and each gets one line naming the option to
+change. Anything that is not clearly a setup mistake is left to the checks: the preflight never takes
+a verdict away from them (a lock that answers 200 with a broken body is LOCK-001's to judge).
+
+Every string that comes from the target and reaches the message is sanitised and capped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .client import ClientOptions, ConfidentialClient
+from .evidence import HttpRecord
+from .exits import UserError
+from .protocol import jsonwire
+from .results import redact_url
+from .textsafe import one_line
+
+
+class PreflightError(UserError):
+    """The target or the options are wrong in a way no verdict could be reached through (exit 2)."""
+
+
+@dataclass(frozen=True)
+class ProxyProbe:
+    base_url: str
+    api_key: str | None
+    model: str
+    options: ClientOptions
+
+
+def _is_html(record: HttpRecord) -> bool:
+    media = (record.media_type or "").lower()
+    return media in ("text/html", "application/xhtml+xml") or record.body[:64].lstrip().lower().startswith(
+        (b"<!doctype html", b"<html")
+    )
+
+
+def _transport(where: str, error: str | None) -> PreflightError:
+    text = (error or "no answer").lower()
+    if "certificate" in text or "cert_verify" in text:
+        return PreflightError(
+            "--target",
+            f"{where}: the TLS certificate was not accepted ({one_line(error, 120)}); pass --ca-bundle FILE "
+            "for a private CA, or --insecure to skip verification",
+        )
+    if "ssl" in text or "tls" in text or "wrong version number" in text or "record layer" in text:
+        return PreflightError(
+            "--target",
+            f"{where}: the TLS handshake failed ({one_line(error, 120)}); is the port plain HTTP? use http://",
+        )
+    return PreflightError("--target", f"{where} is unreachable ({one_line(error, 120)})")
+
+
+def check_proxy(probe: ProxyProbe) -> None:
+    """Lock once; on a refusal, one or two more requests name the mistake."""
+    where = redact_url(probe.base_url)
+    with ConfidentialClient(probe.base_url, probe.api_key, options=probe.options) as client:
+        lock = client.lock(probe.model, retries=0)
+        http = lock.http
+        if http.status is None:
+            raise _transport(where, http.error)
+        if _is_html(http):
+            raise PreflightError(
+                "--target",
+                f"{where} answered POST /v1/nodes/lock with an HTML page (status {http.status}), not the Atoma "
+                "API: is this the API's base URL?",
+            )
+        if http.status == 401:
+            raise PreflightError("--api-key", f"the target refused the API key (401 on /v1/nodes/lock at {where})")
+        if http.status in (404, 405):
+            path = urlsplit(probe.base_url).path.rstrip("/")
+            if path.endswith("/v1"):
+                raise PreflightError(
+                    "--target",
+                    f"{where} ends in /v1, and the suite adds /v1/... itself: use "
+                    f"{redact_url(probe.base_url.rstrip('/')[: -len('/v1')])}",
+                )
+            if _serves_confidential_chat(client):
+                raise PreflightError(
+                    "--face",
+                    f"{where} has no /v1/nodes/lock but serves /v1/confidential/chat/completions: it looks like "
+                    "a node's own face; run with --face node (docs/node-operators.md)",
+                )
+            raise PreflightError(
+                "--target",
+                f"{where} has no /v1/nodes/lock ({http.status}): is this an Atoma proxy's base URL?",
+            )
+        if http.status in (400, 404, 422, 503) and not lock.ok:
+            known = _model_list(client)
+            if known is not None and probe.model not in known:
+                shown = ", ".join(one_line(name, 60) for name in known[:5])
+                more = f" and {len(known) - 5} more" if len(known) > 5 else ""
+                raise PreflightError(
+                    "--model",
+                    f"{one_line(probe.model, 80)!r} is not among the {len(known)} models the target lists on "
+                    f"/v1/models ({shown or 'none'}{more})",
+                )
+            if http.status == 503 and known is None:
+                raise PreflightError(
+                    "--model",
+                    f"the target has no node for {one_line(probe.model, 80)!r} (503 on /v1/nodes/lock at {where}); "
+                    "check the model name, or retry if the target is overloaded",
+                )
+
+
+def _serves_confidential_chat(client: ConfidentialClient) -> bool:
+    """A node's face answers an empty confidential request with a refusal of its own, not a 404."""
+    record = client.request(
+        "POST", "/v1/confidential/chat/completions", content=b"{}", headers={"content-type": "application/json"}
+    )
+    return record.status is not None and record.status not in (404, 405) and not _is_html(record)
+
+
+def _model_list(client: ConfidentialClient) -> list[str] | None:
+    """The names on GET /v1/models (OpenAI's shape), or None when the target has no usable list."""
+    record = client.request("GET", "/v1/models", headers=client.headers())
+    if record.status != 200:
+        return None
+    try:
+        doc = jsonwire.loads(record.body)
+    except ValueError:  # ProtocolError is a ValueError: not strict JSON
+        return None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, list):
+        return None
+    return [item["id"] for item in data[:1000] if isinstance(item, dict) and isinstance(item.get("id"), str)]
