@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .budget import LocalBudget
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
 from .exits import ExitCode, UserError
 from .hop import load_signer, node_face_from
@@ -139,13 +140,30 @@ def preflight(args: argparse.Namespace) -> None:
 
 
 def _preflight_options(args: argparse.Namespace, **overrides: Any) -> ClientOptions:
+    """Short timeouts, and the run's own budget: the preflight's requests are billed like any other."""
+    if getattr(args, "preflight_budget", None) is None:
+        args.preflight_budget = LocalBudget(args.max_requests or 2**62)
     return ClientOptions(
         timeout_s=min(args.timeout or 15, 15),
         deadline_s=min(args.deadline or 30, 30),
         verify=tls_verify(args.ca_bundle, args.insecure),
         extra_headers=tuple(args.header),
+        budget=args.preflight_budget,
         **overrides,
     )
+
+
+def _charge_preflight(args: argparse.Namespace) -> int:
+    """What the preflight sent comes off ``--max-requests`` before the suite starts."""
+    budget = getattr(args, "preflight_budget", None)
+    sent = budget.spent() if budget is not None else 0
+    if args.max_requests is not None and sent:
+        if args.max_requests - sent < 1:
+            raise RunError(
+                f"--max-requests: the preflight's {sent} requests used the whole budget of {args.max_requests}"
+            )
+        args.max_requests -= sent
+    return sent
 
 
 def _check_report_dir(text: str) -> None:
@@ -240,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
     preflight(args)
     if args.dry_run:
         return dry_run(args)
+    preflight_sent = _charge_preflight(args)
     baseline = _load_baseline(args.baseline) if args.baseline else None
     report_dir = Path(args.report_dir).resolve()
     results_path = report_dir / RESULTS_FILE
@@ -271,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     from .estimate import estimate_run
 
     bound = estimate_run(select_expr=args.select, workers=args.workers or 1, face=args.face, embedded=not args.target)
-    print(summary(results, results_path, bound=bound.requests))
+    print(summary(results, results_path, bound=bound.requests, preflight=preflight_sent))
     _render(results_path)
     if baseline is not None:
         print(format_gate(outcome))
@@ -294,13 +313,14 @@ def _render(results_path: Path) -> None:
     print("Reports: " + ", ".join(str(p) for p in written.values()))
 
 
-def summary(results: Results, path: Path, *, bound: int | None = None) -> str:
+def summary(results: Results, path: Path, *, bound: int | None = None, preflight: int = 0) -> str:
     target = results.target
     kind = f"embedded mock, {target.get('profile')}" if target.get("embedded") else "live target"
     lines = [
         f"atoma-conformance: {len(results.checks)} checks against {target.get('url')} ({kind}) "
-        f"in {results.duration_s:.1f} s, {results.requests} requests"
-        + (f" (dry-run bound {bound})" if bound is not None else "")
+        f"in {results.duration_s:.1f} s, {results.requests + preflight} requests"
+        + (f" ({preflight} of them preflight)" if preflight else "")
+        + (f"; dry-run bound {bound}" if bound is not None else "")
     ]
     counts = results.counts()
     for level in ("MUST", "SHOULD", "INFO"):
