@@ -1,15 +1,19 @@
 """The ``atoma-conformance`` command line.
 
-Exit codes are a contract (README): 0 success, 1 a verdict failed (a vector, later a MUST check),
-2 the command could not be carried out (bad usage, missing files). User errors are one line on
-stderr, never a traceback.
+Exit codes are a contract (README): 0 success, 1 a verdict failed, 2 the command could not be carried
+out (bad usage, a bad file, an unusable target), 130 interrupted. A user's mistake is one line on
+stderr naming the option, argument or file member at fault, never a traceback: CI logs are read by
+people who did not write the suite. A bug of ours is one line too, marked as one, with the traceback
+behind ``ATOMA_CONFORMANCE_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -19,71 +23,122 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+DEBUG_ENV = "ATOMA_CONFORMANCE_DEBUG"
+NOT_RUN = "the command could not be carried out (bad usage, a bad file or directory); one line on stderr"
+
 
 class UsageError(UserError):
     """A problem with how the command was called; printed as one line, exit 2."""
 
 
+def describe(text: str, *, ok: str, failed: str | None, not_run: str = NOT_RUN) -> str:
+    """A subcommand's --help description: what it does, then its exit codes, one per line.
+
+    Every description ends with the codes because a CI author reads ``X --help`` to learn what a
+    non-zero exit means, and the README is not on the build machine."""
+    body = "\n\n".join(textwrap.fill(" ".join(p.split()), 100) for p in text.split("\n\n"))
+    codes = [f"  0    {ok}"]
+    if failed is not None:
+        codes.append(f"  1    {failed}")
+    codes += [f"  2    {not_run}", "  130  interrupted (Ctrl-C)"]
+    return body + "\n\nExit codes:\n" + "\n".join(codes)
+
+
 def _cmd_vectors_generate(args: argparse.Namespace) -> int:
-    from .vectors import default_dir
+    from .paths import shown, writable_dir
+    from .vectors import default_output_dir
     from .vectors.generate import write_all
 
-    directory = Path(args.dir) if args.dir else default_dir()
-    files = write_all(directory)
+    # Without --dir: the checkout's vectors/; from a wheel, an error asking for --dir (never site-packages).
+    directory = writable_dir(args.dir, "--dir") if args.dir is not None else default_output_dir()
+    try:
+        files = write_all(directory)
+    except OSError as exc:
+        raise UsageError("--dir", f"{shown(directory)}: cannot write the vectors ({exc.strerror or exc})") from None
     total = sum(data.count(b'"id": ') for data in files.values())
-    print(f"generated {total} vectors in {len(files)} files under {directory}")
+    print(f"generated {total} vectors in {len(files)} files under {shown(directory)}")
     return EXIT_OK
 
 
 def _cmd_vectors_check(args: argparse.Namespace) -> int:
+    from .paths import shown
     from .vectors import check, default_dir
 
-    directory = Path(args.dir) if args.dir else default_dir()
+    if args.dir is not None and (not args.dir or "\0" in args.dir):
+        raise UsageError("--dir", "is empty; name the vectors directory" if not args.dir else "contains a NUL")
+    directory = Path(args.dir) if args.dir is not None else default_dir()
     if not directory.is_dir():
-        raise UsageError(f"--dir: {directory} is not a directory")
+        raise UsageError(f"--dir: {shown(directory)} is not a directory")
     report = check(directory)
     for problem in report.problems:
         print(f"FAIL {problem}")
     verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problem(s))"
-    print(f"verified {report.vectors} vectors in {report.files} files under {directory}: {verdict}")
+    print(f"verified {report.vectors} vectors in {report.files} files under {shown(directory)}: {verdict}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .runner import main_run
 
+    _check_inputs(args)
     return main_run(args)
 
 
 def _cmd_fuzz(args: argparse.Namespace) -> int:
     from .fuzz.command import main_fuzz
 
+    _check_inputs(args)
     return main_fuzz(args)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from .fuzz.command import main_replay
+    from .paths import existing_file
 
+    existing_file(args.case, "CASE.json", 16 * 1024 * 1024)
+    _check_inputs(args)
     return main_replay(args)
 
 
-def _cmd_checks(args: argparse.Namespace) -> int:
-    from .checks.docs import render
+def _check_inputs(args: argparse.Namespace) -> None:
+    """The paths run, fuzz and replay read or write, checked before a long run starts.
 
+    A FIFO given as a file would block the run for ever, and a report directory that cannot be made
+    is otherwise found out after the work is done. The commands check their own values; this looks
+    at paths, creating nothing, and reads only the baseline (a malformed one is otherwise reported
+    after the run it gates).
+    """
+    from .paths import existing_file, writable_dir
+
+    if getattr(args, "report_dir", None) is not None:
+        writable_dir(args.report_dir, "--report-dir", create=False)
+    if getattr(args, "baseline", None) is not None:
+        from .report.command import load_baseline_option
+
+        existing_file(args.baseline, "--baseline", 64 * 1024 * 1024)
+        load_baseline_option(args.baseline)
+
+
+def _cmd_checks(args: argparse.Namespace) -> int:
+    from .checks.docs import render, to_json
+
+    if args.json:
+        if args.format != "text":
+            raise UsageError("--json", f"cannot be combined with --format {args.format}")
+        print(to_json(), end="")
+        return EXIT_OK
     print(render(args.format), end="")
     return EXIT_OK
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
     """A new Sui key, written as a keystore entry (owner-only permissions); prints only its address."""
-    import os
     import secrets
 
+    from .paths import output_file, shown
     from .protocol.sui import Scheme, SuiSigner
 
-    path = Path(args.out)
-    if path.exists() and not args.force:
-        raise UsageError(f"--out: {path} exists; pass --force to overwrite it")
+    path = output_file(args.out, "--out", overwrite=args.force, hint="pass --force to overwrite it")
     scheme = Scheme.from_label(args.scheme)
     while True:
         try:
@@ -92,13 +147,14 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
         except ValueError:  # an ECDSA scalar outside [1, n-1]: astronomically rare, draw again
             continue
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o600)
     except OSError as exc:
-        raise UsageError(f"--out: cannot write {path} ({exc.strerror})") from None
+        raise UsageError(f"--out: cannot write {shown(path)} ({exc.strerror})") from None
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # an existing file (--force) keeps its mode otherwise
         handle.write(signer.to_keystore() + "\n")
     print(signer.address)
-    print(f"wrote the {scheme.label} keystore entry to {path} (keep it secret)", file=sys.stderr)
+    print(f"wrote the {scheme.label} keystore entry to {shown(path)} (keep it secret)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -119,7 +175,12 @@ def _cmd_mock(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit 2 with one line and no usage dump."""
+    """argparse, but usage errors exit 2 with one line and no usage dump, and descriptions keep the
+    line breaks :func:`describe` put in (the exit codes are a list, not a paragraph)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
@@ -135,19 +196,35 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    vectors = commands.add_parser("vectors", help="generate or check the known-answer vectors")
+    vectors = commands.add_parser(
+        "vectors",
+        help="generate or check the known-answer vectors",
+        description=describe(
+            "Generate or check the known-answer vectors of vectors/ (ACTION is generate or check).",
+            ok="the action succeeded (see 'vectors ACTION --help')",
+            failed="'vectors check' found a file or vector that differs",
+        ),
+    )
     vectors_cmds = vectors.add_subparsers(dest="vectors_command", metavar="ACTION", parser_class=_Parser)
     vectors_cmds.required = True
-    for name, func, text in (
-        ("generate", _cmd_vectors_generate, "rebuild every vector file deterministically"),
+    for name, func, text, ok, failed in (
+        (
+            "generate",
+            _cmd_vectors_generate,
+            "Rebuild every vector file deterministically into --dir.",
+            "every vector file was written",
+            None,
+        ),
         (
             "check",
             _cmd_vectors_check,
-            "byte-compare the files with the generator, validate the schema, and run every "
-            "vector through the reference core; exit 1 on any difference",
+            "Byte-compare the files with the generator, validate the schema, and run every vector through "
+            "the reference core.",
+            "every vector verified",
+            "a file or vector differs (each difference is printed)",
         ),
     ):
-        sub = vectors_cmds.add_parser(name, help=text, description=text)
+        sub = vectors_cmds.add_parser(name, help=text.rstrip("."), description=describe(text, ok=ok, failed=failed))
         sub.add_argument("--dir", metavar="DIR", help="the vectors directory (default: the repository's vectors/)")
         sub.set_defaults(func=func)
 
@@ -156,9 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="run the conformance suite against a target or the embedded mock",
-        description="Run the conformance suite. Without --target it runs against the embedded mock node. "
-        "Exit codes: 0 every MUST check passed; 1 a MUST check failed or could not be evaluated; 2 the run "
-        "could not be carried out (bad usage, unreachable target, API key refused).",
+        description=describe(
+            "Run the conformance suite. Without --target it runs against the embedded mock node, and writes "
+            "results.json, junit.xml, report.html and summary.md to --report-dir.",
+            ok="every MUST check passed (with --baseline: the only MUST failures are known and unexpired)",
+            failed="a MUST check failed or could not be evaluated",
+            not_run="the run could not be carried out (bad usage, unreachable target, API key refused)",
+        ),
     )
     add_run_arguments(run)
     run.set_defaults(func=_cmd_run)
@@ -168,8 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz = commands.add_parser(
         "fuzz",
         help="fuzz a target (or the embedded mock) with Hypothesis, within a budget",
-        description="Fuzz the target: valid, awkward and mutated requests, judged by an oracle. A failure is "
-        "shrunk and saved as a replay case. Exit codes: 0 no MUST finding; 1 a MUST finding; 2 not run.",
+        description=describe(
+            "Fuzz the target: valid, awkward and mutated requests, judged by an oracle. A failure is shrunk "
+            "and saved as a replay case under --report-dir.",
+            ok="no MUST finding (or --dry-run)",
+            failed="a MUST finding (saved as a replay case)",
+            not_run="not run (bad usage, unreachable target, API key refused)",
+        ),
     )
     add_fuzz_arguments(fuzz)
     fuzz.set_defaults(func=_cmd_fuzz)
@@ -177,39 +263,91 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay",
         help="re-run a saved fuzz failure: FIXED or STILL FAILING",
-        description="Re-send a replay case's exact request and judge it again. Exit codes: 0 FIXED; "
-        "1 STILL FAILING; 2 not run.",
+        description=describe(
+            "Re-send a replay case's exact request and judge it again.",
+            ok="FIXED",
+            failed="STILL FAILING",
+            not_run="not run (a bad case file, bad usage, unreachable target)",
+        ),
     )
     add_replay_arguments(replay)
     replay.set_defaults(func=_cmd_replay)
 
     from .report import command as report
 
-    baseline = commands.add_parser("baseline", help="acknowledge known failures, with a reason and an expiry")
+    baseline = commands.add_parser(
+        "baseline",
+        help="acknowledge known failures, with a reason and an expiry",
+        description=describe(
+            "Acknowledge known failures, each with a reason and an expiry, so that 'run --baseline' gates "
+            "only on what is new (ACTION: create).",
+            ok="the action succeeded",
+            failed=None,
+        ),
+    )
     report.add_baseline_arguments(baseline)
-    for action in baseline._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
-        action.set_defaults(func=report.guarded(action.get_default("func")))
-    diff = commands.add_parser("diff", help="compare two results.json: regressions, fixes, fingerprint changes")
+    diff = commands.add_parser(
+        "diff",
+        help="compare two results.json: regressions, fixes, fingerprint changes",
+        description=describe(
+            "Compare two results.json files: regressions, fixes, other changes, and changes of the target's "
+            "fingerprint (a new node key or signer is flagged first, with !!).",
+            ok="no MUST regression and the same node identity",
+            failed="a MUST check regressed, or the node key, signer or signature scheme changed",
+        ),
+    )
     report.add_diff_arguments(diff)
-    diff.set_defaults(func=report.guarded(report.cmd_diff))
-    certify = commands.add_parser("certify", help="write a signed certification evidence bundle")
+    certify = commands.add_parser(
+        "certify",
+        help="write a signed certification evidence bundle",
+        description=describe(
+            "Write a signed certification evidence bundle (results.json, artefacts, a manifest and its "
+            "Ed25519 signature) into a new or empty --out directory; or, with --generate-key, a new "
+            "certifier key.",
+            ok="the bundle (or the key) was written",
+            failed=None,
+        ),
+    )
     report.add_certify_arguments(certify)
-    certify.set_defaults(func=report.guarded(report.cmd_certify))
-    verify = commands.add_parser("verify-report", help="check a certification bundle offline")
+    verify = commands.add_parser(
+        "verify-report",
+        help="check a certification bundle offline",
+        description=describe(
+            "Check a certification bundle offline: the signature over the manifest (with --public-key, by "
+            "that certifier), every file's SHA-256, and that nothing was added.",
+            ok="the bundle is intact (and signed by --public-key when given)",
+            failed="the bundle was changed, or is not signed by --public-key (every problem is listed)",
+            not_run="not checked: no such bundle directory, not a bundle, or a malformed --public-key",
+        ),
+    )
     report.add_verify_arguments(verify)
-    verify.set_defaults(func=report.guarded(report.cmd_verify))
 
-    checks = commands.add_parser("checks", help="list the check catalogue", description="List the check catalogue.")
+    checks = commands.add_parser(
+        "checks",
+        help="list the check catalogue",
+        description=describe(
+            "List the check catalogue: a table, the Markdown of docs/checks.md, or JSON (--json).",
+            ok="the catalogue was printed",
+            failed=None,
+        ),
+    )
     checks.add_argument(
         "--format", choices=["text", "markdown"], default="text", help="markdown is docs/checks.md (default: text)"
+    )
+    checks.add_argument(
+        "--json", action="store_true", help="print the catalogue as a JSON list of checks (id, level, title, …)"
     )
     checks.set_defaults(func=_cmd_checks)
 
     keygen = commands.add_parser(
         "keygen",
         help="create a Sui key for the node face (the stack owner the suite signs as)",
-        description="Create a Sui key pair, write it as a keystore entry (base64 of flag || secret) to --out "
-        "with owner-only permissions, and print its address. See docs/node-operators.md.",
+        description=describe(
+            "Create a Sui key pair, write it as a keystore entry (base64 of flag || secret) to --out with "
+            "owner-only permissions, and print its address. See docs/node-operators.md.",
+            ok="the key was written and its address printed",
+            failed=None,
+        ),
     )
     keygen.add_argument("--scheme", choices=["ed25519", "secp256k1", "secp256r1"], default="ed25519")
     keygen.add_argument("--out", required=True, metavar="FILE", help="where to write the keystore entry")
@@ -221,8 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     clients = commands.add_parser(
         "clients",
         help="certify clients (SDKs) against the mock node, through adapters",
-        description="Run every client through the client judge and every adversarial scenario, and write a "
-        "matrix (scenarios x clients) as results.json, Markdown and HTML. See docs/clients.md.",
+        description=describe(
+            "Run every client through the client judge and every adversarial scenario, and write a matrix "
+            "(scenarios x clients) as results.json, Markdown and HTML to --report-dir. See docs/clients.md.",
+            ok="every tested client passed every MUST check",
+            failed="a client failed a MUST check",
+        ),
     )
     add_clients_arguments(clients)
     clients.set_defaults(func=_cmd_clients)
@@ -232,23 +374,63 @@ def build_parser() -> argparse.ArgumentParser:
     mock = commands.add_parser(
         "mock",
         help="serve the mock Atoma node on loopback",
-        description="Serve the mock Atoma node (the proxy face, or with --face node a node's own face): strict by "
-        "default, or the upstream-compatible "
-        "profile, optionally with named faults.",
+        description=describe(
+            "Serve the mock Atoma node (the proxy face, or with --face node a node's own face): strict by "
+            "default, or the upstream-compatible profile, optionally with named faults. It serves until "
+            "interrupted.",
+            ok="--list-faults printed the catalogue, or the server stopped",
+            failed=None,
+            not_run="not served: bad usage, or the address cannot be listened on",
+        ),
     )
     add_arguments(mock)
     mock.set_defaults(func=_cmd_mock)
     return parser
 
 
+def subparsers(parser: argparse.ArgumentParser) -> Iterable[tuple[str, argparse.ArgumentParser]]:
+    """Every (sub)command's parser with its full name, e.g. ``("baseline create", parser)``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                full = sub.prog.removeprefix(parser.prog.split(" ")[0]).strip() or name
+                yield full, sub
+                yield from subparsers(sub)
+
+
+def _secrets(args: argparse.Namespace | None) -> list[str]:
+    """Values that must not appear in an internal error: API keys, tokens and key material."""
+    values = [os.environ.get(name, "") for name in ("ATOMA_API_KEY", "ATOMASDK_BEARER_AUTH")]
+    for name, value in vars(args or argparse.Namespace()).items():
+        if any(word in name for word in ("api_key", "token", "secret", "password")):
+            values += value if isinstance(value, list) else [value] if isinstance(value, str) else []
+    return [v for v in values if isinstance(v, str) and len(v) >= 4]
+
+
+def internal_error_line(exc: BaseException, args: argparse.Namespace | None = None) -> str:
+    """One line for an exception nothing expected: its type and a sanitised, capped message."""
+    from .textsafe import one_line
+
+    text = str(exc)
+    for secret in _secrets(args):
+        text = text.replace(secret, "***")
+    return (
+        f"atoma-conformance: internal error: {type(exc).__name__}: {one_line(text, 200)} "
+        f"(a bug: please report it; {DEBUG_ENV}=1 shows the traceback)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    from .textsafe import one_line
+
+    args: argparse.Namespace | None = None
     try:
+        parser = build_parser()
         args = parser.parse_args(argv)
         code: int = args.func(args)
         return code
     except UserError as exc:
-        print(f"atoma-conformance: error: {exc}", file=sys.stderr)
+        print(f"atoma-conformance: error: {one_line(str(exc), 1000)}", file=sys.stderr)
         return ExitCode.NOT_RUN
     except KeyboardInterrupt:
         print("atoma-conformance: interrupted", file=sys.stderr)
@@ -256,6 +438,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as a well-behaved filter does
         sys.stderr.close()
         return 0
+    except Exception as exc:  # the last resort: a bug of ours is still one line, never a traceback
+        if os.environ.get(DEBUG_ENV) == "1":
+            import traceback
+
+            traceback.print_exc()
+        print(internal_error_line(exc, args), file=sys.stderr)
+        return ExitCode.NOT_RUN
 
 
 if __name__ == "__main__":  # pragma: no cover

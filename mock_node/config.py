@@ -61,10 +61,18 @@ class MockConfig:
             raise ConfigError(f"--profile: unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
         if self.max_body_bytes < 1024:
             raise ConfigError("--max-body-bytes: must be at least 1024")
-        if self.backend_url is not None and not self.backend_url.startswith(("http://", "https://")):
-            raise ConfigError("--backend: must be an http:// or https:// URL")
+        if self.backend_url is not None:
+            _check_backend(self.backend_url)
         if not self.models:
             raise ConfigError("--model: at least one model must be served")
+        for model in self.models:
+            if not model.strip() or not model.isprintable():
+                raise ConfigError(f"--model: {model!r} is not a model name (empty, blank or with control characters)")
+        for key in self.api_keys:
+            if not key or not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+                raise ConfigError("--api-key: a bearer token must be printable ASCII without spaces, and not empty")
+        if not 0 <= self.node_small_id < 2**64:
+            raise ConfigError("--node-small-id: must be from 0 to 2^64 - 1")
         if self.face not in FACES:
             raise ConfigError(f"--face: unknown face {self.face!r}; choose one of {', '.join(FACES)}")
         if self.face == "proxy" and self.stack_owners:
@@ -87,6 +95,26 @@ class MockConfig:
     @property
     def signer_address(self) -> str:
         return self.signer.address
+
+
+def _check_backend(url: str) -> None:
+    """The relay's URL, parsed now: a malformed one would otherwise fail inside the server, per request."""
+    import httpx
+
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError("--backend: must be an http:// or https:// URL")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        from conformance.textsafe import one_line
+
+        raise ConfigError(f"--backend: not a valid URL ({one_line(str(exc), 120)})") from None
+    if not parsed.host:
+        raise ConfigError("--backend: the URL has no host")
+    if any(c.isspace() for c in url) or not url.isprintable():
+        raise ConfigError("--backend: a URL cannot contain spaces or control characters")
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        raise ConfigError(f"--backend: port {parsed.port} is outside 1 to 65535")
 
 
 def _valid_secret(scheme: Scheme, seed: str) -> bytes:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import ipaddress
+import re
 import socket
 import sys
 
@@ -15,7 +18,9 @@ from .faults import CATALOGUE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    parser.add_argument(
+        "--host", type=_host, default="127.0.0.1", help="interface to listen on: an IP address (default: 127.0.0.1)"
+    )
     parser.add_argument("--port", type=_port, default=8080, help="TCP port; 0 picks a free one (default: 8080)")
     parser.add_argument(
         "--profile",
@@ -81,11 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-body-bytes",
-        type=int,
+        type=_integer,
         default=MAX_BODY_BYTES,
         help=f"request body limit, answered with 413 (default: {MAX_BODY_BYTES})",
     )
-    parser.add_argument("--node-small-id", type=int, default=1, help="node_small_id in lock replies (default: 1)")
+    parser.add_argument("--node-small-id", type=_u64, default=1, help="node_small_id in lock replies (default: 1)")
     parser.add_argument(
         "--backend", metavar="URL", help="relay decrypted requests to this OpenAI-compatible server, not the fake model"
     )
@@ -100,11 +105,53 @@ def _stack_owner(text: str) -> tuple[str, int]:
     return address, int(stack)
 
 
-def _port(text: str) -> int:
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _host(text: str) -> str:
+    """An IP address (IPv6 with or without brackets) or a host name, checked before anything resolves it."""
+    value = text.strip()
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    if not value:
+        raise argparse.ArgumentTypeError("is empty; use 127.0.0.1 (loopback) or 0.0.0.0 (every interface)")
     try:
-        value = int(text)
+        return str(ipaddress.ip_address(value))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        pass
+    if ":" in value or "[" in value or "]" in value:
+        raise argparse.ArgumentTypeError(
+            f"{_shown(text)} is not an IP address (an IPv6 address is written ::1 or [::1])"
+        )
+    if all(part.isdigit() for part in value.split(".")):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an IPv4 address (four numbers from 0 to 255)")
+    if len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in value.removesuffix(".").split(".")):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an IP address or a host name")
+    return value
+
+
+def _shown(text: str) -> str:
+    from conformance.textsafe import one_line
+
+    return repr(one_line(text, 80))
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {_shown(text)}") from None
+
+
+def _u64(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError("must be from 0 to 2^64 - 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError("must be between 0 and 65535")
     return value
@@ -164,16 +211,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    sock = socket.socket(
-        socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
-    )
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say they are TCP, and
-    # without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle).
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((args.host, args.port))
-    except OSError as exc:
-        raise ConfigError(f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+    sock = _listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     faults = ",".join(args.fault) or "none"
     owners = "".join(f"\n  stack {stack} owned by {owner}" for stack, owner in sorted(config.stack_owners.items()))
@@ -191,6 +229,37 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound socket, or a ConfigError naming --host or --port, whichever the OS blamed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise ConfigError(f"--host: cannot listen on {host} ({_why(exc)})") from None
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say they are TCP, and
+    # without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle).
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if isinstance(exc, socket.gaierror):
+            raise ConfigError(f"--host: cannot resolve {host} ({_why(exc)})") from None
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"--port: {port} is already in use on {host} (--port 0 picks a free one)") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise ConfigError(f"--port: permission denied for {where} (ports below 1024 need privileges)") from None
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EINVAL):
+            raise ConfigError(f"--host: {host} is not an address of this machine ({_why(exc)})") from None
+        raise ConfigError(f"--host/--port: cannot listen on {where} ({_why(exc)})") from None
+    return sock
+
+
+def _why(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,3 +112,68 @@ def test_certify_then_verify_and_detect_a_changed_byte(
 def test_certify_without_inputs_names_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["certify"]) == 2
     assert capsys.readouterr().err.startswith("atoma-conformance: error: --results: required")
+
+
+def test_diff_json_is_one_object_with_the_verdict_and_the_exit_code(
+    compat_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = json.loads(compat_results.read_text())
+    fixed = json.loads(compat_results.read_text())
+    for check in fixed["checks"]:
+        check["outcome"] = "pass" if check["outcome"] in ("fail", "error") else check["outcome"]
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps(fixed))
+    assert main(["diff", str(before), str(compat_results), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "REGRESSED" and out["exit_code"] == 1 and out["must_regressions"] >= 1
+    assert "NONCE-003" in {c["check_id"] for c in out["regressed"]}
+    assert main(["diff", str(compat_results), str(compat_results), "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["verdict"] == "OK" and same["exit_code"] == 0 and same["regressed"] == []
+    doc["target"] = {**doc.get("target", {}), "node_public_key": "another key"}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(doc))
+    assert main(["diff", str(compat_results), str(other), "--json"]) == 1
+    changed = json.loads(capsys.readouterr().out)
+    assert changed["verdict"] == "IDENTITY_CHANGED" and changed["key_or_signer_changed"] is True
+
+
+def test_verify_report_json_and_a_bad_public_key(
+    compat_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "certifier.pem"
+    assert main(["certify", "--generate-key", str(key)]) == 0
+    public = capsys.readouterr().out.rsplit(" ", 1)[1].strip()
+    bundle = tmp_path / "bundle"
+    assert main(["certify", "--results", str(compat_results), "--out", str(bundle), "--key", str(key)]) == 0
+    capsys.readouterr()
+    assert main(["verify-report", str(bundle), "--public-key", public, "--json"]) == 0
+    ok = json.loads(capsys.readouterr().out)
+    assert ok["verdict"] == "OK" and ok["ok"] is True and ok["exit_code"] == 0 and ok["public_key"] == public
+    assert ok["public_key_pinned"] is True and ok["problems"] == [] and "results.json" in ok["files"]
+    (bundle / "extra.txt").write_text("added later")
+    assert main(["verify-report", str(bundle), "--json"]) == 1
+    bad = json.loads(capsys.readouterr().out)
+    assert bad["verdict"] == "NOT_OK" and bad["exit_code"] == 1 and bad["public_key_pinned"] is False
+    assert any("extra.txt" in p for p in bad["problems"]) and bad["warnings"]
+    assert main(["verify-report", str(bundle), "--public-key", "garbage", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("atoma-conformance: error: --public-key: not base64")
+
+
+def test_verify_report_on_a_directory_that_is_no_bundle_is_not_run(
+    compat_results: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verify-report", str(compat_results.parent)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("atoma-conformance: error: BUNDLE_DIR: ") and "not a certification bundle" in err
+
+
+def test_baseline_create_into_a_directory_names_out(
+    compat_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["baseline", "create", str(compat_results), "--out", str(tmp_path), "--expires", "2999-01-01"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"atoma-conformance: error: --out: {tmp_path} is a directory; name a file to write"
+    )

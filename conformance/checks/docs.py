@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from typing import Any
 
 from ..clients.checks import CLIENT_CHECKS, SCENARIOS
 from . import CATALOGUE
@@ -42,6 +44,42 @@ def render(fmt: str = "text") -> str:
     rows += [f"{c.id:<12} {c.level:<6} {','.join(c.spec):<16} {c.title}" for c in CATALOGUE]
     rows += [f"{c.id:<12} {c.level:<6} {','.join(c.spec):<16} {c.title}" for c in CLIENT_CHECKS]
     return "\n".join(rows) + "\n"
+
+
+def to_json() -> str:
+    """The catalogue as a JSON list, for tools: a CI job that pins the check ids it gates on, or a
+    dashboard that shows titles next to results.json outcomes (which carry only ids)."""
+    entries: list[dict[str, Any]] = [
+        {
+            "id": c.id,
+            "level": c.level,
+            "category": c.category,
+            "title": c.title,
+            "spec_refs": list(c.spec),
+            "evidence": c.evidence,
+            "probes": list(c.scenarios),
+            "judges": "node",
+        }
+        for c in CATALOGUE
+    ]
+    scenario_of = {s.check.id: s for s in SCENARIOS}
+    for check in CLIENT_CHECKS:
+        scenario = scenario_of.get(check.id)
+        entries.append(
+            {
+                "id": check.id,
+                "level": check.level,
+                "category": check.id.split("-")[0],
+                "title": check.title,
+                "spec_refs": list(check.spec),
+                "evidence": check.evidence,
+                "scenario": None
+                if scenario is None
+                else {"operation": scenario.operation, "faults": list(scenario.faults), "expect": scenario.expect},
+                "judges": "client",
+            }
+        )
+    return json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
 
 
 def _client_section() -> list[str]:

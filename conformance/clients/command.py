@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
 import sys
 from pathlib import Path
 
 from ..exits import UserError
+from ..paths import shown, writable_dir
 from .checks import SCENARIOS
 from .contract import AdapterFailure, split_command
 
@@ -46,10 +49,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=str(DEFAULT_CACHE_DIR),
         help=f"where built-in adapters install their SDKs (default: {DEFAULT_CACHE_DIR})",
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per client operation (default: 30)")
+    parser.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per client operation (default: 30)")
     parser.add_argument(
         "--keep-plaintext", action="store_true", help="record the content each client returned in the evidence"
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {shown(text)!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {shown(text)!r}")
+    return value
 
 
 def parse_adapters(specs: list[str]) -> list[tuple[str, str | None]]:
@@ -60,19 +73,38 @@ def parse_adapters(specs: list[str]) -> list[tuple[str, str | None]]:
     for spec in specs:
         name, sep, command = spec.partition("=")
         name = name.strip()
-        if not name or not all(c.isalnum() or c in "-_." for c in name):
-            raise ClientsUsageError(f"--adapter: {spec!r}: the name must be letters, digits, '-', '_' or '.'")
+        if not name or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in name):
+            raise ClientsUsageError(
+                f"--adapter: {shown(spec)}: the name must be ASCII letters, digits, '-', '_' or '.'"
+            )
         if sep and not command.strip():
             raise ClientsUsageError(f"--adapter: {name}: the command after '=' is empty")
         if sep:
             try:
-                split_command(command)
+                argv = split_command(command)
             except AdapterFailure as exc:
-                raise ClientsUsageError(f"--adapter: {name}: {exc}") from None
+                raise ClientsUsageError(f"--adapter: {name}: {shown(str(exc))}") from None
+            _check_program(name, argv[0])
         if any(existing == name for existing, _ in out):
             raise ClientsUsageError(f"--adapter: {name} is named twice")
         out.append((name, command.strip() if sep else None))
     return out
+
+
+def _check_program(name: str, program: str) -> None:
+    """An adapter whose program cannot start fails every check: that is a typo, not a verdict."""
+    if "\0" in program:
+        raise ClientsUsageError(f"--adapter: {name}: the command contains a NUL character")
+    if os.sep in program or (os.altsep and os.altsep in program):
+        path = Path(program)
+        if not path.exists():
+            raise ClientsUsageError(f"--adapter: {name}: cannot start {shown(program)}: no such file")
+        if not path.is_file():
+            raise ClientsUsageError(f"--adapter: {name}: cannot start {shown(program)}: not a regular file")
+        if not os.access(path, os.X_OK):
+            raise ClientsUsageError(f"--adapter: {name}: cannot start {shown(program)}: not executable")
+    elif shutil.which(program) is None:
+        raise ClientsUsageError(f"--adapter: {name}: cannot start {shown(program)}: no such command on PATH")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -80,29 +112,21 @@ def main(args: argparse.Namespace) -> int:
     from .builtin import BUILTIN, builtin
     from .runner import ClientUnderTest, run_matrix
 
-    try:
-        adapters = parse_adapters(args.adapter)
-        for name, command in adapters:
-            if command is None and name not in BUILTIN:
-                raise ClientsUsageError(
-                    f"--adapter: {name} is not a built-in adapter ({', '.join(BUILTIN)}); use {name}=COMMAND"
-                )
-        known = {s.check.id: s for s in SCENARIOS}
-        unknown = [s for s in args.scenario if s not in known]
-        if unknown:
-            raise ClientsUsageError(f"--scenario: unknown scenario check {unknown[0]} (see docs/checks.md)")
-        if not math.isfinite(args.timeout) or args.timeout <= 0:
-            raise ClientsUsageError("--timeout: must be a positive number of seconds")
-        report_dir = Path(args.report_dir)
-        if report_dir.exists() and not report_dir.is_dir():
-            raise ClientsUsageError(f"--report-dir: {report_dir} exists and is not a directory")
-        try:
-            report_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ClientsUsageError(f"--report-dir: cannot create {report_dir} ({exc.strerror})") from None
-    except ClientsUsageError as exc:
-        print(f"atoma-conformance: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    adapters = parse_adapters(args.adapter)
+    for name, command in adapters:
+        if command is None and name not in BUILTIN:
+            raise ClientsUsageError(
+                f"--adapter: {name} is not a built-in adapter ({', '.join(BUILTIN)}); use {name}=COMMAND"
+            )
+    known = {s.check.id: s for s in SCENARIOS}
+    unknown = [s for s in args.scenario if s not in known]
+    if unknown:
+        raise ClientsUsageError(f"--scenario: unknown scenario check {shown(unknown[0])} (see docs/checks.md)")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise ClientsUsageError("--timeout: must be a positive number of seconds")
+    if any(command is None and name != "reference" for name, command in adapters):
+        writable_dir(args.cache_dir, "--cache-dir", create=False)
+    report_dir = writable_dir(args.report_dir, "--report-dir")
 
     def log(text: str) -> None:
         print(text, file=sys.stderr)
@@ -115,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     matrix = run_matrix(
         clients, scenarios=scenarios, timeout_s=args.timeout, progress=log, keep_plaintext=args.keep_plaintext
     )
-    paths = report.write(matrix, Path(args.report_dir))
+    paths = report.write(matrix, report_dir)
     for client in matrix.clients:
         if not client.tested:
             print(f"{client.client.name}: skipped ({client.client.unavailable})")

@@ -60,11 +60,22 @@ SigningKey = bytes | str | os.PathLike[str] | Ed25519PrivateKey
 
 
 class CertifyError(Exception):
-    """A bundle could not be made; the message is one line and names the file at fault."""
+    """A bundle could not be made; the message is one line and names the file at fault.
+
+    ``option`` is the command-line option that file came from (``--results``, ``--artefact``,
+    ``--out``, ``--key``), so the CLI can name the field without parsing the message."""
+
+    default_option: str | None = None
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option if option is not None else self.default_option
 
 
 class SigningKeyError(CertifyError):
     """The signing key could not be loaded; the message names the file, never the key material."""
+
+    default_option = "--key"
 
 
 class BundleError(Exception):
@@ -82,16 +93,31 @@ def load_signing_key(source: SigningKey) -> Ed25519PrivateKey:
         return _parse_key(source, "<key bytes>")
     path = Path(source)
     try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise SigningKeyError(f"{path}: is a directory, not a key file")
-        if info.st_size > _MAX_KEY_FILE:
-            raise SigningKeyError(f"{path}: {info.st_size} bytes, too large to be an Ed25519 key file")
-        data = path.read_bytes()
+        # O_NONBLOCK: a FIFO named as the key must be refused, not waited on for ever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise SigningKeyError(f"{path}: no such key file") from None
-    except OSError as exc:
-        raise SigningKeyError(f"{path}: cannot read the key file ({exc.strerror or exc})") from None
+    except IsADirectoryError:
+        raise SigningKeyError(f"{path}: is a directory, not a key file") from None
+    except NotADirectoryError:
+        raise SigningKeyError(f"{path}: no such key file (a part of the path is a file)") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise SigningKeyError(f"{path}: cannot read the key file ({getattr(exc, 'strerror', None) or exc})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # before fdopen, which refuses a directory with an error of its own
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SigningKeyError(f"{path}: is a directory, not a key file")
+        raise SigningKeyError(f"{path}: not a regular file (a pipe or a device), not a key file")
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size > _MAX_KEY_FILE:
+            raise SigningKeyError(f"{path}: {info.st_size} bytes, too large to be an Ed25519 key file")
+        try:
+            data = handle.read(_MAX_KEY_FILE + 1)
+        except OSError as exc:
+            raise SigningKeyError(f"{path}: cannot read the key file ({exc.strerror or exc})") from None
+    if not data:
+        raise SigningKeyError(f"{path}: empty, not an Ed25519 key file")
     return _parse_key(data, str(path))
 
 
@@ -183,34 +209,36 @@ def certify(
     exist or be empty; returns ``out_dir``. Everything is checked before anything is written."""
     results_path, out_dir = Path(results_path), Path(out_dir)
     key = load_signing_key(signing_key)
-    results_bytes = _read_input(results_path, "results")
+    results_bytes = _read_input(results_path, "results", "--results")
     try:
         results = json.loads(results_bytes.decode("utf-8"))
         checks_by_id(results)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CertifyError(f"{results_path}: not a JSON results file ({exc})") from None
+        raise CertifyError(f"{results_path}: not a JSON results file ({exc})", "--results") from None
     except ResultsError as exc:
-        raise CertifyError(f"{results_path}: {exc}") from None
+        raise CertifyError(f"{results_path}: {exc}", "--results") from None
     if not isinstance(results.get("certification"), dict):
-        raise CertifyError(f"{results_path}: no 'certification' verdicts (written by an older suite?)")
+        raise CertifyError(f"{results_path}: no 'certification' verdicts (written by an older suite?)", "--results")
 
     files: dict[str, bytes] = {RESULTS: results_bytes}
     for artefact in artefacts:
         artefact = Path(artefact)
         name = artefact.name
         if name in (MANIFEST, SIGNATURE, RESULTS):
-            raise CertifyError(f"{artefact}: the name {name!r} is reserved in a bundle")
+            raise CertifyError(f"{artefact}: the name {name!r} is reserved in a bundle", "--artefact")
         if not _SAFE_NAME.fullmatch(name):
-            raise CertifyError(f"{artefact}: file name {name!r} not allowed (letters, digits, '.', '_', '-')")
+            raise CertifyError(
+                f"{artefact}: file name {name!r} not allowed (letters, digits, '.', '_', '-')", "--artefact"
+            )
         if name in files:
-            raise CertifyError(f"{artefact}: a second artefact named {name!r}")
-        files[name] = _read_input(artefact, "artefact")
+            raise CertifyError(f"{artefact}: a second artefact named {name!r}", "--artefact")
+        files[name] = _read_input(artefact, "artefact", "--artefact")
 
     if out_dir.exists():
         if not out_dir.is_dir():
-            raise CertifyError(f"{out_dir}: exists and is not a directory")
+            raise CertifyError(f"{out_dir}: exists and is not a directory", "--out")
         if any(out_dir.iterdir()):
-            raise CertifyError(f"{out_dir}: not empty; a bundle is written into a new or empty directory")
+            raise CertifyError(f"{out_dir}: not empty; a bundle is written into a new or empty directory", "--out")
 
     target = results.get("target") if isinstance(results.get("target"), dict) else {}
     when = (created or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC)
@@ -236,17 +264,21 @@ def certify(
         (out_dir / MANIFEST).write_bytes(manifest_bytes)
         (out_dir / SIGNATURE).write_bytes(signature)
     except OSError as exc:
-        raise CertifyError(f"{out_dir}: cannot write the bundle ({exc.strerror or exc})") from None
+        raise CertifyError(f"{out_dir}: cannot write the bundle ({exc.strerror or exc})", "--out") from None
     return out_dir
 
 
-def _read_input(path: Path, what: str) -> bytes:
+def _read_input(path: Path, what: str, option: str | None = None) -> bytes:
     try:
         if not path.is_file():
-            raise CertifyError(f"{path}: no such {what} file" if not path.exists() else f"{path}: not a regular file")
-        return path.read_bytes()
-    except OSError as exc:
-        raise CertifyError(f"{path}: cannot read the {what} file ({exc.strerror or exc})") from None
+            problem = f"{path}: no such {what} file" if not path.exists() else f"{path}: not a regular file"
+            raise CertifyError(problem, option)
+        with path.open("rb") as handle:  # a regular file (checked above): it cannot block like a FIFO
+            return handle.read()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise CertifyError(
+            f"{path}: cannot read the {what} file ({getattr(exc, 'strerror', None) or exc})", option
+        ) from None
 
 
 # --- verifying a bundle ---------------------------------------------------------------------------

@@ -1,18 +1,28 @@
 """The report commands: ``baseline create``, ``diff``, ``certify`` and ``verify-report``, and the
-``run --baseline`` gate."""
+``run --baseline`` gate.
+
+Every input is checked before anything is written, and every problem is a :class:`UserError` naming
+the argument at fault (``OLD.json``, ``--out``, ``--key``…): these commands are what a CI job runs
+after a long suite, and a traceback there costs a re-run to diagnose.
+"""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import datetime as dt
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..exits import UserError
+from ..exits import ExitCode, UserError
+from ..paths import output_file, read_json_file, shown, writable_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 2
+RESULTS_MAX_BYTES = 64 * 1024 * 1024
+"""A results.json holds hashes and counts, never bodies: hundreds of kilobytes. Far more is not one."""
 
 
 class CommandError(UserError):
@@ -26,23 +36,46 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
-def _read_results(path: str) -> dict[str, Any]:
-    file = Path(path)
-    if not file.is_file():
-        raise CommandError(f"{path}: no such results file")
+def _read_results(path: str, field: str = "RESULTS.json") -> dict[str, Any]:
+    """A results document, refused with one line naming ``field`` unless shaped like results.json."""
+    from .baseline import ResultsError, checks_by_id
+
+    data = read_json_file(path, field, RESULTS_MAX_BYTES)
+    if not isinstance(data, dict):
+        raise CommandError(field, f"{shown(path)}: not a results.json (a JSON {_json_kind(data)}, not an object)")
+    if "checks" not in data:
+        raise CommandError(field, f"{shown(path)}: not a results.json (no 'checks' member)")
     try:
-        data: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CommandError(f"{path}: not a results.json ({exc})") from None
-    if not isinstance(data, dict) or "checks" not in data:
-        raise CommandError(f"{path}: not a results.json (no 'checks')")
+        checks_by_id(data)
+    except ResultsError as exc:
+        raise CommandError(field, f"{shown(path)}: not a results.json ({shown(_member(str(exc)))})") from None
     return data
 
 
+def _member(message: str) -> str:
+    return message.removeprefix("results: ")
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(value), "null")
+
+
 def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="baseline_command", metavar="ACTION")
+    from ..cli import describe
+
+    sub = parser.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=type(parser))
     sub.required = True
-    create = sub.add_parser("create", help="write a baseline acknowledging every failure of a results file")
+    create = sub.add_parser(
+        "create",
+        help="write a baseline acknowledging every failure of a results file",
+        description=describe(
+            "Write a baseline that acknowledges every failing MUST and SHOULD check of RESULTS.json, each "
+            "with a reason and an expiry; 'run --baseline FILE' then fails only on what is new or expired.",
+            ok="the baseline was written",
+            failed=None,
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     create.add_argument("results", metavar="RESULTS.json")
     create.add_argument("--out", required=True, metavar="FILE", help="where to write the baseline")
     create.add_argument(
@@ -57,40 +90,71 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_baseline_create(args: argparse.Namespace) -> int:
-    from .baseline import create_baseline, write_baseline
+    from .baseline import BaselineError, create_baseline, write_baseline
 
-    results = _read_results(args.results)
+    results = _read_results(args.results, "RESULTS.json")
+    if args.reason is not None and not args.reason.strip():
+        raise CommandError("--reason", "is empty; say why the failures are accepted, or leave it out")
+    out = output_file(args.out, "--out")
     doc = create_baseline(results, reason=args.reason, expires=args.expires)
-    write_baseline(Path(args.out), doc)
-    print(f"baseline with {len(doc['entries'])} known failure(s), expiring {args.expires}, written to {args.out}")
+    try:
+        write_baseline(out, doc)
+    except BaselineError as exc:  # a results file whose check ids no baseline can hold
+        raise CommandError("RESULTS.json", f"{shown(args.results)}: {shown(exc.location)}: {exc.problem}") from None
+    except OSError as exc:
+        raise CommandError("--out", f"{shown(out)}: cannot be written ({exc.strerror or type(exc).__name__})") from None
+    print(f"baseline with {len(doc['entries'])} known failure(s), expiring {args.expires}, written to {shown(out)}")
     return EXIT_OK
 
 
 def gate_results(results_path: Path, baseline_path: str, today: dt.date | None = None) -> int:
     """``run --baseline``: print the gate and return its exit code."""
-    from .baseline import BaselineError, format_gate, gate, load_baseline
+    from .baseline import format_gate, gate
 
-    try:
-        baseline = load_baseline(Path(baseline_path))
-    except (BaselineError, OSError) as exc:
-        raise CommandError(f"--baseline: {exc}") from None
-    outcome = gate(_read_results(str(results_path)), baseline, today=today or dt.date.today())
+    baseline = load_baseline_option(baseline_path)
+    outcome = gate(_read_results(str(results_path), "results.json"), baseline, today=today or dt.date.today())
     print(format_gate(outcome))
     return outcome.exit_code
 
 
+def load_baseline_option(path: str, field: str = "--baseline") -> Any:
+    """The baseline a ``--baseline`` option names, checked like every other input (no FIFO, no 1 GB file)."""
+    from .baseline import load_baseline
+
+    return load_baseline(path, field)
+
+
 def add_diff_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("old", metavar="OLD.json")
-    parser.add_argument("new", metavar="NEW.json")
+    parser.add_argument("old", metavar="OLD.json", help="the earlier run's results.json")
+    parser.add_argument("new", metavar="NEW.json", help="the later run's results.json")
+    parser.add_argument("--json", action="store_true", help="print the differences as one JSON object")
     parser.set_defaults(func=cmd_diff)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from .diff import diff, format_diff
 
-    result = diff(_read_results(args.old), _read_results(args.new))
-    print(format_diff(result))
-    return EXIT_FAILED if result.must_regressions or result.key_or_signer_changed else EXIT_OK
+    result = diff(_read_results(args.old, "OLD.json"), _read_results(args.new, "NEW.json"))
+    code = EXIT_FAILED if result.must_regressions or result.key_or_signer_changed else EXIT_OK
+    if args.json:
+        if result.key_or_signer_changed:
+            verdict = "IDENTITY_CHANGED"
+        elif result.must_regressions:
+            verdict = "REGRESSED"
+        else:
+            verdict = "OK"
+        doc = {
+            "verdict": verdict,
+            "exit_code": code,
+            "old": args.old,
+            "new": args.new,
+            "must_regressions": len(result.must_regressions),
+            **result.to_json(),
+        }
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print(format_diff(result))
+    return code
 
 
 def add_certify_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,49 +173,123 @@ def add_certify_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_certify(args: argparse.Namespace) -> int:
-    from .certify import CertifyError, certify, generate_key
+    from .certify import CertifyError, SigningKeyError, certify, generate_key, load_signing_key
 
+    if args.generate_key is not None:
+        given = [f"--{name}" for name in ("results", "out", "key") if getattr(args, name) is not None]
+        if given or args.artefact:
+            raise CommandError(
+                "--generate-key", f"only writes a key; run certify again with {given[0] if given else '--artefact'}"
+            )
+        path = output_file(args.generate_key, "--generate-key", overwrite=False, hint="a key file is never replaced")
+        try:
+            public = generate_key(path)
+        except SigningKeyError as exc:
+            raise CommandError("--generate-key", str(exc)) from None
+        print(f"new Ed25519 key written to {shown(path)}; public key {public}")
+        return EXIT_OK
+    for name in ("results", "out", "key"):
+        if getattr(args, name) is None:
+            raise CommandError(f"--{name}", "required (or use --generate-key FILE)")
     try:
-        if args.generate_key:
-            public = generate_key(Path(args.generate_key))
-            print(f"new Ed25519 key written to {args.generate_key}; public key {public}")
-            return EXIT_OK
-        for name in ("results", "out", "key"):
-            if not getattr(args, name):
-                raise CommandError(f"--{name}: required (or use --generate-key FILE)")
-        bundle = certify(Path(args.results), Path(args.out), Path(args.key), artefacts=[Path(a) for a in args.artefact])
+        key = load_signing_key(Path(_plain_path(args.key, "--key")))
+    except SigningKeyError as exc:
+        raise CommandError("--key", str(exc)) from None
+    results = _read_results(args.results, "--results")
+    if not isinstance(results.get("certification"), dict):
+        raise CommandError(
+            "--results", f"{shown(args.results)}: no 'certification' verdicts (written by an older suite?)"
+        )
+    out = writable_dir(args.out, "--out", create=False)
+    if out.is_dir() and any(out.iterdir()):
+        raise CommandError("--out", f"{shown(out)}: not empty; a bundle is written into a new or empty directory")
+    artefacts = [Path(_plain_path(a, "--artefact")) for a in args.artefact]
+    try:
+        bundle = certify(Path(args.results), out, key, artefacts=artefacts)
     except CertifyError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"certified bundle written to {bundle}")
+        raise CommandError(exc.option or "certify", str(exc)) from None
+    print(f"certified bundle written to {shown(bundle)}")
     return EXIT_OK
 
 
+def _plain_path(text: str, field: str, what: str = "a file") -> str:
+    if not text:
+        raise CommandError(field, f"is empty; name {what}")
+    if "\0" in text:
+        raise CommandError(field, "a path cannot contain a NUL character")
+    return text
+
+
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", metavar="BUNDLE_DIR")
+    parser.add_argument("bundle", metavar="BUNDLE_DIR", help="a directory written by 'certify'")
     parser.add_argument("--public-key", metavar="B64", help="the certifier's public key to pin (recommended)")
+    parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     parser.set_defaults(func=cmd_verify)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from .certify import BundleError, format_verify, verify_bundle
-
+def _public_key(text: str) -> str:
+    stripped = text.strip()
     try:
-        outcome = verify_bundle(Path(args.bundle), expected_public_key=args.public_key)
+        raw = base64.b64decode(stripped, validate=True)
+    except (binascii.Error, ValueError):
+        if not stripped.isascii():
+            raise CommandError("--public-key", "not base64 (non-ASCII characters)") from None
+        raise CommandError("--public-key", "not base64; give the certifier's key as 'certify' printed it") from None
+    if len(raw) != 32:
+        raise CommandError("--public-key", f"base64 of {len(raw)} bytes, not of a 32-byte Ed25519 public key")
+    return base64.b64encode(raw).decode()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .certify import MANIFEST, BundleError, format_verify, verify_bundle
+
+    expected = _public_key(args.public_key) if args.public_key is not None else None
+    bundle = Path(_plain_path(args.bundle, "BUNDLE_DIR", "the bundle directory"))
+    if not bundle.is_dir():
+        what = "no such directory" if not bundle.exists() else "not a directory"
+        raise CommandError("BUNDLE_DIR", f"{shown(bundle)}: {what}; give the directory 'certify --out' wrote")
+    if not (bundle / MANIFEST).exists() and not (bundle / MANIFEST).is_symlink():
+        raise CommandError(
+            "BUNDLE_DIR",
+            f"{shown(bundle)}: not a certification bundle (no {MANIFEST}); make one with 'atoma-conformance certify'",
+        )
+    try:
+        outcome = verify_bundle(bundle, expected_public_key=expected)
     except BundleError as exc:
-        raise CommandError(str(exc)) from None
-    print(format_verify(outcome))
-    return EXIT_OK if outcome.ok else EXIT_FAILED
+        raise CommandError("BUNDLE_DIR", str(exc)) from None
+    code = EXIT_OK if outcome.ok else EXIT_FAILED
+    if args.json:
+        manifest = outcome.manifest or {}
+        files = manifest.get("files")
+        doc = {
+            "verdict": "OK" if outcome.ok else "NOT_OK",
+            "ok": outcome.ok,
+            "exit_code": code,
+            "bundle": str(bundle),
+            "public_key": outcome.public_key,
+            "public_key_pinned": expected is not None,
+            "created": manifest.get("created") if outcome.ok else None,
+            "certification": manifest.get("certification") if outcome.ok else None,
+            "files": sorted(files) if outcome.ok and isinstance(files, dict) else [],
+            "problems": outcome.problems,
+            "warnings": outcome.warnings,
+        }
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print(format_verify(outcome))
+    return code
 
 
 def guarded(func: Any) -> Any:
-    """Turn CommandError into a one-line message and exit 2."""
+    """Kept for callers outside the CLI: turn a UserError into a one-line message and exit 2.
+    ``cli.main`` does the same for every command, so the CLI no longer wraps its commands in it."""
 
     def wrapper(args: argparse.Namespace) -> int:
         try:
             code: int = func(args)
             return code
-        except CommandError as exc:
+        except UserError as exc:
             print(f"atoma-conformance: error: {exc}", file=sys.stderr)
-            return EXIT_NOT_RUN
+            return int(ExitCode.NOT_RUN)
 
     return wrapper
