@@ -7,7 +7,6 @@ line and exit 2) and the pytest plugin. Errors are ``ValueError`` naming the opt
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .client import NodeFace
 from .protocol.b64 import b64decode_fixed
@@ -15,13 +14,18 @@ from .protocol.errors import ProtocolError
 from .protocol.primitives import is_low_order
 from .protocol.sui import SuiSigner
 
+MAX_KEY_FILE_BYTES = 64 * 1024
+
 
 def load_signer(path: str) -> SuiSigner:
     """The stack owner's key from a file holding one Sui keystore entry (or a one-entry sui.keystore)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"--signer-key: cannot read {path} ({exc.strerror})") from None
+    from .exits import UserError
+    from .paths import read_regular_file
+
+    try:  # a keystore entry is ~60 bytes: a regular file of at most 64 KiB, never a FIFO or a device
+        text = read_regular_file(path, "--signer-key", MAX_KEY_FILE_BYTES).decode("utf-8").strip()
+    except UserError as exc:
+        raise ValueError(str(exc)) from None
     except UnicodeDecodeError:
         raise ValueError("--signer-key: the file is not text; expected a base64 keystore entry") from None
     if text.startswith("suiprivkey1"):

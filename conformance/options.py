@@ -118,6 +118,15 @@ def target_url(text: str) -> str:
     return text
 
 
+def sui_address(text: str) -> str:
+    """0x and 64 hex digits: the form a Sui address always has (SIG-007 compares it byte for byte)."""
+    from .protocol.sui import is_sui_address
+
+    if not is_sui_address(text):
+        raise argparse.ArgumentTypeError("must be a Sui address: 0x followed by 64 hex digits")
+    return text
+
+
 def _shown(text: str) -> str:
     """A user's value, echoed only when short and printable (it may be a mistyped secret)."""
     return repr(text) if len(text) <= 40 and text.isprintable() else f"a value of {len(text)} characters"
@@ -191,7 +200,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("model", "chat/completions model (required with a target)", "NAME"),
     RunOption("embedding-model", "embeddings model (its checks skip on a target without it)", "NAME"),
     RunOption("image-model", "image model (its checks skip on a target without it)", "NAME"),
-    RunOption("node-address", "the node's registered Sui signer address (SIG-007)", "0x…"),
+    RunOption("node-address", "the node's registered Sui signer address (SIG-007)", "0x…", sui_address),
     RunOption(
         "profile",
         "profile of the embedded mock (default strict); with a target, the profile you expect",

@@ -18,14 +18,16 @@ from typing import Any
 from .budget import LocalBudget
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
 from .exits import ExitCode, UserError
-from .hop import load_signer, node_face_from
+from .hop import MAX_KEY_FILE_BYTES, load_signer, node_face_from
 from .options import RUN_OPTIONS, TARGET_ENV, add_to_argparse, positive_int, target_url, tls_verify, to_pytest_args
 from .options import api_key as api_key_type
+from .paths import existing_file
 from .plugin import RESULTS_FILE
 from .preflight import ProxyProbe, check_proxy
 from .protocol import jsonwire
 from .results import Results, redact_url
 from .run_progress import Progress
+from .taxonomy import CATEGORIES
 from .textsafe import one_line
 
 
@@ -71,6 +73,8 @@ def preflight(args: argparse.Namespace) -> None:
     first (no request sent), then a handful of requests that tell setup mistakes from verdicts."""
     if args.target is None and os.environ.get(TARGET_ENV):
         args.target = os.environ[TARGET_ENV]
+    if args.target is not None:  # "" is a mistake, not "no target"
+        args.target = target_url(args.target)
     if args.face == "proxy":
         for flag in ("signer_key", "stack_small_id", "node_public_key"):
             if getattr(args, flag) is not None:
@@ -81,16 +85,12 @@ def preflight(args: argparse.Namespace) -> None:
                 raise RunError(f"--{flag.replace('_', '-')}: the node face has no bearer tokens (only --face proxy)")
         if not args.target and args.node_public_key is not None:
             raise RunError("--node-public-key: only with --target (the embedded node's key is known)")
-    if args.signer_key is not None:
-        if not Path(args.signer_key).is_file():
-            raise RunError(f"--signer-key: {one_line(args.signer_key, 120)} is not a readable file")
-        args.signer_key = str(Path(args.signer_key).resolve())  # the run itself starts in another directory
+    if args.signer_key is not None:  # the run itself starts in another directory: an absolute path
+        args.signer_key = str(existing_file(args.signer_key, "--signer-key", MAX_KEY_FILE_BYTES).resolve())
     if args.ca_bundle is not None:
         if args.insecure:
             raise RunError("--insecure: cannot be combined with --ca-bundle")
-        if not Path(args.ca_bundle).is_file():
-            raise RunError(f"--ca-bundle: {one_line(args.ca_bundle, 120)} is not a readable file")
-        args.ca_bundle = str(Path(args.ca_bundle).resolve())
+        args.ca_bundle = str(existing_file(args.ca_bundle, "--ca-bundle", 16 * 1024 * 1024).resolve())
     if args.insecure:
         print(
             "atoma-conformance: WARNING: --insecure: the target's TLS certificate is NOT verified; anyone on the "
@@ -100,7 +100,12 @@ def preflight(args: argparse.Namespace) -> None:
     _check_report_dir(args.report_dir)
     from .estimate import select
 
-    select(args.select)  # a malformed -m is a usage error now, not "no tests ran" after the mock started
+    if not select(args.select):  # a malformed or empty -m is a usage error now, not "no tests ran" later
+        raise RunError(
+            "-m",
+            f"{one_line(args.select, 80)!r} selects no check (levels: must, should, info; categories: "
+            f"{', '.join(c.lower() for c in CATEGORIES)}; or ids such as LOCK-001)",
+        )
     if args.baseline is not None:
         _load_baseline(args.baseline)
     try:
@@ -122,7 +127,6 @@ def preflight(args: argparse.Namespace) -> None:
         return
     if args.mock_fault:
         raise RunError("--mock-fault: only applies to the embedded mock, not to --target")
-    args.target = target_url(args.target)
     if not args.model:
         raise RunError("--model: required with --target (the chat model the suite sends requests to)")
     if args.dry_run:
@@ -179,12 +183,9 @@ def _check_report_dir(text: str) -> None:
 
 
 def _load_baseline(path: str) -> Any:
-    from .report.baseline import BaselineError, load_baseline
+    from .report.baseline import load_baseline
 
-    try:
-        return load_baseline(Path(path))
-    except (BaselineError, OSError, UnicodeDecodeError) as exc:
-        raise RunError(f"--baseline: {one_line(str(exc), 200)}") from None
+    return load_baseline(path, "--baseline")
 
 
 def _preflight_node(args: argparse.Namespace) -> None:

@@ -155,7 +155,7 @@ def test_run_usage_errors_name_the_option(
     key = keystore_file(tmp_path)
     cases: list[tuple[list[str], str]] = [
         (["run", "--signer-key", str(key)], "--signer-key: only applies to --face node"),
-        (["run", "--face", "node", "--signer-key", str(tmp_path / "nope")], "is not a readable file"),
+        (["run", "--face", "node", "--signer-key", str(tmp_path / "nope")], "no such file"),
         (["run", "--face", "node", "--target", url, "--model", "m"], "needs --signer-key, --stack-small-id"),
     ]
     ftp = live_args(url, config, key, tmp_path)

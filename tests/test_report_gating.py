@@ -13,6 +13,7 @@ import datetime
 import functools
 import hashlib
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conformance.checks import CATALOGUE
+from conformance.exits import UserError
 from conformance.report.baseline import (
     Baseline,
     BaselineEntry,
@@ -296,24 +298,30 @@ BAD_BASELINES: list[tuple[Any, str]] = [
 def test_bad_baseline_is_refused_naming_the_field(tmp_path: Path, doc: Any, message: str) -> None:
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
-    with pytest.raises(BaselineError) as caught:
+    with pytest.raises(UserError) as caught:
         load_baseline(path)
     assert message in str(caught.value)
-    assert str(caught.value).startswith(f"{path}: ")
-    assert caught.value.location == message.split(":")[0] or not caught.value.location
+    assert str(caught.value).startswith(f"--baseline: {path}: ")
+    with pytest.raises(BaselineError) as parsed:
+        parse_baseline(doc, source=str(path))
+    assert parsed.value.location == message.split(":")[0] or not parsed.value.location
 
 
 def test_unreadable_baseline_files(tmp_path: Path) -> None:
-    with pytest.raises(BaselineError, match="no such file"):
+    with pytest.raises(UserError, match=r"^--baseline: .*no such file"):
         load_baseline(tmp_path / "nope.json")
     broken = tmp_path / "broken.json"
     broken.write_text('{"baseline_version": 1,\n "entries": [}', encoding="utf-8")
-    with pytest.raises(BaselineError, match=r"not JSON \(.* at line 2 column"):
+    with pytest.raises(UserError, match=r"not JSON \(.* at line 2 column"):
         load_baseline(broken)
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe{}")
-    with pytest.raises(BaselineError, match="not UTF-8"):
+    with pytest.raises(UserError, match="not UTF-8"):
         load_baseline(binary)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match=r"^--baseline: .*not a regular file"):
+        load_baseline(fifo)  # refused, not read: reading a FIFO with no writer would block forever
 
 
 def test_a_good_baseline_loads(tmp_path: Path) -> None:

@@ -384,8 +384,10 @@ def test_ctrl_c_exits_130_and_marks_partial_results_incomplete(
 def test_the_preflight_is_billed_to_the_same_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with running_node(MockConfig()) as url:
         main(
-            ["run", "--target", url, "--model", CHAT_MODEL, "--api-key", "a-long-enough-key-123"]
-            + ["--max-requests", "12", "--report-dir", str(tmp_path)]
+            [
+                *("run", "--target", url, "--model", CHAT_MODEL, "--api-key", "a-long-enough-key-123"),
+                *("--max-requests", "12", "--report-dir", str(tmp_path)),
+            ]
         )
     out = capsys.readouterr().out
     assert "requests (1 of them preflight)" in out

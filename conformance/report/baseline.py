@@ -127,22 +127,20 @@ class Baseline:
 # --- loading and validation ---------------------------------------------------------------------
 
 
-def load_baseline(path: Path | str) -> Baseline:
-    """Read and strictly validate a baseline file; :class:`BaselineError` names what is wrong."""
-    source = str(path)
+MAX_BASELINE_BYTES = 16 * 1024 * 1024
+
+
+def load_baseline(path: Path | str, field: str = "--baseline") -> Baseline:
+    """Read and strictly validate a baseline file. A FIFO, a device or a file over 16 MiB is refused
+    before it is read; :class:`~conformance.exits.UserError` names ``field`` and what is wrong."""
+    from ..exits import UserError
+    from ..paths import read_json_file, shown
+
+    doc = read_json_file(path, field, MAX_BASELINE_BYTES)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError(source, "", "no such file") from None
-    except UnicodeDecodeError:
-        raise BaselineError(source, "", "not UTF-8 text") from None
-    except OSError as exc:
-        raise BaselineError(source, "", f"cannot be read ({exc.strerror or exc})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(source, "", f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    return parse_baseline(doc, source=source)
+        return parse_baseline(doc, source=shown(path))
+    except BaselineError as exc:
+        raise UserError(field, str(exc)) from None
 
 
 def parse_baseline(doc: Any, *, source: str = "<baseline>") -> Baseline:
