@@ -40,6 +40,7 @@ from .protocol.models import LockResponse
 from .protocol.randomness import SYSTEM_RANDOM, RandomSource
 from .protocol.sse import SseParser
 from .protocol.sui import SuiSigner
+from .transport_errors import describe_transport_error
 
 ENDPOINT_PATHS = {
     "chat": "/v1/confidential/chat/completions",
@@ -418,7 +419,14 @@ class ConfidentialClient(_Base):
         except (httpx.HTTPError, RuntimeError, OSError) as exc:
             if time.monotonic() >= deadline:
                 return HttpRecord(method, path, None, error="deadline", elapsed_s=time.monotonic() - started)
-            return HttpRecord(method, path, None, error=type(exc).__name__, elapsed_s=time.monotonic() - started)
+            return HttpRecord(
+                method,
+                path,
+                None,
+                error=type(exc).__name__,
+                detail=describe_transport_error(exc),
+                elapsed_s=time.monotonic() - started,
+            )
         finally:
             watchdog.cancel()
             if http.is_closed:  # the watchdog fired: start a fresh connection pool for the next exchange
@@ -551,7 +559,14 @@ class AsyncConfidentialClient(_Base):
         except httpx.TimeoutException:
             return HttpRecord(method, path, None, error="timeout", elapsed_s=time.monotonic() - started)
         except httpx.HTTPError as exc:
-            return HttpRecord(method, path, None, error=type(exc).__name__, elapsed_s=time.monotonic() - started)
+            return HttpRecord(
+                method,
+                path,
+                None,
+                error=type(exc).__name__,
+                detail=describe_transport_error(exc),
+                elapsed_s=time.monotonic() - started,
+            )
 
     async def lock(
         self, model: str, *, max_num_tokens: int | None = None, timeout: int | None = None, retries: int | None = None

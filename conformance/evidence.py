@@ -42,6 +42,7 @@ class HttpRecord:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None  # transport-level failure, e.g. "timeout", "too-large"
+    detail: str | None = None  # that failure in words (conformance.transport_errors), sanitised
     elapsed_s: float = 0.0
 
     @property

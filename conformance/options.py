@@ -12,31 +12,68 @@ One declaration means one validation: the same ``type`` callable checks ``--time
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from .exits import UserError
+from .textsafe import one_line
 
 PREFIX = "atoma-"
+INSECURE_WARNING = (
+    "atoma-conformance: WARNING: --insecure: the target's TLS certificate is NOT verified; anyone on the "
+    "network path can read and change this run's traffic, API key included. Never certify a node this way."
+)
+
 TARGET_ENV = "ATOMA_CONFORMANCE_TARGET"
 
 Face = Literal["proxy", "node"]
 
 
-# --- validators: each raises argparse.ArgumentTypeError with the reason (argparse names the option) ---
+# --- validators: argparse types raise ArgumentTypeError (argparse names the option); values that may
+# also come from the environment are checked by the command and raise UserError naming the option ---
+
+
+MAX_SECONDS = 86_400.0  # a day: longer is a typo, and threading.Timer overflows near 1e9 s
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field-name (a token)
+# Headers the client writes itself: a user's copy would be silently overridden, or would break framing.
+MANAGED_HEADERS = frozenset(
+    {
+        "authorization",
+        "content-type",
+        "content-length",
+        "accept",
+        "host",
+        "transfer-encoding",
+        "connection",
+        "x-signature",
+    }
+)
+
+
+# --- argparse validators (argparse prefixes "argument --NAME: ") -------------------------------------
+
+
+def shown(text: str) -> str:
+    """A user's value, echoed only when short and printable (it may be a mistyped secret)."""
+    return repr(text) if len(text) <= 40 and text.isprintable() else f"a value of {len(text)} characters"
 
 
 def finite_seconds(text: str) -> float:
-    """A positive, finite number of seconds (``nan`` and ``inf`` are not durations)."""
+    """A positive, finite number of seconds: ``nan`` compares false with everything, so it would disable
+    every timeout check silently, and ``inf`` overflows the client's watchdog timer."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {_shown(text)}") from None
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {shown(text)}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {_shown(text)}")
-    if value > 86_400:
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {shown(text)}")
+    if value > MAX_SECONDS:
         raise argparse.ArgumentTypeError("must be at most 86400 seconds (one day)")
     return value
 
@@ -45,77 +82,116 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {_shown(text)}") from None
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {shown(text)}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be a positive integer")
     return value
+
+
+def header(text: str) -> tuple[str, str]:
+    """``NAME: VALUE``. CR or LF in a value would let it forge further headers (httpx refuses them
+    late, with a traceback); the value is never echoed, since it is often a gateway's secret."""
+    name, sep, value = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError("expected 'NAME: VALUE'")
+    if "\r" in text or "\n" in text:
+        raise argparse.ArgumentTypeError("must not contain CR or LF")
+    value = value.strip(" \t")
+    if not name or not _TOKEN.fullmatch(name):
+        raise argparse.ArgumentTypeError(
+            f"the header name must be an HTTP token (letters, digits, !#$%&'*+-.^_`|~), got {shown(name)}"
+        )
+    if name.lower() in MANAGED_HEADERS:
+        hint = " (use --api-key for the bearer token)" if name.lower() == "authorization" else ""
+        raise argparse.ArgumentTypeError(f"{name} is set by the client itself{hint}")
+    if not value:
+        raise argparse.ArgumentTypeError(f"the value of {name} is empty")
+    if any(not (0x20 <= ord(ch) < 0x7F or ch == "\t") for ch in value):
+        raise argparse.ArgumentTypeError(f"the value of {name} must be printable ASCII")
+    return name, value
+
+
+# --- values that may also come from the environment: validated by the command, UserError -------------
+
+
+def validate_target_url(text: str, option: str = "--target") -> str:
+    """An http(s) base URL with a host and a usable port. ``urlsplit`` accepts almost anything and
+    raises on a bad port only when asked, so each failure gets its own words here."""
+    if not text or any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise UserError(option, "the URL is empty or contains whitespace or control characters")
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unbalanced bracket, or a bracketed host that is not an IP address
+        inside = text.partition("[")[2].partition("]")
+        if inside[1]:
+            raise UserError(option, f"{shown(inside[0])} is not an IPv6 address") from None
+        raise UserError(option, "not a valid URL; an IPv6 address goes in brackets, e.g. http://[::1]:8080") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UserError(option, f"must be an http:// or https:// URL, got {shown(display_url(text))}")
+    netloc = parts.netloc
+    if "@" in netloc:
+        raise UserError(option, "credentials in the URL are not supported (use --api-key or --header)")
+    host_port = netloc
+    if host_port.startswith("["):
+        literal, _, rest = host_port[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(literal.split("%", 1)[0])
+        except ValueError:
+            raise UserError(option, f"{shown(literal)} is not an IPv6 address") from None
+        if rest and not rest.startswith(":"):
+            raise UserError(option, "expected ':PORT' after the bracketed IPv6 address")
+    elif host_port.count(":") > 1:
+        raise UserError(option, "an IPv6 address goes in brackets, e.g. http://[::1]:8080")
+    if not parts.hostname:
+        raise UserError(option, "the URL has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise UserError(option, "the port must be a number from 1 to 65535") from None
+    if port == 0 or netloc.endswith(":"):
+        raise UserError(option, "the port must be a number from 1 to 65535")
+    if parts.query or parts.fragment:
+        raise UserError(option, "a base URL has no query or fragment")
+    import httpx  # here, not at import: the plugin loads this module at pytest start-up
+
+    try:
+        httpx.URL(text)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise UserError(option, f"not a valid URL ({one_line(str(exc), 80)})") from None
+    return text
+
+
+def validate_api_key(text: str, option: str = "--api-key") -> str:
+    """A bearer token is printable ASCII without spaces; anything else fails at the HTTP layer with an
+    error that does not say which value was wrong. The key is never echoed, only where it breaks."""
+    if not text.strip():
+        raise UserError(option, "is empty or only whitespace")
+    for index, ch in enumerate(text):
+        if ord(ch) > 0x7E:
+            raise UserError(option, f"contains a non-ASCII character at position {index + 1}; a header cannot carry it")
+        if ord(ch) <= 0x20 or ord(ch) == 0x7F:
+            raise UserError(option, f"contains whitespace or a control character at position {index + 1}")
+    return text
+
+
+def display_url(url: str) -> str:
+    """The URL without credentials, query or fragment, keeping an IPv6 literal's brackets."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return one_line(url, 80)
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 def u64(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2^64 - 1, got {_shown(text)}") from None
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2^64 - 1, got {shown(text)}") from None
     if not 0 <= value < 2**64:
         raise argparse.ArgumentTypeError("must be from 0 to 2^64 - 1")
     return value
-
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field-name
-
-
-def header(text: str) -> tuple[str, str]:
-    """``NAME: VALUE``, a header sent with every request (a gateway's own auth, a routing key)."""
-    name, sep, value = text.partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not name:
-        raise argparse.ArgumentTypeError("expected NAME: VALUE")
-    if not _TOKEN.fullmatch(name):
-        raise argparse.ArgumentTypeError("the header name must be an HTTP token (letters, digits, -)")
-    if name.lower() in ("authorization", "content-type", "content-length", "host", "x-signature"):
-        raise argparse.ArgumentTypeError(f"{name} is set by the suite itself (use --api-key for the token)")
-    if not value or any(not (0x20 <= ord(ch) < 0x7F) for ch in value):
-        raise argparse.ArgumentTypeError("the header value must be printable ASCII, without CR or LF")
-    return name, value
-
-
-def api_key(text: str) -> str:
-    """A bearer token: printable ASCII without spaces, or the HTTP layer fails later with a vague error."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty or only whitespace")
-    if any(not (0x21 <= ord(ch) < 0x7F) for ch in text):
-        raise argparse.ArgumentTypeError("must be printable ASCII without spaces (a bearer token)")
-    return text
-
-
-def target_url(text: str) -> str:
-    """An http(s) base URL with a host and a valid port; raises ``UserError`` naming ``--target``.
-
-    Called by ``run`` itself rather than as an argparse type, because the value may also come from
-    ``$ATOMA_CONFORMANCE_TARGET``.
-    """
-    from urllib.parse import urlsplit
-
-    from .exits import UserError
-    from .results import redact_url
-
-    if any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise UserError("--target", "the URL contains whitespace or control characters")
-    try:
-        parts = urlsplit(text)
-        port = parts.port  # raises ValueError when out of range or not a number
-    except ValueError as exc:
-        reason = "an IPv6 address needs brackets, e.g. http://[::1]:8080" if "IPv6" in str(exc) else str(exc)
-        raise UserError("--target", f"not a valid URL ({reason})") from None
-    if parts.scheme not in ("http", "https"):
-        raise UserError("--target", f"must be an http:// or https:// URL, got {_shown(redact_url(text))}")
-    if not parts.hostname:
-        raise UserError("--target", "the URL has no host")
-    if port == 0:
-        raise UserError("--target", "port 0 is not a port to connect to")
-    if parts.query or parts.fragment:
-        raise UserError("--target", "a base URL has no query or fragment")
-    return text
 
 
 def sui_address(text: str) -> str:
@@ -127,9 +203,18 @@ def sui_address(text: str) -> str:
     return text
 
 
-def _shown(text: str) -> str:
-    """A user's value, echoed only when short and printable (it may be a mistyped secret)."""
-    return repr(text) if len(text) <= 40 and text.isprintable() else f"a value of {len(text)} characters"
+def api_key(text: str) -> str:
+    """``validate_api_key`` as an argparse type, for the option itself."""
+    from .exits import UserError
+
+    try:
+        return validate_api_key(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
+
+
+def target_url(text: str) -> str:
+    return validate_target_url(text)
 
 
 # --- the declarations ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .exits import UserError
 from .protocol import jsonwire
 from .results import redact_url
 from .textsafe import one_line
+from .transport_errors import record_words, unreachable_message
 
 
 class PreflightError(UserError):
@@ -41,22 +42,6 @@ def _is_html(record: HttpRecord) -> bool:
     )
 
 
-def _transport(where: str, error: str | None) -> PreflightError:
-    text = (error or "no answer").lower()
-    if "certificate" in text or "cert_verify" in text:
-        return PreflightError(
-            "--target",
-            f"{where}: the TLS certificate was not accepted ({one_line(error, 120)}); pass --ca-bundle FILE "
-            "for a private CA, or --insecure to skip verification",
-        )
-    if "ssl" in text or "tls" in text or "wrong version number" in text or "record layer" in text:
-        return PreflightError(
-            "--target",
-            f"{where}: the TLS handshake failed ({one_line(error, 120)}); is the port plain HTTP? use http://",
-        )
-    return PreflightError("--target", f"{where} is unreachable ({one_line(error, 120)})")
-
-
 def check_proxy(probe: ProxyProbe) -> None:
     """Lock once; on a refusal, one or two more requests name the mistake."""
     where = redact_url(probe.base_url)
@@ -64,7 +49,7 @@ def check_proxy(probe: ProxyProbe) -> None:
         lock = client.lock(probe.model, retries=0)
         http = lock.http
         if http.status is None:
-            raise _transport(where, http.error)
+            raise PreflightError("--target", unreachable_message(where, record_words(http.detail, http.error)))
         if _is_html(http):
             raise PreflightError(
                 "--target",

@@ -19,9 +19,18 @@ from .budget import LocalBudget
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
 from .exits import ExitCode, UserError
 from .hop import MAX_KEY_FILE_BYTES, load_signer, node_face_from
-from .options import RUN_OPTIONS, TARGET_ENV, add_to_argparse, positive_int, target_url, tls_verify, to_pytest_args
+from .options import (
+    INSECURE_WARNING,
+    RUN_OPTIONS,
+    TARGET_ENV,
+    add_to_argparse,
+    positive_int,
+    target_url,
+    tls_verify,
+    to_pytest_args,
+)
 from .options import api_key as api_key_type
-from .paths import existing_file
+from .paths import existing_file, output_file, writable_dir
 from .plugin import RESULTS_FILE
 from .preflight import ProxyProbe, check_proxy
 from .protocol import jsonwire
@@ -29,6 +38,7 @@ from .results import Results, redact_url
 from .run_progress import Progress
 from .taxonomy import CATEGORIES
 from .textsafe import one_line
+from .transport_errors import record_words, unreachable_message
 
 
 class RunError(UserError):
@@ -46,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--report-dir", default="reports", metavar="DIR", help=f"where {RESULTS_FILE} is written (default: reports)"
+    )
+    parser.add_argument(
+        "--junit-xml",
+        metavar="FILE",
+        help="write the JUnit report to FILE instead of the report directory's junit.xml",
     )
     parser.add_argument(
         "-m",
@@ -92,12 +107,10 @@ def preflight(args: argparse.Namespace) -> None:
             raise RunError("--insecure: cannot be combined with --ca-bundle")
         args.ca_bundle = str(existing_file(args.ca_bundle, "--ca-bundle", 16 * 1024 * 1024).resolve())
     if args.insecure:
-        print(
-            "atoma-conformance: WARNING: --insecure: the target's TLS certificate is NOT verified; anyone on the "
-            "path can impersonate it, so this run certifies nothing about who answered",
-            file=sys.stderr,
-        )
-    _check_report_dir(args.report_dir)
+        print(INSECURE_WARNING, file=sys.stderr, flush=True)
+    writable_dir(args.report_dir, "--report-dir")
+    if args.junit_xml is not None:
+        output_file(args.junit_xml, "--junit-xml")
     from .estimate import select
 
     if not select(args.select):  # a malformed or empty -m is a usage error now, not "no tests ran" later
@@ -170,18 +183,6 @@ def _charge_preflight(args: argparse.Namespace) -> int:
     return sent
 
 
-def _check_report_dir(text: str) -> None:
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise RunError(f"--report-dir: {one_line(text, 120)} exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunError(f"--report-dir: cannot create {one_line(text, 120)} ({exc.strerror})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise RunError(f"--report-dir: {one_line(text, 120)} is not writable")
-
-
 def _load_baseline(path: str) -> Any:
     from .report.baseline import load_baseline
 
@@ -199,7 +200,7 @@ def _preflight_node(args: argparse.Namespace) -> None:
     status, error = record.http.status, record.http.error_body()
     code = one_line(error[0], 60) if error else None
     if status is None:
-        raise RunError(f"--target: {where} is unreachable ({one_line(record.http.error, 120)})")
+        raise RunError("--target", unreachable_message(where, record_words(record.http.detail, record.http.error)))
     if status == 200:
         return
     if code in ("AUTH_ERROR", "INVALID_HEADER", "MISSING_HEADER") or status == 401:
@@ -292,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
 
     bound = estimate_run(select_expr=args.select, workers=args.workers or 1, face=args.face, embedded=not args.target)
     print(summary(results, results_path, bound=bound.requests, preflight=preflight_sent))
-    _render(results_path)
+    _render(results_path, Path(args.junit_xml).resolve() if args.junit_xml else None)
     if baseline is not None:
         print(format_gate(outcome))
     return exit_code
@@ -305,12 +306,13 @@ def _store_gate(results_path: Path, record: dict[str, Any]) -> None:
     results_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _render(results_path: Path) -> None:
+def _render(results_path: Path, junit_path: Path | None = None) -> None:
     """JUnit, HTML and Markdown next to results.json, all rendered from it (the spec the reports quote
     is the packaged one, so a wheel install renders the same reports as a checkout)."""
     from .report.render import write_all
 
-    written = write_all(json.loads(results_path.read_text(encoding="utf-8")), results_path.parent)
+    doc = json.loads(results_path.read_text(encoding="utf-8"))
+    written = write_all(doc, results_path.parent, junit_path=junit_path)
     print("Reports: " + ", ".join(str(p) for p in written.values()))
 
 

@@ -13,10 +13,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conformance.checks import Target
 from conformance.cli import main
 from conformance.client import ClientOptions, ConfidentialClient
 from conformance.embedded import Embedded, embedded_target
-from conformance.fuzz.campaign import Campaign, CampaignConfig, CampaignResult, estimate
+from conformance.fuzz.campaign import (
+    SESSIONS,
+    TARGET_MAX_REQUESTS,
+    Campaign,
+    CampaignConfig,
+    CampaignResult,
+    estimate,
+    plan,
+)
 from conformance.fuzz.cases import ReplayCase
 from conformance.fuzz.replay import replay
 from conformance.fuzz.stateful import SETTLE_S
@@ -198,13 +207,89 @@ def test_dry_run_estimates_and_sends_nothing(capsys: pytest.CaptureFixture[str])
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody connected
     assert code == 0
-    assert "at most 20 requests" in capsys.readouterr().out
+    config = CampaignConfig(max_examples=10, max_requests=TARGET_MAX_REQUESTS, preflight=True)
+    expected = plan(config, Target(url, None, "m"))
+    # Directed cases, examples, database replays and shrinking, each a lock (with its retries) and a
+    # request; the directed and the random sessions; and the preflight lock.
+    assert expected.preflight == 1 and expected.sessions > 0 and expected.stateless >= 2 * 10
+    assert f"at most {expected.requests} requests" in capsys.readouterr().out
 
 
 def test_estimate_respects_the_caps() -> None:
     with campaign_on() as (embedded, _make):
         requests, units = estimate(CampaignConfig(profile="live", max_requests=30), embedded.target)
     assert requests == 30 and units <= 4000
+
+
+@pytest.mark.parametrize("cap", [None, 60], ids=["estimate", "max-requests"])
+def test_every_request_of_a_campaign_with_sessions_counts_against_its_estimate(cap: int | None, tmp_path: Path) -> None:
+    """The network's own count (every client: the campaign's, and each session's) holds to the plan."""
+    transport = CountingTransport()
+    with campaign_on(transport=transport) as (embedded, make):
+        client = make(embedded.target.api_key)
+        config = CampaignConfig(max_examples=3, max_requests=cap, report_dir=tmp_path)
+        campaign = Campaign(
+            config, embedded.target, client, sleep=embedded.sleep, clock=embedded.clock, client_factory=make
+        )
+        result = campaign.run()
+        client.close()
+    expected = estimate(config, embedded.target, sessions=SESSIONS["ci"])
+    assert result.estimate == expected.requests and expected.sessions > 0
+    assert result.requests_extra > 0, "the sessions ran and sent requests"
+    assert transport.sent == result.requests, "the summary counts every request sent, sessions included"
+    assert transport.sent <= expected.requests
+    if cap is not None:
+        assert transport.sent <= cap and expected.requests == cap
+
+
+def test_the_estimate_is_enforced_as_a_cap_when_shrinking_would_overrun_it(tmp_path: Path) -> None:
+    # A fault every valid request trips: Hypothesis would go on generating and shrinking; the plan stops it.
+    transport = CountingTransport()
+    with campaign_on(("usage-mismatch",), transport=transport) as (embedded, make):
+        client = make(embedded.target.api_key)
+        config = CampaignConfig(max_examples=3, report_dir=tmp_path, mutations=False)
+        result = Campaign(config, embedded.target, client, sleep=embedded.sleep, clock=embedded.clock).run()
+        client.close()
+    assert result.findings and result.case_path is not None
+    assert transport.sent <= result.estimate == plan(config, embedded.target, sessions=0).requests
+
+
+def test_every_check_the_oracle_can_name_is_in_the_catalogue_at_its_level() -> None:
+    import re
+
+    import conformance.fuzz.oracle as oracle
+    import conformance.fuzz.replay as replay_module
+    import conformance.fuzz.stateful as stateful
+    from conformance import strategies
+    from conformance.checks import CATALOGUE
+    from conformance.fuzz.campaign import CAMPAIGN_MUTATIONS
+    from conformance.fuzz.oracle import Finding
+
+    levels = {check.id: check.level for check in CATALOGUE}
+    named: set[str] = set()
+    for module in (oracle, stateful, replay_module):
+        named |= set(re.findall(r'"([A-Z]+-\d{3})"', Path(str(module.__file__)).read_text()))
+    named |= {family.check_id for family in strategies._FAMILY_LIST}
+    named |= {mutation.check_id for mutation in CAMPAIGN_MUTATIONS}
+    assert len(named) > 30
+    for check_id in sorted(named):
+        assert check_id in levels, f"the oracle can report {check_id}, which the catalogue does not have"
+        assert Finding(check_id, "x").level == levels[check_id]
+    assert Finding("ERR-017", "x").level == "MUST" and Finding("ERR-018", "x").level == "MUST"
+    with pytest.raises(LookupError):
+        Finding("ERR-999", "a programming error")
+
+
+def test_a_case_path_that_is_not_a_regular_file_is_refused_before_reading(tmp_path: Path) -> None:
+    import os
+
+    from conformance.exits import UserError
+
+    fifo = tmp_path / "case.json"
+    os.mkfifo(fifo)
+    for path in (tmp_path, fifo):
+        with pytest.raises(UserError, match="not a regular file"):
+            ReplayCase.read(path)  # a FIFO would block a read for ever
 
 
 def test_cases_hold_no_plaintext_unless_asked(tmp_path: Path) -> None:
@@ -240,8 +325,8 @@ def test_deep_profile_stops_at_its_duration(tmp_path: Path, capsys: pytest.Captu
     [
         (["fuzz", "--duration", "soon"], "argument --duration: expected a duration like 90s, 10m or 1h"),
         (["fuzz", "--rps", "0"], "argument --rps: must be positive"),
-        (["fuzz", "--mock-fault", "nope"], "--fault: unknown fault 'nope'"),
-        (["replay", "missing.json"], "CASE.json: missing.json does not exist"),
+        (["fuzz", "--mock-fault", "nope"], "--mock-fault: unknown fault 'nope'"),
+        (["replay", "missing.json"], "CASE.json: missing.json"),
     ],
 )
 def test_bad_fuzz_usage_is_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,11 +5,8 @@ across workers, a preflight that names setup mistakes, and a clean Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import http.server
 import json
-import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -25,6 +22,7 @@ from conformance.cli import main
 from conformance.estimate import estimate_run
 from mock_node.config import MockConfig
 from mock_node.testing import running_node
+from tests.test_targetopts import tls_mock
 
 CHAT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 
@@ -237,126 +235,20 @@ def test_https_against_a_plain_http_port_says_so(tmp_path: Path, capsys: pytest.
     assert code == 2 and "TLS handshake failed" in err and "use http://" in err
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 def test_a_self_signed_certificate_is_named_and_ca_bundle_fixes_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cert, key = _self_signed(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    with running_node(MockConfig()) as plain:
-        port = int(plain.rsplit(":", 1)[1])
-        with _tls_proxy(context, port) as url:
-            code, err, _ = _preflight(["--target", url, "--model", CHAT_MODEL], capsys, tmp_path)
-            assert code == 2 and "certificate was not accepted" in err and "--ca-bundle" in err
-            ok = main(
-                [
-                    "run",
-                    "--target",
-                    url,
-                    "--model",
-                    CHAT_MODEL,
-                    "--api-key",
-                    "a-long-enough-key-123",
-                    "--ca-bundle",
-                    str(cert),
-                    "-m",
-                    "LOCK-001",
-                    "--report-dir",
-                    str(tmp_path / "ok"),
-                ]
-            )
-            assert ok == 0, capsys.readouterr()
-            insecure = main(
-                [
-                    "run",
-                    "--target",
-                    url,
-                    "--model",
-                    CHAT_MODEL,
-                    "--api-key",
-                    "a-long-enough-key-123",
-                    "--insecure",
-                    "-m",
-                    "LOCK-001",
-                    "--report-dir",
-                    str(tmp_path / "insecure"),
-                ]
-            )
-            assert insecure == 0
-            assert "WARNING: --insecure" in capsys.readouterr().err
-            assert _results(tmp_path / "insecure")["options"]["insecure"] is True
-
-
-@contextlib.contextmanager
-def _tls_proxy(context: ssl.SSLContext, upstream_port: int) -> Iterator[str]:
-    """TLS on loopback in front of the plain mock: bytes relayed both ways after the handshake."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                tls = context.wrap_socket(conn, server_side=True)
-            except (ssl.SSLError, OSError):
-                conn.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", upstream_port))
-            threading.Thread(target=pump, args=(tls, upstream), daemon=True).start()
-            threading.Thread(target=pump, args=(upstream, tls), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
+    key = ("--api-key", "a-long-enough-key-123")
+    with tls_mock(tmp_path) as (url, cert):
+        code, err, _ = _preflight(["--target", url, "--model", CHAT_MODEL], capsys, tmp_path)
+        assert code == 2 and "certificate verify failed: self-signed certificate" in err and "--ca-bundle" in err
+        trusted = ["--ca-bundle", str(cert), "-m", "LOCK-001", "--report-dir", str(tmp_path / "ok")]
+        assert main(["run", "--target", url, "--model", CHAT_MODEL, *key, *trusted]) == 0
+        capsys.readouterr()
+        insecure = ["--insecure", "-m", "LOCK-001", "--report-dir", str(tmp_path / "insecure")]
+        assert main(["run", "--target", url, "--model", CHAT_MODEL, *key, *insecure]) == 0
+    assert "WARNING: --insecure" in capsys.readouterr().err
+    assert _results(tmp_path / "insecure")["options"]["insecure"] is True
 
 
 # --- Ctrl-C -----------------------------------------------------------------------------------------
@@ -392,3 +284,12 @@ def test_the_preflight_is_billed_to_the_same_budget(tmp_path: Path, capsys: pyte
     out = capsys.readouterr().out
     assert "requests (1 of them preflight)" in out
     assert _results(tmp_path)["requests"] <= 11, "12 in all, one of them spent by the preflight's lock"
+
+
+def test_the_junit_report_can_go_where_ci_looks_for_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junit = tmp_path / "ci" / "junit-atoma.xml"
+    junit.parent.mkdir()
+    assert main(["run", "-m", "lock", "--report-dir", str(tmp_path / "r"), "--junit-xml", str(junit)]) == 0
+    assert junit.read_text(encoding="utf-8").startswith("<?xml") and "LOCK-001" in junit.read_text(encoding="utf-8")
+    assert main(["run", "--junit-xml", str(tmp_path), "--report-dir", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.startswith("atoma-conformance: error: --junit-xml:")

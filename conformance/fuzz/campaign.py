@@ -3,29 +3,37 @@ the oracle judges every exchange. A failure is shrunk by Hypothesis and saved as
 
 Budgets are hard caps, for paid endpoints: the campaign stops before a request that would exceed
 ``max_requests`` or ``max_compute_units``, and ``rps`` spaces requests out. ``estimate`` answers the
-dry run: what a campaign with these settings would spend, sending nothing.
+dry run: the most a campaign with these settings can send, sending nothing. It is an upper bound by
+construction, not a forecast: every client of the campaign (the sessions' too) draws from one
+:class:`~conformance.budget.LocalBudget` of that size, so the promise printed by ``--dry-run`` is the
+cap the run enforces. What Hypothesis would spend beyond it (shrinking a failure at length) is cut
+short, and the smallest failure found by then is the one saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis import HealthCheck, Phase, Verbosity, example, find, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
 from .. import strategies as fs
+from ..budget import LocalBudget, RequestBudget
 from ..checks import Target
-from ..client import BudgetExceeded, ConfidentialClient
+from ..client import BudgetExceeded, ClientOptions, ConfidentialClient
 from ..evidence import ExchangeRecord
+from ..progress import format_seconds
 from ..protocol import jsonwire
 from ..protocol.b64 import b64decode, b64encode
 from ..protocol.primitives import AeadKey, blake2b_256, derive_key
@@ -41,6 +49,29 @@ PROFILES: dict[str, dict[str, Any]] = {
 TEXT_UNITS_CAP = 64  # max_tokens the strategies ask for, and the compute units each text request reserves
 IMAGE_UNITS = 1_048_576
 SESSIONS = {"ci": 8, "deep": 200, "live": 0}  # stateful session examples (lock/use/expire/replay)
+# A --target run whose profile sets no cap gets this one: a paid endpoint never runs uncapped by
+# default. --max-requests raises or lowers it.
+TARGET_MAX_REQUESTS = 1_000
+DEFAULT_LOCK_RETRIES = ClientOptions().lock_retries
+
+
+@contextlib.contextmanager
+def hypothesis_home(path: Path) -> Iterator[None]:
+    """Point Hypothesis' own storage (its constants cache, charmap, observations) at ``path``.
+
+    Passing ``database=`` is not enough: Hypothesis writes those other files under
+    ``$HYPOTHESIS_STORAGE_DIRECTORY`` or ``./.hypothesis``, and a command must not litter the
+    directory it was started in. The previous home is restored, so a caller's own Hypothesis use
+    (the test suite's) is unchanged.
+    """
+    from hypothesis import configuration
+
+    previous = vars(configuration).get("__hypothesis_home_directory")  # no public getter
+    configuration.set_hypothesis_home_dir(path)
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(previous)
 
 
 def session_keys(target: Target, tag: str) -> dict[str, str | None]:
@@ -68,6 +99,7 @@ class CampaignConfig:
     report_dir: Path = Path("reports")
     keep_plaintext: bool = False
     mutations: bool = True
+    preflight: bool = False  # one lock request is sent before the campaign (a --target run)
 
     def resolved(self) -> CampaignConfig:
         """Profile defaults for whatever was not set explicitly."""
@@ -85,7 +117,8 @@ class CampaignResult:
     findings: list[Finding] = field(default_factory=list)
     case_path: Path | None = None
     stopped_by: str = "examples"
-    requests_extra: int = 0
+    requests_extra: int = 0  # the stateful sessions' share of ``requests``
+    estimate: int = 0  # the most the campaign could send: its hard cap
 
     @property
     def cases_per_second(self) -> float:
@@ -105,19 +138,76 @@ def units_for(endpoint: str) -> int:
     return IMAGE_UNITS if endpoint == "images" else TEXT_UNITS_CAP
 
 
-def estimate(config: CampaignConfig, target: Target) -> tuple[int, int]:
-    """(requests, compute units) the campaign would spend at most: two requests per example (lock and
-    request), plus what Hypothesis' shrinking may re-run, all within the hard caps."""
-    config = config.resolved()
-    examples = config.max_examples or 0
-    endpoints = endpoints_of(target, config.profile)
-    requests = 2 * examples
-    units = examples * max(units_for(e) for e in endpoints)
-    if config.max_requests is not None:
-        requests = min(requests, config.max_requests)
-    if config.max_compute_units is not None:
-        units = min(units, config.max_compute_units)
-    return requests, units
+def reuse_allowance(examples: int) -> int:
+    """Examples Hypothesis replays from its database before generating (its own sizing rule)."""
+    return max(2, math.ceil(0.1 * examples))
+
+
+def shrink_allowance(examples: int) -> int:
+    """Executions granted to shrinking a failure; past them the cap ends shrinking early."""
+    return min(100, max(10, examples))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The most a campaign can send, by phase. ``requests`` is the campaign's hard cap."""
+
+    requests: int
+    compute_units: int
+    preflight: int
+    stateless: int
+    sessions: int
+    uncapped: int  # before --max-requests
+
+    def __iter__(self) -> Iterator[int]:  # ``requests, units = estimate(...)``
+        return iter((self.requests, self.compute_units))
+
+
+def plan(
+    config: CampaignConfig,
+    target: Target,
+    *,
+    sessions: int | None = None,
+    lock_retries: int = DEFAULT_LOCK_RETRIES,
+) -> Plan:
+    """An upper bound on what the campaign sends, counting everything a client sends:
+
+    - the preflight lock (``config.preflight``, no retries);
+    - per stateless execution a lock (with up to ``lock_retries`` retries on 429/503) and a request;
+      executions are the directed cases, the examples, the database replays and a shrinking allowance;
+    - the directed sessions and ``sessions`` machine examples of ``STEP_COUNT`` steps, each step
+      counted as the costliest one (a replay: a lock with its retries, and a request).
+
+    ``max_requests`` caps the sum. Compute units are counted for the stateless phase, at the most
+    expensive endpoint.
+    """
+    from .stateful import directed_requests, machine_requests
+
+    c = config.resolved()
+    lock_cost = 1 + lock_retries
+    examples = c.max_examples or 0
+    explicit = directed_count(c.profile, mutations=c.mutations)
+    executions = explicit + examples + reuse_allowance(examples) + shrink_allowance(examples)
+    stateless = executions * (lock_cost + 1)
+    count = SESSIONS[c.profile] if sessions is None else sessions
+    in_sessions = 0
+    if count:
+        keys = ["a"] + (["b"] if target.second_api_key else [])
+        in_sessions = directed_requests(keys, lock_cost) + machine_requests(count + 1, lock_cost)
+    preflight = 1 if c.preflight else 0
+    uncapped = preflight + stateless + in_sessions
+    requests = uncapped if c.max_requests is None else min(uncapped, c.max_requests)
+    units = executions * max(units_for(e) for e in endpoints_of(target, c.profile))
+    if c.max_compute_units is not None:
+        units = min(units, c.max_compute_units)
+    return Plan(requests, units, preflight, stateless, in_sessions, uncapped)
+
+
+def estimate(
+    config: CampaignConfig, target: Target, *, sessions: int | None = None, lock_retries: int = DEFAULT_LOCK_RETRIES
+) -> Plan:
+    """(requests, compute units) the campaign can spend at most; see :func:`plan`."""
+    return plan(config, target, sessions=sessions, lock_retries=lock_retries)
 
 
 @dataclass(frozen=True)
@@ -135,6 +225,7 @@ class CampaignMutation:
 UNKNOWN_MODEL = CampaignMutation("unknown-model", "ERR-011")  # a plaintext naming a model nobody serves
 OVERSIZE = CampaignMutation("oversize-body", "ERR-013")  # an envelope over the 2 MiB body limit
 LONG_HASH = CampaignMutation("long-plaintext-hash", "ERR-016")  # 33 bytes: the proxy must not sign it (W8)
+CAMPAIGN_MUTATIONS = (UNKNOWN_MODEL, OVERSIZE, LONG_HASH)
 OVERSIZE_BYTES = 2 * 1024 * 1024 + 1
 
 
@@ -182,6 +273,47 @@ def fuzz_cases(target: Target, profile: str, *, mutations: bool) -> st.SearchStr
     return build()
 
 
+def directed_count(profile: str, *, mutations: bool = True) -> int:
+    """How many directed cases :func:`directed_cases` makes (the plan counts them)."""
+    if not mutations:
+        return 0
+    return len(fs._FAMILY_LIST) + sum(1 for m in CAMPAIGN_MUTATIONS if not (m is OVERSIZE and profile == "live"))
+
+
+def directed_cases(target: Target, profile: str) -> list[FuzzCase]:
+    """One chat request per mutation family, run first as Hypothesis' explicit examples.
+
+    Why: Hypothesis' choices are biased (towards the first branches, and by the string constants of
+    the code under test), so a few hundred random examples can miss a family altogether, and which
+    one it misses changes with any edit to the code. Like the directed sessions, these make every
+    family run in every campaign; the random phase then explores. Each is the family's simplest
+    example (``find`` with a fixed random), so the set is the same in every run.
+    """
+    from random import Random
+
+    quick = settings(
+        database=None,
+        max_examples=10,
+        deadline=None,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+    )
+    chat = fs.plaintext_requests("chat", target.chat_model)
+    # Not for secrets: a fixed seed picks the same simplest examples in every run.
+    plaintext = find(chat, lambda _: True, settings=quick, random=Random(0))  # noqa: S311
+    plaintext["max_tokens"] = min(int(plaintext.get("max_tokens") or TEXT_UNITS_CAP), TEXT_UNITS_CAP)
+    cases = []
+    for family in fs._FAMILY_LIST:
+        mutation = find(family.strategy(), lambda _: True, settings=quick, random=Random(0))  # noqa: S311
+        cases.append(FuzzCase("chat", False, dict(plaintext), mutation))
+    for campaign_mutation in CAMPAIGN_MUTATIONS:
+        if campaign_mutation is OVERSIZE and profile == "live":
+            continue
+        cases.append(FuzzCase("chat", False, dict(plaintext), campaign_mutation))
+    return cases
+
+
 def leak_marker(secret: bytes) -> str:
     """The random marker a campaign puts in a plaintext's ``user`` field, derived from the request's
     ephemeral secret: a replay recomputes it (to find an echo of the plaintext) without the case file
@@ -211,10 +343,28 @@ class Campaign:
         client_factory: Callable[[str | None], ConfidentialClient] | None = None,
         sessions: int | None = None,
         sleep_costs_time: bool | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config.resolved()
         self.client_factory = client_factory
         self.sessions = sessions if sessions is not None else SESSIONS[self.config.profile]
+        self.progress = progress
+        self.plan = plan(
+            self.config,
+            target,
+            sessions=self.sessions if client_factory is not None else 0,
+            lock_retries=client.options.lock_retries,
+        )
+        # One budget for every client of the campaign: the caller's (which may already count a
+        # preflight), or one of the plan's size. Session clients are given it as they are made.
+        budget = client.options.budget
+        if budget is None:
+            budget = LocalBudget(self.plan.requests)
+            client.options = dataclasses.replace(client.options, budget=budget)
+        self.budget: RequestBudget = budget
+        self.cap = min(self.plan.requests, budget.cap)
+        explicit = self.config.max_requests is not None and self.config.max_requests <= self.plan.uncapped
+        self._cap_name = "max-requests" if explicit or budget.cap < self.plan.requests else "request-estimate"
         self.target = target
         self.client = client
         self.clock = clock
@@ -223,7 +373,9 @@ class Campaign:
         # virtual clock does not (its lock timeouts pass without wall time).
         self.sleep_costs_time = sleep is time.sleep if sleep_costs_time is None else sleep_costs_time
         self.state = OracleState(expected_signer=target.node_address, api_key=target.api_key)
-        self.result = CampaignResult()
+        self.result = CampaignResult(estimate=self.plan.requests)
+        self._started = time.monotonic()
+        self._phase = "stateless"
         self._executions = 0
         # The seed reproduces the cases; this per-run id keeps two runs with one seed from sending
         # byte-identical requests, which a conformant node rightly refuses as replays.
@@ -241,8 +393,8 @@ class Campaign:
         if c.duration_s is not None and time.monotonic() - self._started > c.duration_s:
             r.stopped_by = "duration"
             raise CampaignOver
-        if c.max_requests is not None and self.client.requests_sent + 2 > c.max_requests:
-            r.stopped_by = "max-requests"
+        if self.budget.spent() + 2 > self.cap:
+            r.stopped_by = self._cap_name
             raise CampaignOver
         if c.max_compute_units is not None and r.compute_units + units > c.max_compute_units:
             r.stopped_by = "max-compute-units"
@@ -273,7 +425,7 @@ class Campaign:
             lock = self.client.lock(model, max_num_tokens=max(units, 8192))
             self._pace()
         except BudgetExceeded:
-            self.result.stopped_by = "max-requests"
+            self.result.stopped_by = self._cap_name
             raise CampaignOver from None
         lock_findings = judge_lock(lock)
         if lock_findings:
@@ -306,11 +458,24 @@ class Campaign:
         try:
             record = self.client.post_prepared(prepared)
         except BudgetExceeded:
-            self.result.stopped_by = "max-requests"
+            self.result.stopped_by = self._cap_name
             raise CampaignOver from None
+        self._tick()
         findings = judge(record, case.mutation, self.state)
         if findings:
             self._fail(case, record, findings[0], secret)
+
+    def _tick(self) -> None:
+        """Hand the progress hook a status line (it throttles; this is cheap)."""
+        if self.progress is None:
+            return
+        elapsed = time.monotonic() - self._started
+        limit = f" of {format_seconds(self.config.duration_s)}" if self.config.duration_s is not None else ""
+        found = ", 1 finding" if self._failure or self._session_failure else ""
+        self.progress(
+            f"fuzz {self._phase}: {self._executions + self._session_examples} examples, "
+            f"{self.budget.spent()}/{self.cap} requests, {format_seconds(elapsed)}{limit}{found}"
+        )
 
     def _fail(self, case: FuzzCase, record: ExchangeRecord | None, finding: Finding, secret: bytes) -> None:
         self._failure = (case, record, finding, secret)
@@ -321,9 +486,15 @@ class Campaign:
     def run(self) -> CampaignResult:
         c = self.config
         self._started = time.monotonic()  # wall time: the duration cap and the throughput are real seconds
-        database = DirectoryBasedExampleDatabase(str(c.report_dir / "hypothesis"))
+        with hypothesis_home(c.report_dir / "hypothesis"):
+            return self._run()
+
+    def _run(self) -> CampaignResult:
+        c = self.config
+        database = DirectoryBasedExampleDatabase(str(c.report_dir / "hypothesis" / "examples"))
         strategy = fuzz_cases(self.target, c.profile, mutations=c.mutations)
         counted: list[int] = [0]
+        directed = directed_cases(self.target, c.profile) if c.mutations else []
 
         @settings(
             max_examples=c.max_examples or 1,
@@ -341,6 +512,8 @@ class Campaign:
             counted[0] += 1
             self._execute(case)
 
+        for case in reversed(directed):
+            probe = example(case)(probe)
         try:
             probe()
         except CampaignOver:
@@ -351,10 +524,11 @@ class Campaign:
             if not group.subgroup((AssertionError, Flaky)):
                 raise
         if self._failure is None and self.result.stopped_by == "examples" and self.sessions and self.client_factory:
+            self._phase = "sessions"
             self._run_sessions()
         r = self.result
         r.examples = counted[0] + self._session_examples
-        r.requests = self.client.requests_sent + r.requests_extra
+        r.requests = self.budget.spent()
         r.duration_s = time.monotonic() - self._started
         if self._failure is not None:
             case, record, finding, secret = self._failure
@@ -380,10 +554,12 @@ class Campaign:
             if c.duration_s is not None and spent > c.duration_s:
                 r.stopped_by = "duration"
                 raise SessionsOver
-            sent = self.client.requests_sent + sum(client.requests_sent for client in opened)
-            if c.max_requests is not None and sent + 2 > c.max_requests:
-                r.stopped_by = "max-requests"
+            if self.budget.spent() + 2 > self.cap:
+                r.stopped_by = self._cap_name
                 raise SessionsOver
+            self._tick()
+            if seconds == 0.0:  # a request follows: --rps holds in the sessions too
+                self._pace()
 
         def make_session() -> Session:
             admit(0.0)
@@ -393,6 +569,8 @@ class Campaign:
             for k in keys:
                 client = self.client_factory(api[k])  # type: ignore[misc]
                 opened.append(client)
+                if client.options.budget is not self.budget:  # every request of the run counts against one cap
+                    client.options = dataclasses.replace(client.options, budget=self.budget)
                 clients[k] = client
             return Session(
                 self.target,

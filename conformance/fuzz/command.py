@@ -1,22 +1,40 @@
-"""``atoma-conformance fuzz`` and ``atoma-conformance replay``."""
+"""``atoma-conformance fuzz`` and ``atoma-conformance replay``.
+
+Both keep the exit-code contract (0 / 1 / 2): a finding or a verdict is 1, and anything that means
+the command could not do its job (bad options, a bad case file, a target that is down, refuses the
+key or fails TLS) is 2 with one line on stderr, never a finding and never FIXED. A ``fuzz`` against a
+target first sends one lock (the preflight): without it a dead target would be reported as a MUST
+finding (LOCK-001) of the target, and saved as a case.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
+import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
+from ..budget import LocalBudget
 from ..checks import Target
-from ..client import ClientOptions, ConfidentialClient, resolve_api_key
-from ..embedded import Embedded
+from ..client import API_KEY_ENV, ClientOptions, ConfidentialClient
+from ..embedded import EMBEDDED_KEYS, Embedded
 from ..exits import UserError
-from ..results import redact_url
-from .campaign import PROFILES, Campaign, CampaignConfig, estimate
+from ..options import display_url, positive_int, validate_api_key, validate_target_url
+from ..preflight import ProxyProbe, check_proxy
+from ..progress import LONG_RUNNING_S, Progress, choose_mode
+from ..targetopts import add_tls_arguments, client_options_from
+from .campaign import PROFILES, TARGET_MAX_REQUESTS, Campaign, CampaignConfig, CampaignResult, Plan, plan
 
 EXIT_OK, EXIT_FINDING, EXIT_NOT_RUN = 0, 1, 2
+PREFLIGHT_TIMEOUT_S = 10.0  # the preflight is a first contact: a dead target should not cost minutes
+PREFLIGHT_DEADLINE_S = 20.0
 
 
 class CommandError(UserError):
@@ -31,16 +49,8 @@ def duration(text: str) -> float:
     value = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
     if value <= 0:
         raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
+    if value > 7 * 86_400:
+        raise argparse.ArgumentTypeError("must be at most a week (7 days)")
     return value
 
 
@@ -49,7 +59,7 @@ def _rate(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if value <= 0:
+    if not value > 0 or value == float("inf"):  # also refuses nan
         raise argparse.ArgumentTypeError("must be positive")
     return value
 
@@ -79,6 +89,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run the embedded mock with this fault (repeatable)",
     )
+    add_tls_arguments(parser)
 
 
 def add_fuzz_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,55 +101,143 @@ def add_fuzz_arguments(parser: argparse.ArgumentParser) -> None:
         help="ci: fast; deep: a long campaign (10 min unless --duration); live: small, budgeted",
     )
     parser.add_argument("--duration", type=duration, metavar="TIME", help="stop after this long, e.g. 10m")
-    parser.add_argument("--max-examples", type=_positive, metavar="N", help="Hypothesis examples to try")
-    parser.add_argument("--max-requests", type=_positive, metavar="N", help="hard cap on HTTP requests")
-    parser.add_argument("--max-compute-units", type=_positive, metavar="N", help="hard cap on compute units reserved")
+    parser.add_argument("--max-examples", type=positive_int, metavar="N", help="Hypothesis examples to try")
+    parser.add_argument(
+        "--max-requests",
+        type=positive_int,
+        metavar="N",
+        help=f"hard cap on HTTP requests, sessions included (default with --target: {TARGET_MAX_REQUESTS})",
+    )
+    parser.add_argument(
+        "--max-compute-units", type=positive_int, metavar="N", help="hard cap on compute units reserved"
+    )
     parser.add_argument("--rps", type=_rate, metavar="R", help="at most R requests per second")
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0); failures name it")
     parser.add_argument(
         "--report-dir",
         default="reports",
         metavar="DIR",
-        help="replay cases go to DIR/cases, the Hypothesis database to DIR/hypothesis",
+        help="replay cases go to DIR/cases, Hypothesis' database and files to DIR/hypothesis",
     )
     parser.add_argument("--keep-plaintext", action="store_true", help="store the plaintext in replay cases")
     parser.add_argument("--dry-run", action="store_true", help="print what the campaign would spend; send nothing")
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as one JSON object on stdout (the text goes to stderr)"
+    )
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress on stderr even when it is not a terminal (by default: on a terminal, or for runs of a minute "
+        "or more)",
+    )
+
+
+# --- the target ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Connection:
+    """The target and the clients of one command, every client on one budget and one error log."""
+
+    target: Target
+    client: ConfidentialClient
+    embedded: Embedded | None
+    options: ClientOptions
+
+    def new_client(self, api_key: str | None, options: ClientOptions | None = None) -> ConfidentialClient:
+        """A client like the main one, on the same budget."""
+        return ConfidentialClient(self.target.base_url, api_key, options=options or self.options)
+
+    def timing(self) -> dict[str, Any]:
+        """The embedded mock's virtual clock: its lock timeouts pass without wall time."""
+        return {"sleep": self.embedded.sleep, "clock": self.embedded.clock} if self.embedded is not None else {}
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    """--api-key, else the environment, validated under the name it came from."""
+    if args.api_key is not None:
+        return validate_api_key(args.api_key, "--api-key")
+    for name in API_KEY_ENV:
+        value = os.environ.get(name)
+        if value:
+            return validate_api_key(value, f"${name}")
+    return None
+
+
+def check_target_arguments(args: argparse.Namespace) -> None:
+    """Everything about the target that can be refused before anything is started or sent."""
+    if args.api_key is not None:  # a bad key is refused even where it would not be used
+        validate_api_key(args.api_key, "--api-key")
+    if args.second_api_key is not None:
+        validate_api_key(args.second_api_key, "--second-api-key")
+    if args.target is not None:
+        validate_target_url(args.target)
+        if not args.model:
+            raise CommandError("--model", "required with --target")
+        if args.mock_fault:
+            raise CommandError("--mock-fault", "only applies to the embedded mock, not to --target")
+        _api_key(args)
+        return
+    for flag in ("ca_bundle", "insecure"):
+        if getattr(args, flag, None):
+            option = "--" + flag.replace("_", "-")
+            raise CommandError(option, "only applies with --target (the embedded mock speaks plain HTTP)")
+    from mock_node.faults import FAULTS
+
+    for name in args.mock_fault:
+        if name not in FAULTS:  # before the mock starts, and named as the option the user typed
+            shown = repr(name) if len(name) <= 60 and name.isprintable() else f"a name of {len(name)} characters"
+            raise CommandError("--mock-fault", f"unknown fault {shown} (see 'atoma-conformance mock --list-faults')")
 
 
 @contextlib.contextmanager
-def _target(args: argparse.Namespace) -> Iterator[tuple[Target, ConfidentialClient, Embedded | None]]:
+def connect(args: argparse.Namespace, options: ClientOptions) -> Iterator[Connection]:
+    """The target (``--target`` or the embedded mock, started here) and its main client."""
     if args.target:
-        if not args.target.startswith(("http://", "https://")):
-            raise CommandError(f"--target: must be an http:// or https:// URL, got {redact_url(args.target)!r}")
-        if not args.model:
-            raise CommandError("--model: required with --target")
-        if args.mock_fault:
-            raise CommandError("--mock-fault: only applies to the embedded mock, not to --target")
         target = Target(
             args.target,
-            resolve_api_key(args.api_key),
+            _api_key(args),
             args.model,
             args.embedding_model,
             args.image_model,
             args.node_address,
             args.second_api_key,
         )
-        with ConfidentialClient(target.base_url, target.api_key, options=ClientOptions()) as client:
-            yield target, client, None
+        with ConfidentialClient(target.base_url, target.api_key, options=options) as client:
+            yield Connection(target, client, None, options)
         return
     from ..embedded import embedded_target
 
     try:
         with (
             embedded_target(args.mock_profile, args.mock_fault, node_address=args.node_address) as embedded,
-            ConfidentialClient(embedded.target.base_url, embedded.target.api_key) as client,
+            ConfidentialClient(embedded.target.base_url, embedded.target.api_key, options=options) as client,
         ):
-            yield embedded.target, client, embedded
+            yield Connection(embedded.target, client, embedded, options)
     except ValueError as exc:  # an unknown fault name, from the mock's configuration
         raise CommandError(str(exc)) from None
 
 
-def run_fuzz(args: argparse.Namespace) -> int:
+def preflight(connection: Connection) -> None:
+    """The same preflight as ``run``'s (conformance.preflight), on short timeouts and the campaign's budget:
+    a target that is down, fails TLS, refuses the key, is not the API or does not list the model is a
+    setup problem (exit 2), not a finding the campaign would report as LOCK-001 and save as a case."""
+    options = dataclasses.replace(
+        connection.options,
+        timeout_s=min(connection.options.timeout_s, PREFLIGHT_TIMEOUT_S),
+        deadline_s=min(connection.options.deadline_s, PREFLIGHT_DEADLINE_S),
+        lock_retries=0,
+    )
+    target = connection.target
+    check_proxy(ProxyProbe(target.base_url, target.api_key, target.chat_model, options))
+
+
+# --- fuzz ---------------------------------------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace) -> CampaignConfig:
     config = CampaignConfig(
         profile=args.profile,
         seed=args.seed,
@@ -149,56 +248,145 @@ def run_fuzz(args: argparse.Namespace) -> int:
         rps=args.rps,
         report_dir=Path(args.report_dir),
         keep_plaintext=args.keep_plaintext,
+        preflight=bool(args.target),
     )
     if args.profile == "deep" and args.duration is None:
         config.duration_s = 600.0
-    if args.dry_run:
-        target = (
-            Target(
-                args.target or "embedded mock",
-                None,
-                args.model or "model",
-                args.embedding_model,
-                args.image_model,
-                None,
-            )
-            if args.target
-            else _dry_target()
-        )
-        requests, units = estimate(config, target)
-        resolved = config.resolved()
-        print(
-            f"dry run: profile {resolved.profile}, up to {resolved.max_examples} examples: at most {requests} "
-            f"requests and {units} compute units; nothing was sent"
-        )
-        return EXIT_OK
-    with _target(args) as (target, client, embedded):
-
-        def make_client(api_key: str | None) -> ConfidentialClient:
-            return ConfidentialClient(target.base_url, api_key)
-
-        timing = {"sleep": embedded.sleep, "clock": embedded.clock} if embedded is not None else {}
-        campaign = Campaign(config, target, client, client_factory=make_client, **timing)  # type: ignore[arg-type]
-        result = campaign.run()
-    where = redact_url(target.base_url)
-    print(
-        f"fuzz ({config.resolved().profile}, seed {config.seed}) against {where}: {result.examples} examples, "
-        f"{result.requests} requests, {result.compute_units} compute units in {result.duration_s:.1f} s "
-        f"({result.cases_per_second:.0f} cases/s); stopped by {result.stopped_by}"
-    )
-    if not result.findings:
-        print("no finding")
-        return EXIT_OK
-    finding = result.findings[0]
-    print(f"FINDING {finding.check_id} [{finding.level}] {finding.reason}")
-    print(f"replay case: {result.case_path}")
-    return EXIT_FINDING if finding.level == "MUST" else EXIT_OK
+    if args.target and config.resolved().max_requests is None:
+        config.max_requests = TARGET_MAX_REQUESTS  # a paid endpoint never runs uncapped by default
+    return config
 
 
-def _dry_target() -> Target:
+def _planned_target(args: argparse.Namespace) -> Target:
+    """The target as the plan sees it (models and keys decide endpoints and sessions), without
+    starting the embedded mock or reading a secret."""
+    if args.target:
+        second = "second key" if args.second_api_key else None
+        return Target(args.target, None, args.model, args.embedding_model, args.image_model, None, second)
     from mock_node.config import DEFAULT_MODELS
 
-    return Target("embedded", None, DEFAULT_MODELS[0], DEFAULT_MODELS[1], DEFAULT_MODELS[2], None)
+    return Target(
+        "embedded mock",
+        EMBEDDED_KEYS[0],
+        DEFAULT_MODELS[0],
+        DEFAULT_MODELS[1],
+        DEFAULT_MODELS[2],
+        None,
+        EMBEDDED_KEYS[1],
+        embedded=True,
+    )
+
+
+def run_fuzz(args: argparse.Namespace) -> int:
+    check_target_arguments(args)
+    config = _config(args)
+    base = client_options_from(args)
+    budget_plan = plan(config, _planned_target(args), lock_retries=base.lock_retries)
+    out = sys.stderr if args.json else sys.stdout
+    resolved = config.resolved()
+    if args.dry_run:
+        print(_dry_run_text(resolved, budget_plan), file=out)
+        if args.json:
+            print(json.dumps(_dry_run_json(resolved, budget_plan)))
+        return EXIT_OK
+    options = dataclasses.replace(base, budget=LocalBudget(budget_plan.requests))
+    long_running = (resolved.duration_s or 0) >= LONG_RUNNING_S
+    mode = choose_mode(sys.stderr, quiet=args.quiet, force=args.progress, long_running=long_running)
+    with connect(args, options) as connection, Progress(sys.stderr, mode=mode) as progress:
+        if args.target:
+            preflight(connection)
+
+        def make_client(api_key: str | None) -> ConfidentialClient:
+            return connection.new_client(api_key)
+
+        campaign = Campaign(
+            config,
+            connection.target,
+            connection.client,
+            client_factory=make_client,
+            progress=progress.update if progress.enabled else None,
+            **connection.timing(),
+        )
+        result = campaign.run()
+    code = _exit_code(result)
+    print(_summary(resolved, connection.target, result), file=out)
+    if args.json:
+        print(json.dumps(_result_json(resolved, result, code)))
+    return code
+
+
+def _exit_code(result: CampaignResult) -> int:
+    return EXIT_FINDING if any(f.level == "MUST" for f in result.findings) else EXIT_OK
+
+
+def _dry_run_text(config: CampaignConfig, budget: Plan) -> str:
+    sessions = f" ({budget.sessions} of them in sessions)" if budget.sessions else ""
+    capped = " (the --max-requests cap)" if budget.requests < budget.uncapped else ""
+    until = " or until --duration" if config.duration_s is not None else ""
+    return (
+        f"dry run: profile {config.profile}, up to {config.max_examples} examples{until}: at most {budget.requests} "
+        f"requests{capped}{sessions} and {budget.compute_units} compute units; nothing was sent"
+    )
+
+
+def _dry_run_json(config: CampaignConfig, budget: Plan) -> dict[str, Any]:
+    return {
+        "dry_run": True,
+        "profile": config.profile,
+        "seed": config.seed,
+        "examples": config.max_examples,
+        "estimate": budget.requests,
+        "estimate_compute_units": budget.compute_units,
+        "estimate_by_phase": {
+            "preflight": budget.preflight,
+            "stateless": budget.stateless,
+            "sessions": budget.sessions,
+        },
+        "duration_s": config.duration_s,
+        "exit_code": EXIT_OK,
+    }
+
+
+def _summary(config: CampaignConfig, target: Target, result: CampaignResult) -> str:
+    lines = [
+        f"fuzz ({config.profile}, seed {config.seed}) against {display_url(target.base_url)}: {result.examples} "
+        f"examples, {result.requests} requests (estimate: at most {result.estimate}), {result.compute_units} "
+        f"compute units in {result.duration_s:.1f} s ({result.cases_per_second:.0f} cases/s); "
+        f"stopped by {result.stopped_by}"
+    ]
+    if not result.findings:
+        lines.append("no finding")
+    for finding in result.findings:
+        lines.append(f"FINDING {finding.check_id} [{finding.level}] {finding.reason}")
+    if result.case_path is not None:
+        lines.append(f"replay case: {result.case_path}")
+    return "\n".join(lines)
+
+
+def _result_json(config: CampaignConfig, result: CampaignResult, code: int) -> dict[str, Any]:
+    return {
+        "profile": config.profile,
+        "seed": config.seed,
+        "examples": result.examples,
+        "requests": result.requests,
+        "estimate": result.estimate,
+        "compute_units": result.compute_units,
+        "duration_s": round(result.duration_s, 3),
+        "stopped_by": result.stopped_by,
+        "findings": [
+            {
+                "check_id": f.check_id,
+                "level": f.level,
+                "reason": f.reason,
+                "case_path": str(result.case_path) if result.case_path is not None else None,
+            }
+            for f in result.findings
+        ],
+        "exit_code": code,
+    }
+
+
+# --- replay -------------------------------------------------------------------------------------------
 
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -211,44 +399,59 @@ def run_replay(args: argparse.Namespace) -> int:
     from .replay import replay
 
     path = Path(args.case)
-    if not path.is_file():
+    if not path.exists():
         raise CommandError(f"CASE.json: {path} does not exist")
-    try:
-        case = ReplayCase.read(path)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
+    case = ReplayCase.read(path, "CASE.json")
     if not args.model:
         args.model = case.model
-    with _target(args) as (target, client, embedded):
+    check_target_arguments(args)
+    options = client_options_from(args)
+    with connect(args, options) as connection:
 
         def make_client(api_key: str | None) -> ConfidentialClient:
-            return ConfidentialClient(target.base_url, api_key)
+            return connection.new_client(api_key)
 
-        timing = {"sleep": embedded.sleep, "clock": embedded.clock} if embedded is not None else {}
         try:
-            outcome = replay(case, client, target, client_factory=make_client, **timing)  # type: ignore[arg-type]
+            outcome = replay(
+                case,
+                connection.client,
+                connection.target,
+                client_factory=make_client,
+                **connection.timing(),
+            )
         except ValueError as exc:
-            raise CommandError(str(exc)) from None
-    print(
-        f"{outcome.verdict}: {case.check_id} [{case.level}] {case.mutation or 'valid request'} "
-        f"(status {outcome.status})"
-    )
+            raise CommandError(f"could not replay: {exc}") from None
+    if outcome.not_run is not None:
+        raise CommandError(f"could not replay: {outcome.not_run}")
+    level = _catalogue_level(case.check_id)
+    print(f"{outcome.verdict}: {case.check_id} [{level}] {case.mutation or 'valid request'} (status {outcome.status})")
     for finding in outcome.findings:
         print(f"  {finding.check_id} {finding.reason}")
     return EXIT_FINDING if outcome.still_failing else EXIT_OK
 
 
-def main_fuzz(args: argparse.Namespace) -> int:
+def _catalogue_level(check_id: str) -> str:
+    from .oracle import level_of
+
+    return level_of(check_id)
+
+
+# --- entry points -------------------------------------------------------------------------------------
+
+
+def _main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, err: TextIO | None = None) -> int:
     try:
-        return run_fuzz(args)
-    except CommandError as exc:
-        print(f"atoma-conformance: error: {exc}", file=sys.stderr)
+        return run(args)
+    except UserError as exc:
+        print(f"atoma-conformance: error: {exc}", file=err or sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc), "exit_code": EXIT_NOT_RUN}))
         return EXIT_NOT_RUN
+
+
+def main_fuzz(args: argparse.Namespace) -> int:
+    return _main(run_fuzz, args)
 
 
 def main_replay(args: argparse.Namespace) -> int:
-    try:
-        return run_replay(args)
-    except CommandError as exc:
-        print(f"atoma-conformance: error: {exc}", file=sys.stderr)
-        return EXIT_NOT_RUN
+    return _main(run_replay, args)

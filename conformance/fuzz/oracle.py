@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..checks import CATALOGUE
 from ..checks.judging import refusal_problem, secrets_of
 from ..evidence import MISSING, ExchangeRecord, LockRecord, MessageRecord
 from ..protocol.jsonwire import strict_equal
@@ -29,7 +30,8 @@ class Mutation(Protocol):
     def expect(self) -> str: ...
 
 
-LEVELS = {"ERR-017": "SHOULD", "ERR-018": "SHOULD", "STREAM-007": "SHOULD", "REPLAY-001": "SHOULD"}
+# The catalogue is the one source of levels: a finding is as serious as the check it is named after.
+LEVELS: dict[str, str] = {check.id: check.level for check in CATALOGUE}
 ENDPOINT_CHECK = {
     "chat": "ENDPOINT-001",
     "completions": "ENDPOINT-002",
@@ -39,14 +41,26 @@ ENDPOINT_CHECK = {
 STREAM_CHECK = {"chat": "ENDPOINT-005", "completions": "ENDPOINT-006"}
 
 
+def level_of(check_id: str) -> str:
+    """The catalogue level of ``check_id``. An id the catalogue lacks is a bug in the fuzz layer, not a
+    target's fault, so it fails loudly rather than defaulting to a level."""
+    try:
+        return LEVELS[check_id]
+    except KeyError:
+        raise LookupError(f"{check_id!r} is not a check of the catalogue") from None
+
+
 @dataclass(frozen=True)
 class Finding:
     check_id: str
     reason: str
 
+    def __post_init__(self) -> None:
+        level_of(self.check_id)
+
     @property
     def level(self) -> str:
-        return LEVELS.get(self.check_id, "MUST")
+        return level_of(self.check_id)
 
     def label(self) -> str:
         return f"{self.check_id} {self.reason}"

@@ -1,5 +1,10 @@
 """Replaying a saved case against a target: FIXED when the finding no longer appears, STILL FAILING
-when it does.
+when it does, and COULD NOT REPLAY when the replay says nothing either way.
+
+FIXED is a claim about the target, so it needs evidence: the request was answered and the rule was
+judged on that answer. A target that is down, a TLS failure, a refused key, a lock that fails before
+the request is sent, a valid request that is no longer served (so its content rule cannot be judged),
+or a session stopped by another finding first: each is COULD NOT REPLAY, with the reason.
 
 The exact request bytes are re-sent, with only ``stack_small_id`` rewritten to the fresh lock's
 (stacks are per deployment and per API key, and the field is outside the cryptography). The node must
@@ -23,8 +28,11 @@ from ..protocol.envelope import SealedRequest, client_exchange
 from ..protocol.errors import ProtocolError
 from ..protocol.models import ConfidentialComputeRequest
 from ..protocol.primitives import blake2b_256
+from ..transport_errors import describe_transport_error
 from .cases import ReplayCase
-from .oracle import Finding, OracleState, judge, judge_lock
+from .oracle import ENDPOINT_CHECK, STREAM_CHECK, Finding, OracleState, judge, judge_lock
+
+LOCK_ORDER = ("LOCK-001", "LOCK-003", "LOCK-004")  # judge_lock's order: a later finding means earlier ones hold
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,17 @@ class ReplayOutcome:
     still_failing: bool
     findings: list[Finding]
     status: int | None
+    not_run: str | None = None  # why the replay could not decide; ``still_failing`` is then False
 
     @property
     def verdict(self) -> str:
+        if self.not_run is not None:
+            return "COULD NOT REPLAY"
         return "STILL FAILING" if self.still_failing else "FIXED"
+
+
+def _not_run(reason: str, findings: list[Finding] | None = None, status: int | None = None) -> ReplayOutcome:
+    return ReplayOutcome(False, findings or [], status, reason)
 
 
 def replay(
@@ -56,16 +71,39 @@ def replay(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReplayOutcome:
+    """Re-send the case and judge it. A transport failure is reported in the client's own words
+    (``HttpRecord.detail``: a refused connection, a TLS handshake with a plain-HTTP port, ...)."""
+    explain = describe_transport_error
     if "steps" in case.extra:
-        return _replay_session(case, client, target, client_factory, sleep, clock)
+        return _replay_session(case, client, target, client_factory, sleep, clock, explain)
     state = OracleState(expected_signer=target.node_address, api_key=target.api_key)
     for nonce in case.extra.get("prior_nonces", []):
         state.node_nonces.observe("any", bytes.fromhex(nonce), "an earlier request of the campaign")
     lock = client.lock(case.model, max_num_tokens=max(8192, 1_048_576 if case.endpoint == "images" else 0))
+    if lock.http.status is None:
+        return _not_run(f"the lock got no answer: {lock.http.detail or explain(lock.http.error)}")
+    if lock.http.status == 401:
+        return _not_run("the target refused the API key (401 on /v1/nodes/lock)", status=401)
     lock_findings = judge_lock(lock)
-    if case.check_id.startswith("LOCK-") or lock_findings:
+    if case.check_id.startswith("LOCK-"):
         hit = [f for f in lock_findings if f.check_id == case.check_id]
-        return ReplayOutcome(bool(hit), lock_findings, lock.http.status)
+        if hit or not lock_findings:
+            return ReplayOutcome(bool(hit), lock_findings, lock.http.status)
+        first = lock_findings[0]
+        ordered = first.check_id in LOCK_ORDER and case.check_id in LOCK_ORDER
+        if ordered and LOCK_ORDER.index(first.check_id) > LOCK_ORDER.index(case.check_id):
+            return ReplayOutcome(False, lock_findings, lock.http.status)  # judged, and it holds
+        return _not_run(
+            f"the lock failed earlier ({first.label()}), so {case.check_id} could not be judged",
+            lock_findings,
+            lock.http.status,
+        )
+    if lock_findings:
+        return _not_run(
+            f"the lock failed ({lock_findings[0].label()}), so the request was not sent",
+            lock_findings,
+            lock.http.status,
+        )
     body = case.request_body
     try:
         envelope = jsonwire.loads_object(body)
@@ -110,7 +148,20 @@ def replay(
             case.mutation.split(" ")[1] if " " in case.mutation else case.mutation, check, case.expect
         )
     findings = judge(record, mutation, state)
-    return ReplayOutcome(any(f.check_id == case.check_id for f in findings), findings, record.http.status)
+    status = record.http.status
+    if any(f.check_id == case.check_id for f in findings):
+        return ReplayOutcome(True, findings, status)
+    if status is None:
+        return _not_run(f"the request got no answer: {record.http.detail or explain(record.http.error)}", findings)
+    served_check = (STREAM_CHECK if case.stream else ENDPOINT_CHECK).get(case.endpoint)
+    if case.expect == "accept" and status != 200 and case.check_id != served_check:
+        return _not_run(
+            f"the request was not served (status {status}), so {case.check_id} could not be judged on an answer; "
+            "replay against a node that holds the X25519 key the case was sealed to, and has not seen it",
+            findings,
+            status,
+        )
+    return ReplayOutcome(False, findings, status)
 
 
 def _replay_session(
@@ -120,10 +171,11 @@ def _replay_session(
     client_factory: Callable[[str | None], ConfidentialClient] | None,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
+    explain: Callable[[str | None], str],
 ) -> ReplayOutcome:
     """Re-execute a logged session step by step."""
     from .campaign import session_keys
-    from .stateful import Session, SessionFailure, run_steps
+    from .stateful import Session, SessionFailure, SessionStepError, run_steps
 
     api = session_keys(target, f"replay-{time.monotonic_ns()}")
     clients = {"a": client_factory(api["a"]) if client_factory is not None and target.embedded else client}
@@ -134,13 +186,26 @@ def _replay_session(
     session = Session(
         target, clients, sleep, clock, OracleState(expected_signer=target.node_address, api_key=target.api_key)
     )
+    failure: SessionFailure | None = None
     try:
         run_steps(session, case.extra["steps"])
-    except SessionFailure as failure:
-        return ReplayOutcome(failure.finding.check_id == case.check_id, [failure.finding], None)
+    except SessionFailure as found:
+        failure = found
+    except SessionStepError as exc:
+        return _not_run(f"step {len(session.log)}: {exc}")
     finally:
-        for name, opened in clients.items():
+        for opened in clients.values():
             if opened is not client:
                 opened.close()
-                del name
-    return ReplayOutcome(False, [], None)
+    if session.unanswered:
+        what, _, error = session.unanswered[0].partition(": ")
+        return _not_run(f"a {what} of the session got no answer: {error or 'no answer'}")
+    if failure is None:
+        return ReplayOutcome(False, [], None)
+    if failure.finding.check_id == case.check_id:
+        return ReplayOutcome(True, [failure.finding], None)
+    return _not_run(
+        f"step {len(session.log)} failed another check first ({failure.finding.label()}), "
+        f"so {case.check_id} could not be judged",
+        [failure.finding],
+    )

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 )
 
 from ..checks import Target
-from ..client import ENDPOINT_PATHS, ConfidentialClient
+from ..client import ENDPOINT_PATHS, BudgetExceeded, ConfidentialClient
 from ..evidence import LockRecord
 from ..protocol import jsonwire
 from .oracle import Finding, OracleState, judge, judge_lock
@@ -35,6 +35,7 @@ _T = TypeVar("_T")
 
 LOCK_TIMEOUT_S = 2
 SETTLE_S = 5.5  # longer than any lock this suite takes (the default timeout is 5 s)
+STEP_COUNT = 12  # rule steps per machine example (Hypothesis' stateful_step_count)
 
 
 class SessionsOver(BaseException):
@@ -46,6 +47,10 @@ class SessionsOver(BaseException):
 
 def _admit_always(seconds: float) -> None:
     """The default hook: no cap."""
+
+
+class SessionStepError(ValueError):
+    """A logged step cannot be executed as written (a replayed case naming a lock never taken)."""
 
 
 class SessionFailure(AssertionError):
@@ -77,6 +82,8 @@ class Session:
     # Called before every step with the seconds it will sleep (0 for a request); raises SessionsOver
     # when the step would break the campaign's duration or request cap.
     admit: Callable[[float], None] = _admit_always
+    # Exchanges that got no answer at all (HttpRecord.error): a replay cannot call such a session FIXED.
+    unanswered: list[str] = field(default_factory=list)
 
     def _locks_of(self, key: str, stack: int) -> list[int]:
         return [
@@ -97,6 +104,8 @@ class Session:
         self.admit(0.0)
         self.log.append({"action": "lock", "key": key})
         record = self.clients[key].lock(self.target.chat_model, timeout=LOCK_TIMEOUT_S)
+        if record.http.status is None:
+            self.unanswered.append(f"lock: {record.http.detail or record.http.error}")
         findings = judge_lock(record)
         if findings:
             raise SessionFailure(findings[0])
@@ -107,6 +116,8 @@ class Session:
         """Send a valid request on lock ``index`` with API key ``key``; the model says if it may be served."""
         self.admit(0.0)
         self.log.append({"action": "use", "lock": index, "key": key, "stream": stream})
+        if not 0 <= index < len(self.locks):
+            raise SessionStepError(f"a use step names lock {index}, but {len(self.locks)} lock(s) were taken")
         lock = self.locks[index]
         assert lock.record.lock is not None
         now = self.clock()
@@ -124,6 +135,8 @@ class Session:
         record = self.clients[key].send(
             "chat", jsonwire.dumps(body), lock=lock.record, model_name=self.target.chat_model, stream=stream
         )
+        if record.http.status is None:
+            self.unanswered.append(f"request: {record.http.detail or record.http.error}")
         if ambiguous:
             self._forget()
             return
@@ -156,6 +169,8 @@ class Session:
         self.take_lock(key)
         client = self.clients[key]
         http = client.request("POST", ENDPOINT_PATHS["chat"], content=body, headers=client.headers())
+        if http.status is None:
+            self.unanswered.append(f"replayed request: {http.detail or http.error}")
         if http.status == 200:
             raise SessionFailure(Finding("REPLAY-001", "an identical replayed request was served again"))
         # Whether a refused replay consumed the fresh lock is the node's choice: forget the model's locks.
@@ -203,6 +218,9 @@ def session_machine(make_session: Callable[[], Session], keys: list[str]) -> typ
             except SessionsOver:
                 type(self).stopped = True
                 raise
+            except BudgetExceeded:  # a lock's retries ran into the hard cap: the phase is over
+                type(self).stopped = True
+                raise SessionsOver from None
 
         @initialize()
         def start(self) -> None:
@@ -265,7 +283,7 @@ def run_directed(make_session: Callable[[], Session], keys: list[str]) -> tuple[
     A cap raises :class:`SessionsOver` out of here, as from the machine.
     """
     for steps in DIRECTED:
-        if any(step.get("key", "a") not in keys for step in steps):
+        if not _runs(steps, keys):
             continue
         session = make_session()
         try:
@@ -274,7 +292,28 @@ def run_directed(make_session: Callable[[], Session], keys: list[str]) -> tuple[
             run_steps(session, list(steps))
         except SessionFailure as failure:
             return session, failure
+        except BudgetExceeded:
+            raise SessionsOver from None
     return None, None
+
+
+def step_requests(action: str, lock_cost: int) -> int:
+    """The most requests one step can send; a lock costs ``lock_cost`` (1 + the client's lock retries)."""
+    return {"lock": lock_cost, "use": 1, "wait": 0, "replay": lock_cost + 1}[action]
+
+
+def directed_requests(keys: list[str], lock_cost: int) -> int:
+    """The most requests the directed sessions send with these keys."""
+    return sum(step_requests(step["action"], lock_cost) for steps in DIRECTED if _runs(steps, keys) for step in steps)
+
+
+def machine_requests(max_examples: int, lock_cost: int) -> int:
+    """The most requests ``max_examples`` machine examples send (the costliest step, every step)."""
+    return max_examples * STEP_COUNT * max(step_requests(a, lock_cost) for a in ("lock", "use", "wait", "replay"))
+
+
+def _runs(steps: tuple[dict[str, Any], ...], keys: list[str]) -> bool:
+    return all(step.get("key", "a") in keys for step in steps)
 
 
 def run_sessions(
@@ -293,7 +332,7 @@ def run_sessions(
             machine,
             settings=settings(
                 max_examples=max_examples,
-                stateful_step_count=12,
+                stateful_step_count=STEP_COUNT,
                 deadline=None,
                 database=None,
                 suppress_health_check=list(HealthCheck),

@@ -955,11 +955,18 @@ def html_report(results: dict[str, Any], *, spec_path: Path | None = None) -> st
 # --- files ---------------------------------------------------------------------------------------------
 
 
-def write_all(results: dict[str, Any], directory: Path, *, spec_path: Path | None = None) -> dict[str, Path]:
+def write_all(
+    results: dict[str, Any], directory: Path, *, spec_path: Path | None = None, junit_path: Path | None = None
+) -> dict[str, Path]:
     """Write junit.xml, report.html and summary.md into ``directory`` (beside results.json); returns
-    ``{"junit": …, "html": …, "summary": …}``."""
+    ``{"junit": …, "html": …, "summary": …}``. ``junit_path`` puts the JUnit file where a CI system
+    looks for it instead."""
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"junit": directory / JUNIT_FILE, "html": directory / HTML_FILE, "summary": directory / SUMMARY_FILE}
+    paths = {
+        "junit": junit_path or directory / JUNIT_FILE,
+        "html": directory / HTML_FILE,
+        "summary": directory / SUMMARY_FILE,
+    }
     paths["junit"].write_bytes(junit_xml(results))
     paths["html"].write_text(html_report(results, spec_path=spec_path), encoding="utf-8")
     paths["summary"].write_text(markdown_summary(results), encoding="utf-8")
