@@ -1,7 +1,7 @@
 """Progress of ``atoma-conformance run`` on stderr: one line per check, so a long run is never silent.
 
 It is a pytest plugin object handed to ``pytest.main`` by the runner (never registered globally). On
-a terminal it colours the outcome unless ``NO_COLOR`` is set (https://no-color.org); elsewhere (a CI
+a terminal it colours the outcome unless ``NO_COLOR`` is set (conformance.progress.colour_allowed); elsewhere (a CI
 log, a pipe) it prints plain lines, and with ``--progress auto`` it stays quiet, since the summary that
 follows says everything the log needs. The check's reason is not printed here: it is the target's
 text, shown once, sanitised, in the summary.
@@ -10,11 +10,12 @@ text, shown once, sanitised, in the summary.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from typing import TextIO
 
 import pytest
+
+from .progress import colour_allowed, is_tty
 
 _COLOURS = {"passed": "\x1b[32m", "failed": "\x1b[31m", "skipped": "\x1b[33m"}
 _WORDS = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
@@ -31,10 +32,9 @@ class Progress:
     @classmethod
     def for_stream(cls, stream: TextIO, mode: str) -> Progress | None:
         """``auto``: only on a terminal; ``always``: everywhere; ``never``: not at all."""
-        tty = hasattr(stream, "isatty") and stream.isatty()
-        if mode == "never" or (mode == "auto" and not tty):
+        if mode == "never" or (mode == "auto" and not is_tty(stream)):
             return None
-        return cls(stream, colour=tty and not os.environ.get("NO_COLOR"))
+        return cls(stream, colour=colour_allowed(stream))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.total = len(session.items)

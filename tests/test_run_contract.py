@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -293,3 +294,14 @@ def test_the_junit_report_can_go_where_ci_looks_for_it(tmp_path: Path, capsys: p
     assert junit.read_text(encoding="utf-8").startswith("<?xml") and "LOCK-001" in junit.read_text(encoding="utf-8")
     assert main(["run", "--junit-xml", str(tmp_path), "--report-dir", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.startswith("atoma-conformance: error: --junit-xml:")
+
+
+def test_progress_lines_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-m", "lock", "--progress", "always", "--report-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    lock_checks = [c.id for c in CATALOGUE if c.category == "LOCK"]
+    assert f"running {len(lock_checks)} checks" in err
+    assert re.search(rf"\[ *1/{len(lock_checks)}\] LOCK-001 +pass", err)
+    assert "\x1b" not in err, "no escape codes when stderr is not a terminal"
+    assert main(["run", "-m", "lock", "--report-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().err == "", "auto: quiet when stderr is not a terminal"
