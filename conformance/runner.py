@@ -108,7 +108,7 @@ def preflight(args: argparse.Namespace) -> None:
         args.ca_bundle = str(existing_file(args.ca_bundle, "--ca-bundle", 16 * 1024 * 1024).resolve())
     if args.insecure:
         print(INSECURE_WARNING, file=sys.stderr, flush=True)
-    writable_dir(args.report_dir, "--report-dir")
+    writable_dir(args.report_dir, "--report-dir", create=False)  # created once every check has passed
     if args.junit_xml is not None:
         output_file(args.junit_xml, "--junit-xml")
     from .estimate import select
@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         return dry_run(args)
     preflight_sent = _charge_preflight(args)
     baseline = _load_baseline(args.baseline) if args.baseline else None
-    report_dir = Path(args.report_dir).resolve()
+    report_dir = writable_dir(args.report_dir, "--report-dir").resolve()
     results_path = report_dir / RESULTS_FILE
     results_path.unlink(missing_ok=True)
     output = io.StringIO()

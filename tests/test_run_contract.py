@@ -113,10 +113,13 @@ def test_selection_by_check_id(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert sorted(c["id"] for c in _results(tmp_path)["checks"]) == ["LOCK-001", "NONCE-003"]
 
 
-def test_a_malformed_selection_is_a_usage_error_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "-m", "and (", "--report-dir", "r"]) == 2
+def test_a_malformed_selection_is_a_usage_error_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "-m", "and (", "--report-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("atoma-conformance: error: -m: not a marker expression") and err.count("\n") == 1
+    assert not (tmp_path / "r").exists(), "nothing is created for a run that does not start"
 
 
 # --- budgets -----------------------------------------------------------------------------------------
