@@ -350,6 +350,18 @@ def _http_record(
     )
 
 
+def _no_answer(method: str, path: str, exc: BaseException, started: float) -> HttpRecord:
+    """An exchange that got no response: the exception's class as the error code, and why in words."""
+    return HttpRecord(
+        method,
+        path,
+        None,
+        error=type(exc).__name__,
+        detail=describe_transport_error(exc),
+        elapsed_s=time.monotonic() - started,
+    )
+
+
 class ConfidentialClient(_Base):
     """Synchronous client. ``transport`` lets tests mount respx or an in-process app."""
 
@@ -419,14 +431,7 @@ class ConfidentialClient(_Base):
         except (httpx.HTTPError, RuntimeError, OSError) as exc:
             if time.monotonic() >= deadline:
                 return HttpRecord(method, path, None, error="deadline", elapsed_s=time.monotonic() - started)
-            return HttpRecord(
-                method,
-                path,
-                None,
-                error=type(exc).__name__,
-                detail=describe_transport_error(exc),
-                elapsed_s=time.monotonic() - started,
-            )
+            return _no_answer(method, path, exc, started)
         finally:
             watchdog.cancel()
             if http.is_closed:  # the watchdog fired: start a fresh connection pool for the next exchange
@@ -559,14 +564,7 @@ class AsyncConfidentialClient(_Base):
         except httpx.TimeoutException:
             return HttpRecord(method, path, None, error="timeout", elapsed_s=time.monotonic() - started)
         except httpx.HTTPError as exc:
-            return HttpRecord(
-                method,
-                path,
-                None,
-                error=type(exc).__name__,
-                detail=describe_transport_error(exc),
-                elapsed_s=time.monotonic() - started,
-            )
+            return _no_answer(method, path, exc, started)
 
     async def lock(
         self, model: str, *, max_num_tokens: int | None = None, timeout: int | None = None, retries: int | None = None

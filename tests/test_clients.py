@@ -253,8 +253,8 @@ def test_content_of_follows_the_contract() -> None:
         (["--adapter", "a="], "the command after '=' is empty"),
         (["--adapter", "reference", "--adapter", "reference"], "named twice"),
         (["--adapter", "reference", "--scenario", "CLIENT-999"], "unknown scenario check CLIENT-999"),
-        (["--adapter", "reference", "--timeout", "0"], "--timeout: must be a positive number"),
-        (["--adapter", "reference", "--timeout", "nan"], "--timeout: must be a positive number"),
+        (["--adapter", "reference", "--timeout", "0"], "--timeout: must be a positive, finite number of seconds"),
+        (["--adapter", "reference", "--timeout", "nan"], "--timeout: must be a positive, finite number of seconds"),
         (["--adapter", 'x=echo "'], "cannot be split"),
     ],
 )

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..exits import UserError
+from ..options import finite_seconds
 from ..paths import shown, writable_dir
 from .checks import SCENARIOS
 from .contract import AdapterFailure, split_command
@@ -49,20 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=str(DEFAULT_CACHE_DIR),
         help=f"where built-in adapters install their SDKs (default: {DEFAULT_CACHE_DIR})",
     )
-    parser.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per client operation (default: 30)")
+    parser.add_argument(
+        "--timeout", type=finite_seconds, default=30.0, help="seconds per client operation (default: 30)"
+    )
     parser.add_argument(
         "--keep-plaintext", action="store_true", help="record the content each client returned in the evidence"
     )
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {shown(text)!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {shown(text)!r}")
-    return value
 
 
 def parse_adapters(specs: list[str]) -> list[tuple[str, str | None]]:
