@@ -135,10 +135,11 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     """A new Sui key, written as a keystore entry (owner-only permissions); prints only its address."""
     import secrets
 
-    from .paths import output_file, shown
+    from .paths import atomic_target, output_file, shown, write_atomic
     from .protocol.sui import Scheme, SuiSigner
 
     path = output_file(args.out, "--out", overwrite=args.force, hint="pass --force to overwrite it")
+    atomic_target(path, "--out")  # a link is refused before a key is drawn
     scheme = Scheme.from_label(args.scheme)
     while True:
         try:
@@ -146,13 +147,9 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
             break
         except ValueError:  # an ECDSA scalar outside [1, n-1]: astronomically rare, draw again
             continue
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o600)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot write {shown(path)} ({exc.strerror})") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # an existing file (--force) keeps its mode otherwise
-        handle.write(signer.to_keystore() + "\n")
+    # A new file, mode 0600 whatever the umask, renamed into place: never written through a link,
+    # never half a key; without --force an existing file is never replaced, even one created meanwhile.
+    write_atomic(path, (signer.to_keystore() + "\n").encode("ascii"), "--out", mode=0o600, exclusive=not args.force)
     print(signer.address)
     print(f"wrote the {scheme.label} keystore entry to {shown(path)} (keep it secret)", file=sys.stderr)
     return EXIT_OK
@@ -313,11 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
         "verify-report",
         help="check a certification bundle offline",
         description=describe(
-            "Check a certification bundle offline: the signature over the manifest (with --public-key, by "
-            "that certifier), every file's SHA-256, and that nothing was added.",
-            ok="the bundle is intact (and signed by --public-key when given)",
-            failed="the bundle was changed, or is not signed by --public-key (every problem is listed)",
-            not_run="not checked: no such bundle directory, not a bundle, or a malformed --public-key",
+            "Check a certification bundle offline: the signature over the manifest, every file's SHA-256, "
+            "that nothing was added, and that the certification is what the checks give. Pin the certifier "
+            "with --public-key or --trust FILE: without a pinned key the verdict is 'integrity only, signer "
+            "not pinned' and the exit code 1, because anyone can flip every outcome to pass and re-sign a "
+            "bundle with a key of their own.",
+            ok="the bundle is intact and signed by the pinned key (--public-key, or one of --trust)",
+            failed="the bundle was changed, is signed by another key, or no key was pinned (integrity only)",
+            not_run="not checked: no such bundle directory, not a bundle, a malformed --public-key or --trust file",
         ),
     )
     report.add_verify_arguments(verify)

@@ -13,6 +13,7 @@ Paths are shown with control characters escaped, so a name holding a newline can
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -235,3 +236,107 @@ def read_json_file(path: str | os.PathLike[str], field: str, max_bytes: int = DE
 
 def _size(n: int) -> str:
     return f"{n // MiB} MiB" if n >= MiB and n % MiB == 0 else f"{n} bytes"
+
+
+def atomic_target(path: str | os.PathLike[str], field: str) -> Path:
+    """``path`` as a destination :func:`write_atomic` accepts, checked without following a link.
+
+    Exposed so that a long command can refuse a planted link before its work rather than after it.
+    """
+    file = _plain(path, field)
+    try:
+        info: os.stat_result | None = os.lstat(file)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            raise UserError(field, f"{shown(file)}: a part of the path is a file, not a directory") from None
+        raise UserError(field, f"{shown(file)}: cannot be used ({_reason(exc)})") from None
+    if info is not None:
+        if stat.S_ISLNK(info.st_mode):
+            raise UserError(
+                field,
+                f"{shown(file)} is a symbolic link; not writing through it (remove the link or name another file)",
+            )
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(field, f"{shown(file)} is {_kind(info.st_mode)}; name a file to write")
+    if len(os.fsencode(file.name)) > 255:
+        raise UserError(field, f"{shown(file)}: cannot be created (the name is too long)")
+    return file
+
+
+def write_atomic(
+    path: str | os.PathLike[str], data: bytes, field: str, *, mode: int = 0o666, exclusive: bool = False
+) -> Path:
+    """Write ``data`` to ``path`` all at once: a temporary file in the same directory, then a rename.
+
+    Why: a report written in place is half a file when the run dies, and a file opened by name
+    follows a symbolic link an attacker planted (``junit.xml -> ~/.ssh/authorized_keys``). A link at
+    ``path`` is refused (one line naming ``field``), and the rename replaces a directory entry, never
+    what a link points to, so a link planted after the check cannot redirect the write either.
+
+    ``mode`` is the new file's permission bits before the umask (``0o600`` for a key file: it is then
+    forced, whatever the umask). ``exclusive`` refuses to replace an existing file, atomically.
+    """
+    file = atomic_target(path, field)
+    directory = file.parent
+    for _ in range(100):
+        temporary = directory / f".{file.name[:200]}.{os.urandom(6).hex()}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+            break
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise UserError(
+                    field, f"cannot write {shown(file)}: the directory {shown(directory)} does not exist"
+                ) from None
+            raise UserError(field, f"{shown(file)}: cannot be written ({_reason(exc)})") from None
+    else:  # pragma: no cover
+        raise UserError(field, f"{shown(file)}: cannot be written (no free temporary name)")
+    try:
+        try:
+            if mode & 0o077 == 0:
+                os.fchmod(fd, mode)  # a secret stays owner-only whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if exclusive:
+            _link_exclusive(temporary, file)
+        else:
+            os.replace(temporary, file)
+    except FileExistsError:
+        _discard(temporary)
+        raise UserError(field, f"{shown(file)} exists; not overwriting it") from None
+    except OSError as exc:
+        _discard(temporary)
+        raise UserError(field, f"{shown(file)}: cannot be written ({_reason(exc)})") from None
+    except BaseException:
+        _discard(temporary)
+        raise
+    return file
+
+
+def _link_exclusive(temporary: Path, file: Path) -> None:
+    """Give ``temporary`` the name ``file`` unless something (a file, a link) already has it."""
+    try:
+        os.link(temporary, file)  # atomic: fails if the name exists
+    except FileExistsError:
+        raise
+    except OSError as exc:  # a file system without hard links: check, then rename (a narrow race)
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.lexists(file):
+            raise FileExistsError(errno.EEXIST, "exists") from None
+        os.replace(temporary, file)
+        return
+    os.unlink(temporary)
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -25,6 +25,8 @@ DEFAULT_MODELS = (
 )
 FACES = ("proxy", "node")
 DEFAULT_SEED = "atoma-conformance mock node"
+"""Public (it is in the docs and the source): a node on it can be decrypted by anyone, so ``mock``
+serves it on loopback only (mock_node.serve.check_exposure)."""
 MAX_BODY_BYTES = 2 * 1024 * 1024  # the effective upstream limit (axum's default)
 LOCK_DEFAULT_TOKENS = 8192
 LOCK_DEFAULT_TIMEOUT_S = 5
@@ -95,6 +97,11 @@ class MockConfig:
     @property
     def signer_address(self) -> str:
         return self.signer.address
+
+    @property
+    def seed_is_public(self) -> bool:
+        """The keys derive from the documented default seed, so anyone can compute the private key."""
+        return self.seed == DEFAULT_SEED
 
 
 def _check_backend(url: str) -> None:

@@ -67,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed",
-        default=DEFAULT_SEED,
-        help="derives the node's X25519 key and Sui signer, so both are known in advance",
+        default=None,
+        help="derives the node's X25519 key and Sui signer, so both are known in advance. The default is "
+        "public, so anyone can decrypt what the node is sent: a --host that is not loopback needs a secret --seed",
     )
     parser.add_argument(
         "--model",
@@ -92,7 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--node-small-id", type=_u64, default=1, help="node_small_id in lock replies (default: 1)")
     parser.add_argument(
-        "--backend", metavar="URL", help="relay decrypted requests to this OpenAI-compatible server, not the fake model"
+        "--backend",
+        metavar="URL",
+        help="relay decrypted requests to this OpenAI-compatible server, not the fake model: every prompt "
+        "reaches it in the clear (a warning says so on stderr)",
     )
 
 
@@ -162,7 +166,7 @@ def config_from(args: argparse.Namespace) -> MockConfig:
     return MockConfig(
         profile=args.profile,
         faults=tuple(args.fault),
-        seed=args.seed,
+        seed=DEFAULT_SEED if args.seed is None else args.seed,
         signer_scheme=Scheme.from_label(args.signer_scheme),
         models=tuple(args.model) or DEFAULT_MODELS,
         api_keys=tuple(args.api_key),
@@ -207,10 +211,13 @@ def run(args: argparse.Namespace) -> int:
         print(fault_table(args.format), end="" if args.format == "markdown" else "\n")
         return 0
     config = config_from(args)
+    check_exposure(args.host, config)
     import uvicorn
 
     from .app import create_app
 
+    if config.backend_url is not None:
+        print(backend_warning(config.backend_url, args.host), file=sys.stderr, flush=True)
     sock = _listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     faults = ",".join(args.fault) or "none"
@@ -229,6 +236,41 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Only what cannot be reached from another machine: a loopback IP, or the name ``localhost``.
+    Any other name could resolve to a public interface, so it does not count."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower().removesuffix(".") == "localhost"
+
+
+def check_exposure(host: str, config: MockConfig) -> None:
+    """Refuse, before anything binds, to serve the default seed's keys beyond loopback.
+
+    Why: the default seed is printed in the docs, so its X25519 key is public; a node listening on
+    0.0.0.0 with it lets anyone who can reach it decrypt every request sent to it, and with --backend it
+    is an open decryptor relaying prompts in the clear. A seed the operator chose keeps the key theirs.
+    """
+    if config.seed_is_public and not is_loopback(host):
+        raise ConfigError(
+            f"--host: {_shown(host)} is not a loopback address, and without --seed the node's keys come from "
+            "the public default seed (anyone could decrypt what it is sent); pass --seed with a secret of "
+            "your own, or serve on 127.0.0.1"
+        )
+
+
+def backend_warning(url: str, host: str) -> str:
+    """The loud line --backend earns: the relay sends every decrypted prompt, in the clear, to ``url``."""
+    from conformance.textsafe import one_line
+
+    reach = "this machine only" if is_loopback(host) else f"anyone who can reach {host}"
+    return (
+        f"WARNING: --backend relays every DECRYPTED prompt in the clear to {one_line(url, 200)}; the mock "
+        f"is a decryptor for {reach}. Do not send it anything confidential."
+    )
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -357,3 +357,75 @@ def test_the_stack_table_is_bounded_and_ids_are_never_reused() -> None:
     assert ids == [1, 2, 3, 4, 5]
     assert len(table._stacks) == 3
     assert table.stack_for("owner-0", "m") == 6, "a forgotten owner gets a new stack, never an old id"
+
+
+# --- exposure: the public default seed stays on loopback, and --backend is announced ---------------------
+
+
+@pytest.fixture
+def no_serving(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Record where ``mock`` would listen instead of binding (no test binds a non-loopback address), then
+    stop the command as Ctrl-C would: exit 130 means it got past every check to the bind."""
+    import mock_node.serve
+
+    calls: list[tuple[str, int]] = []
+
+    def listen(host: str, port: int) -> Any:
+        calls.append((host, port))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mock_node.serve, "_listen", listen)
+    return calls
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7", "[2001:db8::1]", "node.example"])
+def test_the_public_default_seed_is_never_served_beyond_loopback(
+    host: str, no_serving: list[tuple[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conformance.cli import main
+
+    for extra in ([], ["--backend", "http://127.0.0.1:9"]):
+        assert main(["mock", "--host", host, "--port", "0", *extra]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, err
+        assert err.startswith("atoma-conformance: error: --host: ") and "--seed" in err and "public" in err
+    assert no_serving == [], "refused before anything was bound"
+
+
+@pytest.mark.parametrize(
+    ("host", "seed"),
+    [("0.0.0.0", ["--seed", "an operator's own secret"]), ("127.0.0.1", []), ("::1", []), ("localhost", [])],
+)
+def test_loopback_or_a_seed_of_ones_own_gets_to_listen(
+    host: str, seed: list[str], no_serving: list[tuple[str, int]]
+) -> None:
+    from conformance.cli import main
+
+    assert main(["mock", "--host", host, "--port", "0", *seed]) == 130
+    assert no_serving == [(host.strip("[]"), 0)]
+
+
+def test_the_default_seed_given_explicitly_is_still_public(no_serving: list[tuple[str, int]]) -> None:
+    from conformance.cli import main
+    from mock_node.config import DEFAULT_SEED
+
+    assert main(["mock", "--host", "0.0.0.0", "--seed", DEFAULT_SEED]) == 2
+    assert no_serving == []
+
+
+def test_backend_is_announced_loudly_on_stderr(
+    no_serving: list[tuple[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conformance.cli import main
+
+    assert main(["mock", "--port", "0", "--backend", "http://127.0.0.1:9/v1"]) == 130
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("WARNING: --backend relays every DECRYPTED prompt in the clear to http://127.0.0.1:9/v1")
+    assert "this machine only" in err
+    assert (
+        main(["mock", "--host", "0.0.0.0", "--seed", "s3cret", "--port", "0", "--backend", "http://127.0.0.1:9"]) == 130
+    )
+    assert "anyone who can reach 0.0.0.0" in capsys.readouterr().err
+    assert main(["mock", "--port", "0"]) == 130
+    assert "WARNING" not in capsys.readouterr().err, "no warning without --backend"

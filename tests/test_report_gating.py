@@ -513,11 +513,17 @@ def test_a_bundle_verifies(bundle: Path, key_file: Path) -> None:
     assert len(base64.b64decode((bundle / SIGNATURE).read_bytes(), validate=True)) == 64
 
     outcome = verify_bundle(bundle, expected_public_key=_public(key_file))
-    assert outcome.ok and outcome.problems == [] and outcome.warnings == []
+    assert outcome.ok and outcome.certified and outcome.problems == [] and outcome.warnings == []
     assert outcome.public_key == _public(key_file)
-    assert format_verify(outcome).startswith("bundle OK: 3 file(s) signed by")
+    assert format_verify(outcome).startswith("bundle OK: 3 file(s) signed by the pinned key")
     unpinned = verify_bundle(bundle)
-    assert unpinned.ok and "not who signed it" in unpinned.warnings[0]
+    assert unpinned.ok and not unpinned.certified and "signer not pinned" in unpinned.warnings[0]
+    assert format_verify(unpinned).startswith("bundle NOT VERIFIED (integrity only, signer not pinned)")
+    assert "certification" not in format_verify(unpinned).split("\n")[0].replace("certification is not shown", "")
+    trusted = verify_bundle(
+        bundle, trusted_public_keys=[public_key_b64(Ed25519PrivateKey.generate()), _public(key_file)]
+    )
+    assert trusted.certified
 
 
 def test_changing_any_byte_of_any_file_is_detected(bundle: Path, key_file: Path) -> None:

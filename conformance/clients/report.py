@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..paths import atomic_target, write_atomic
 from ..report.render import _md
 from .checks import BY_ID, SCENARIOS
 from .runner import Matrix
@@ -146,11 +147,17 @@ def html_page(doc: dict[str, Any]) -> str:
     )
 
 
+FIELD = "--report-dir"
+
+
 def write(matrix: Matrix, directory: Path) -> dict[str, Path]:
     doc = to_json(matrix)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"json": directory / "results.json", "markdown": directory / "matrix.md", "html": directory / "matrix.html"}
-    paths["json"].write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(markdown(doc) + "\n", encoding="utf-8")
-    paths["html"].write_text(html_page(doc), encoding="utf-8")
+    # Atomic, and never through a link planted at a report's name (a UserError naming --report-dir).
+    for path in paths.values():
+        atomic_target(path, FIELD)  # every destination checked before any is written
+    write_atomic(paths["json"], (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), FIELD)
+    write_atomic(paths["markdown"], (markdown(doc) + "\n").encode("utf-8"), FIELD)
+    write_atomic(paths["html"], html_page(doc).encode("utf-8"), FIELD)
     return paths

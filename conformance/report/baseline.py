@@ -59,6 +59,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
+from ..textsafe import one_line
+
 BASELINE_VERSION = 1
 BASELINE_LEVELS = ("MUST", "SHOULD")
 FAILED = ("fail", "error")
@@ -216,12 +218,14 @@ def parse_baseline(doc: Any, *, source: str = "<baseline>") -> Baseline:
     return Baseline(tuple(entries), comment, version)
 
 
-def write_baseline(path: Path | str, doc: Mapping[str, Any] | Baseline) -> None:
+def write_baseline(path: Path | str, doc: Mapping[str, Any] | Baseline, field: str = "--out") -> None:
     """Validate a baseline (a document from :func:`create_baseline`, or a :class:`Baseline`) and write
-    it as indented UTF-8 JSON."""
+    it as indented UTF-8 JSON, atomically and never through a link (a UserError naming ``field``)."""
     baseline = doc if isinstance(doc, Baseline) else parse_baseline(dict(doc), source=str(path))
+    from ..paths import write_atomic
+
     text = json.dumps(baseline.to_json(), indent=2, ensure_ascii=False) + "\n"
-    Path(path).write_text(text, encoding="utf-8")
+    write_atomic(path, text.encode("utf-8"), field)
 
 
 def _json_type(value: Any) -> str:
@@ -434,16 +438,19 @@ def format_gate(outcome: GateOutcome) -> str:
         lines.append("")
         lines.append(f"{title}: {len(group) if group else 'none'}")
         for item in group:
-            head = f"  {item.check_id:<12} {item.level:<6} {item.outcome.upper():<6}"
-            lines.append(f"{head} {_one_line(item.reason)}" if item.reason else head.rstrip())
+            # Every string here comes from a results file or a baseline: escaped, so that a reason holding
+            # "\x1b[2J... PASS" cannot rewrite the terminal the gate's verdict is read on.
+            check_id, level, verdict = one_line(item.check_id, 40), one_line(item.level, 10), one_line(item.outcome, 10)
+            head = f"  {check_id:<12} {level:<6} {verdict.upper():<6}"
+            lines.append(f"{head} {one_line(_flat(item.reason), 200)}" if item.reason else head.rstrip())
             if item.entry is not None:
                 expiry = item.entry.expires.isoformat()
                 if item.entry.expires < outcome.today:
                     expiry += f" (expired {(outcome.today - item.entry.expires).days} day(s) ago)"
-                why = "as above" if item.entry.reason == item.reason else _one_line(item.entry.reason)
+                why = "as above" if item.entry.reason == item.reason else one_line(_flat(item.entry.reason), 200)
                 lines.append(f"      baseline: expires {expiry}; reason: {why}")
             if item.note:
-                lines.append(f"      note: {item.note}")
+                lines.append(f"      note: {one_line(item.note, 200)}")
 
     section("NEW MUST failures (not in the baseline; exit 1)", outcome.new_failures)
     section("EXPIRED baseline entries still failing (a failure again; exit 1 for MUST)", outcome.expired)
@@ -454,9 +461,14 @@ def format_gate(outcome: GateOutcome) -> str:
     return "\n".join(lines)
 
 
+def _flat(text: str) -> str:
+    """Whitespace runs (line breaks included) as one space: a reason reads as one line."""
+    return " ".join(text.split())
+
+
 def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """A reason stored in a baseline: one line, control characters escaped, at most ``limit`` characters."""
+    return one_line(_flat(text), limit)
 
 
 # --- creating a baseline ------------------------------------------------------------------------

@@ -14,9 +14,14 @@ every file except the manifest and its signature), ``signature_algorithm`` (``ed
 ``certifier_public_key`` (base64 of the raw 32-byte Ed25519 public key).
 
 :func:`verify_bundle` works offline: it checks the signature over the manifest bytes, every listed
-file's digest, that nothing unlisted is present and that results.json agrees with the manifest. Without
-``expected_public_key`` the signature only proves the bundle is intact, not who certified it: anyone can
-sign a bundle with a key of their own, so pin the certifier's key when it matters.
+file's digest, that nothing unlisted is present, that results.json agrees with the manifest and that its
+stored certification is what its checks give. Without a pinned key (``expected_public_key`` or
+``trusted_public_keys``) the signature only proves the bundle is intact, not who certified it: anyone can
+flip every outcome to pass and re-sign a bundle with a key of their own. Such an outcome is ``ok`` but not
+``certified``, and ``verify-report`` exits 1 for it ("integrity only, signer not pinned").
+
+:func:`certify` refuses a results file whose stored ``certification`` disagrees with its checks, so a
+signed bundle never says ``MUST pass`` over a MUST failure.
 
 Signing keys are a 32-byte raw seed file, a file holding the base64 of a 32-byte seed, or an
 unencrypted PKCS8 PEM (``-----BEGIN PRIVATE KEY-----``); :func:`generate_key` writes the latter.
@@ -41,6 +46,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..textsafe import one_line
 from .baseline import ResultsError, checks_by_id
 
 BUNDLE_VERSION = 1
@@ -53,6 +59,11 @@ TARGET_FIELDS = ("url", "node_public_key", "signer_address", "signature_scheme",
 _MAX_KEY_FILE = 64 * 1024
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_PEM_HEADER = re.compile(rb"-----BEGIN ([A-Z0-9]{1,20}(?: [A-Z0-9]{1,20}){0,4})-----")
+"""A PEM header whose label is short uppercase words: the only kind quoted back in an error."""
+_CREATED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+CERTIFICATION_LEVELS = ("MUST", "SHOULD", "INFO")
+_FAILED = ("fail", "error")
 
 SigningKey = bytes | str | os.PathLike[str] | Ed25519PrivateKey
 """A signing key: raw key material as bytes (a 32-byte seed, base64 seed or PEM), a path to a key file
@@ -128,8 +139,14 @@ def _parse_key(data: bytes, name: str) -> Ed25519PrivateKey:
             raise SigningKeyError(f"{name}: 32 bytes of printable text, not a raw Ed25519 seed; {expected}")
         return Ed25519PrivateKey.from_private_bytes(data)
     stripped = data.strip()
-    if stripped.startswith(b"-----BEGIN "):
-        label = stripped[len(b"-----BEGIN ") :].split(b"-----", 1)[0].decode("ascii", "replace")
+    first_line = stripped.split(b"\n", 1)[0].rstrip(b"\r")
+    if stripped.startswith(b"-") or b"BEGIN" in first_line:
+        # Only a header that matches exactly is ever quoted: anything looser (a dash short, a missing
+        # line break) would quote the key body, seed included, as "the label".
+        header = _PEM_HEADER.fullmatch(first_line)
+        if header is None:
+            raise SigningKeyError(f"{name}: a malformed PEM header; {expected}")
+        label = header.group(1).decode("ascii")
         if label == "ENCRYPTED PRIVATE KEY":
             raise SigningKeyError(f"{name}: an encrypted PEM key; decrypt it first (PKCS8, no passphrase)")
         if label != "PRIVATE KEY":
@@ -219,6 +236,11 @@ def certify(
         raise CertifyError(f"{results_path}: {exc}", "--results") from None
     if not isinstance(results.get("certification"), dict):
         raise CertifyError(f"{results_path}: no 'certification' verdicts (written by an older suite?)", "--results")
+    if results.get("incomplete", False) is not False:
+        raise CertifyError(f"{results_path}: an interrupted run (incomplete); certify a complete one", "--results")
+    disagreement = certification_disagreement(results)
+    if disagreement:
+        raise CertifyError(f"{results_path}: {disagreement}", "--results")
 
     files: dict[str, bytes] = {RESULTS: results_bytes}
     for artefact in artefacts:
@@ -257,15 +279,65 @@ def certify(
     manifest_bytes = canonical_json(manifest)
     signature = base64.b64encode(key.sign(manifest_bytes))
 
+    from ..exits import UserError
+    from ..paths import write_atomic
+
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name, data in files.items():
-            (out_dir / name).write_bytes(data)
-        (out_dir / MANIFEST).write_bytes(manifest_bytes)
-        (out_dir / SIGNATURE).write_bytes(signature)
+        # Each file new and renamed into place: nothing in the bundle is replaced or written through a link.
+        for name, data in {**files, MANIFEST: manifest_bytes, SIGNATURE: signature}.items():
+            write_atomic(out_dir / name, data, "--out", exclusive=True)
     except OSError as exc:
         raise CertifyError(f"{out_dir}: cannot write the bundle ({exc.strerror or exc})", "--out") from None
+    except UserError as exc:
+        raise CertifyError(exc.reason, "--out") from None
     return out_dir
+
+
+def recomputed_certification(results: Mapping[str, Any]) -> dict[str, str]:
+    """The verdict per level as the checks give it (conformance.results.Results.certification's rule):
+    a level fails when one of its checks failed or errored; INFO never fails."""
+    checks = checks_by_id(results).values()
+    out = {
+        level: "fail" if any(c["level"] == level and c["outcome"] in _FAILED for c in checks) else "pass"
+        for level in ("MUST", "SHOULD")
+    }
+    out["INFO"] = "pass"
+    return out
+
+
+def certification_disagreement(results: Mapping[str, Any]) -> str | None:
+    """Why the stored ``certification`` is not what the checks give, or None when they agree.
+
+    Why: the manifest carries the stored verdict, so a results file edited to say ``MUST pass`` over
+    eight MUST failures would otherwise be signed as a pass.
+    """
+    stored = results.get("certification")
+    computed = recomputed_certification(results)
+    if stored == computed:
+        return None
+    if not _certification_shape(stored):
+        return "'certification' is not an object of MUST (and SHOULD, INFO) verdicts, each pass or fail"
+    assert isinstance(stored, Mapping)
+    for level in CERTIFICATION_LEVELS:
+        if level in stored and stored[level] != computed[level]:
+            failed = sum(1 for c in checks_by_id(results).values() if c["level"] == level and c["outcome"] in _FAILED)
+            claimed = one_line(stored.get(level), 20)
+            return (
+                f"'certification' says {level} {claimed} but its checks give {level} {computed[level]} "
+                f"({failed} {level} check(s) failed or errored); the file was edited or is damaged"
+            )
+    return None  # a subset of the levels (an older writer), each as its checks give it
+
+
+def _certification_shape(value: Any) -> bool:
+    """An object holding MUST and perhaps SHOULD and INFO, each "pass" or "fail": all a verdict prints."""
+    return (
+        isinstance(value, Mapping)
+        and "MUST" in value
+        and set(value) <= set(CERTIFICATION_LEVELS)
+        and all(verdict in ("pass", "fail") for verdict in value.values())
+    )
 
 
 def _read_input(path: Path, what: str, option: str | None = None) -> bytes:
@@ -287,6 +359,8 @@ def _read_input(path: Path, what: str, option: str | None = None) -> bytes:
 @dataclass
 class VerifyOutcome:
     ok: bool
+    """The bundle is intact and consistent (and, when keys were pinned, signed by one of them).
+    Alone it says nothing about who signed: see :attr:`certified`."""
     problems: list[str] = field(default_factory=list)
     """Everything wrong with the bundle, one line each; empty exactly when ``ok``."""
     warnings: list[str] = field(default_factory=list)
@@ -294,18 +368,40 @@ class VerifyOutcome:
     public_key: str | None = None
     """The certifier key the manifest names (base64), when readable."""
     manifest: dict[str, Any] | None = None
-    """The parsed manifest, when readable (trust it only when ``ok``)."""
+    """The parsed manifest, when readable (trust it only when :attr:`certified`)."""
+    pinned: bool = False
+    """The signer was checked against a key the caller trusts (``expected_public_key`` or
+    ``trusted_public_keys``)."""
+
+    @property
+    def certified(self) -> bool:
+        """Intact and signed by a pinned key: the only state in which the manifest's claims count.
+
+        Why not ``ok``: anyone can flip every outcome to pass and re-sign a bundle with a key of their
+        own; such a bundle is intact, and only a pinned key tells it from the certifier's."""
+        return self.ok and self.pinned
 
 
-def verify_bundle(bundle_dir: Path, *, expected_public_key: str | None = None) -> VerifyOutcome:
+def verify_bundle(
+    bundle_dir: Path, *, expected_public_key: str | None = None, trusted_public_keys: Sequence[str] = ()
+) -> VerifyOutcome:
     """Check a bundle offline. Tampering is reported in ``problems`` (never raised); :class:`BundleError`
-    only when the bundle cannot be read at all, ValueError when ``expected_public_key`` is malformed."""
+    only when the bundle cannot be read at all, ValueError when a given public key is malformed.
+
+    The signer must be ``expected_public_key`` or one of ``trusted_public_keys`` when either is given;
+    with neither, the outcome is at best intact but not :attr:`~VerifyOutcome.certified`."""
     bundle_dir = Path(bundle_dir)
     expected_raw: bytes | None = None
     if expected_public_key is not None:
         expected_raw = _decode_b64(expected_public_key.strip(), 32)
         if expected_raw is None:
             raise ValueError("expected_public_key: not the base64 of a 32-byte Ed25519 public key")
+    trusted: set[bytes] = set()
+    for index, text in enumerate(trusted_public_keys):
+        raw = _decode_b64(text.strip(), 32)
+        if raw is None:
+            raise ValueError(f"trusted_public_keys[{index}]: not the base64 of a 32-byte Ed25519 public key")
+        trusted.add(raw)
     if not bundle_dir.is_dir():
         raise BundleError(f"{bundle_dir}: {'not a directory' if bundle_dir.exists() else 'no such bundle directory'}")
     try:
@@ -313,7 +409,7 @@ def verify_bundle(bundle_dir: Path, *, expected_public_key: str | None = None) -
     except OSError as exc:
         raise BundleError(f"{bundle_dir}: cannot list the bundle ({exc.strerror or exc})") from None
 
-    out = VerifyOutcome(ok=False)
+    out = VerifyOutcome(ok=False, pinned=expected_raw is not None or bool(trusted))
     problems = out.problems
 
     manifest_bytes = _read_member(bundle_dir, MANIFEST, present, problems)
@@ -339,11 +435,19 @@ def verify_bundle(bundle_dir: Path, *, expected_public_key: str | None = None) -
             problems.append(f"{MANIFEST}: certifier_public_key is not the base64 of a 32-byte Ed25519 key")
         else:
             out.public_key = manifest["certifier_public_key"]
-    if expected_raw is not None and named_raw is not None and named_raw != expected_raw:
-        problems.append(f"{MANIFEST}: certified by {out.public_key}, not by the expected key {_b64(expected_raw)}")
-    verify_with = expected_raw if expected_raw is not None else named_raw
-    if expected_raw is None:
-        out.warnings.append("no expected public key given: the signature shows the bundle is intact, not who signed it")
+    pinned_keys = trusted | ({expected_raw} if expected_raw is not None else set())
+    verify_with = named_raw
+    if pinned_keys and named_raw is not None and named_raw not in pinned_keys:
+        if expected_raw is not None and not trusted:
+            problems.append(f"{MANIFEST}: certified by {out.public_key}, not by the expected key {_b64(expected_raw)}")
+            verify_with = expected_raw
+        else:
+            problems.append(f"{MANIFEST}: certified by {out.public_key}, which is not a pinned or trusted key")
+    if not pinned_keys:
+        out.warnings.append(
+            "integrity only, signer not pinned: anyone can re-sign a changed bundle with a key of their own; "
+            "pin the certifier with --public-key or --trust"
+        )
     if manifest_bytes is not None and signature_bytes is not None and verify_with is not None:
         signature = _decode_b64(_ascii(signature_bytes), 64)
         if signature is None:
@@ -421,12 +525,23 @@ def _read_member(
 
 
 def _check_manifest_fields(manifest: Mapping[str, Any], manifest_bytes: bytes | None, problems: list[str]) -> None:
+    """Every field a verdict prints is checked for shape here, so that a signed manifest cannot carry an
+    escape sequence or a megabyte into a terminal (the printer sanitises too: defence in depth)."""
     if manifest.get("bundle_version") != BUNDLE_VERSION:
         problems.append(
-            f"{MANIFEST}: bundle_version {manifest.get('bundle_version')!r}, this suite reads {BUNDLE_VERSION}"
+            f"{MANIFEST}: bundle_version {_quoted(manifest.get('bundle_version'))}, this suite reads {BUNDLE_VERSION}"
         )
     if manifest.get("signature_algorithm") != SIGNATURE_ALGORITHM:
-        problems.append(f"{MANIFEST}: signature_algorithm {manifest.get('signature_algorithm')!r}, expected ed25519")
+        problems.append(
+            f"{MANIFEST}: signature_algorithm {_quoted(manifest.get('signature_algorithm'))}, expected ed25519"
+        )
+    if not valid_created(manifest.get("created")):
+        problems.append(f"{MANIFEST}: created is not an ISO 8601 UTC time (YYYY-MM-DDTHH:MM:SSZ)")
+    if not _certification_shape(manifest.get("certification")):
+        problems.append(f"{MANIFEST}: certification is not an object of MUST (and SHOULD, INFO), each pass or fail")
+    target = manifest.get("target")
+    if not isinstance(target, dict) or not all(value is None or isinstance(value, str) for value in target.values()):
+        problems.append(f"{MANIFEST}: target is not an object of strings")
     try:
         canonical = canonical_json(manifest)
     except ValueError:
@@ -440,10 +555,13 @@ def _check_results(path: Path, manifest: Mapping[str, Any], problems: list[str])
         results = json.loads(path.read_bytes().decode("utf-8"))
         checks_by_id(results)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ResultsError) as exc:
-        problems.append(f"{RESULTS}: not a results document ({exc})")
+        problems.append(f"{RESULTS}: not a results document ({one_line(str(exc), 200)})")
         return
     except OSError as exc:
         raise BundleError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    disagreement = certification_disagreement(results)
+    if disagreement:
+        problems.append(f"{RESULTS}: {disagreement}")
     for name in ("suite_version", "results_version", "vector_set_digest", "certification"):
         if results.get(name) != manifest.get(name):
             problems.append(f"{RESULTS}: {name} differs from the manifest's")
@@ -453,18 +571,45 @@ def _check_results(path: Path, manifest: Mapping[str, Any], problems: list[str])
         problems.append(f"{RESULTS}: target differs from the manifest's")
 
 
+def valid_created(value: Any) -> bool:
+    """``YYYY-MM-DDTHH:MM:SSZ``, a real instant: the only ``created`` a verdict prints."""
+    if not isinstance(value, str) or not _CREATED.fullmatch(value):
+        return False
+    try:
+        datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _quoted(value: Any) -> str:
+    """A manifest value inside a problem line: repr'd, control characters escaped, length capped."""
+    return one_line(repr(value), 80)
+
+
 def format_verify(outcome: VerifyOutcome) -> str:
-    """One verdict line, then the problems and warnings."""
+    """One verdict line, then the problems and warnings; every string a bundle controls is sanitised.
+
+    An intact bundle whose signer nobody pinned is not called OK and its claimed certification is not
+    shown: that claim is exactly what a forger re-signs."""
     manifest = outcome.manifest or {}
-    if outcome.ok:
+    files = manifest.get("files")
+    count = len(files) if isinstance(files, dict) else 0
+    signer = one_line(outcome.public_key, 60)
+    if outcome.certified:
         cert = manifest.get("certification") or {}
-        verdicts = ", ".join(f"{level} {verdict}" for level, verdict in sorted(cert.items()))
+        verdicts = ", ".join(f"{one_line(lv, 10)} {one_line(verdict, 10)}" for lv, verdict in sorted(cert.items()))
         lines = [
-            f"bundle OK: {len(manifest.get('files', {}))} file(s) signed by {outcome.public_key} "
-            f"on {manifest.get('created')}; certification: {verdicts}"
+            f"bundle OK: {count} file(s) signed by the pinned key {signer} "
+            f"on {one_line(manifest.get('created'), 30)}; certification: {verdicts}"
+        ]
+    elif outcome.ok:
+        lines = [
+            f"bundle NOT VERIFIED (integrity only, signer not pinned): {count} file(s) intact, signed by "
+            f"{signer}; its certification is not shown"
         ]
     else:
         lines = [f"bundle NOT OK: {len(outcome.problems)} problem(s)"]
-        lines += [f"  - {problem}" for problem in outcome.problems]
-    lines += [f"  note: {warning}" for warning in outcome.warnings]
+        lines += [f"  - {one_line(problem, 400)}" for problem in outcome.problems]
+    lines += [f"  note: {one_line(warning, 400)}" for warning in outcome.warnings]
     return "\n".join(lines)

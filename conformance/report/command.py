@@ -19,6 +19,7 @@ from typing import Any
 
 from ..exits import ExitCode, UserError
 from ..paths import output_file, read_json_file, shown, writable_dir
+from ..textsafe import one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 2
 RESULTS_MAX_BYTES = 64 * 1024 * 1024
@@ -98,7 +99,7 @@ def cmd_baseline_create(args: argparse.Namespace) -> int:
     out = output_file(args.out, "--out")
     doc = create_baseline(results, reason=args.reason, expires=args.expires)
     try:
-        write_baseline(out, doc)
+        write_baseline(out, doc, "--out")
     except BaselineError as exc:  # a results file whose check ids no baseline can hold
         raise CommandError("RESULTS.json", f"{shown(args.results)}: {shown(exc.location)}: {exc.problem}") from None
     except OSError as exc:
@@ -151,7 +152,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
             "must_regressions": len(result.must_regressions),
             **result.to_json(),
         }
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        # ASCII: JSON escapes C0 controls itself, but a C1 control or a bidi override from a results file
+        # would reach the terminal raw.
+        print(json.dumps(doc, indent=2, ensure_ascii=True))
     else:
         print(format_diff(result))
     return code
@@ -220,11 +223,54 @@ def _plain_path(text: str, field: str, what: str = "a file") -> str:
     return text
 
 
+TRUST_MAX_BYTES = 1024 * 1024
+
+
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", metavar="BUNDLE_DIR", help="a directory written by 'certify'")
-    parser.add_argument("--public-key", metavar="B64", help="the certifier's public key to pin (recommended)")
+    parser.add_argument(
+        "--public-key",
+        metavar="B64",
+        help="the certifier's public key to pin; without it or --trust the verdict is "
+        "'integrity only, signer not pinned' and the exit code 1",
+    )
+    parser.add_argument(
+        "--trust",
+        metavar="FILE",
+        help="a file of trusted certifier public keys, one base64 key per line ('#' starts a comment); "
+        "the bundle must be signed by one of them",
+    )
     parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     parser.set_defaults(func=cmd_verify)
+
+
+def _trust_file(path: str) -> list[str]:
+    """The keys of a --trust file: one base64 Ed25519 public key per line; blank lines and text after a
+    '#' are ignored. A bad line is named by number and never quoted (it may be anything)."""
+    from ..paths import read_regular_file
+
+    data = read_regular_file(_plain_path(path, "--trust"), "--trust", TRUST_MAX_BYTES)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError("--trust", f"{shown(path)}: not UTF-8 text (byte {exc.start})") from None
+    keys: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        content = line.split("#", 1)[0].strip()
+        if not content:
+            continue
+        try:
+            raw = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32 or base64.b64encode(raw).decode() != content:
+            raise CommandError(
+                "--trust", f"{shown(path)}: line {number}: not the base64 of a 32-byte Ed25519 public key"
+            )
+        keys.append(content)
+    if not keys:
+        raise CommandError("--trust", f"{shown(path)}: lists no key (one base64 public key per line)")
+    return keys
 
 
 def _public_key(text: str) -> str:
@@ -244,6 +290,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .certify import MANIFEST, BundleError, format_verify, verify_bundle
 
     expected = _public_key(args.public_key) if args.public_key is not None else None
+    trusted = _trust_file(args.trust) if args.trust is not None else []
     bundle = Path(_plain_path(args.bundle, "BUNDLE_DIR", "the bundle directory"))
     if not bundle.is_dir():
         what = "no such directory" if not bundle.exists() else "not a directory"
@@ -254,27 +301,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"{shown(bundle)}: not a certification bundle (no {MANIFEST}); make one with 'atoma-conformance certify'",
         )
     try:
-        outcome = verify_bundle(bundle, expected_public_key=expected)
+        outcome = verify_bundle(bundle, expected_public_key=expected, trusted_public_keys=trusted)
     except BundleError as exc:
         raise CommandError("BUNDLE_DIR", str(exc)) from None
-    code = EXIT_OK if outcome.ok else EXIT_FAILED
+    # Exit 0 only for a bundle signed by a pinned key: an intact bundle signed by whoever made it is
+    # exactly what a forger produces after flipping every outcome to pass.
+    code = EXIT_OK if outcome.certified else EXIT_FAILED
     if args.json:
         manifest = outcome.manifest or {}
         files = manifest.get("files")
+        verdict = "OK" if outcome.certified else "INTEGRITY_ONLY" if outcome.ok else "NOT_OK"
         doc = {
-            "verdict": "OK" if outcome.ok else "NOT_OK",
-            "ok": outcome.ok,
+            "verdict": verdict,
+            "ok": outcome.certified,
+            "intact": outcome.ok,
             "exit_code": code,
             "bundle": str(bundle),
             "public_key": outcome.public_key,
-            "public_key_pinned": expected is not None,
-            "created": manifest.get("created") if outcome.ok else None,
-            "certification": manifest.get("certification") if outcome.ok else None,
+            "public_key_pinned": outcome.pinned,
+            "created": manifest.get("created") if outcome.certified else None,
+            "certification": manifest.get("certification") if outcome.certified else None,
             "files": sorted(files) if outcome.ok and isinstance(files, dict) else [],
-            "problems": outcome.problems,
+            "problems": [one_line(problem, 400) for problem in outcome.problems],
             "warnings": outcome.warnings,
         }
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        print(json.dumps(doc, indent=2, ensure_ascii=True))
     else:
         print(format_verify(outcome))
     return code

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..textsafe import one_line
 from .baseline import FAILED, checks_by_id
 
 FINGERPRINT_FIELDS = ("node_public_key", "signer_address", "signature_scheme", "detected_profile", "url")
@@ -168,12 +169,11 @@ def format_diff(d: Diff) -> str:
             return
         lines.append(f"{title}:")
         for c in group:
-            arrow = f"{c.old_outcome or '-'} -> {c.new_outcome or '-'}"
-            level = c.level if c.old_level in (None, c.level) else f"{c.old_level}->{c.level}"
-            text = " ".join(c.reason.split())
-            if len(text) > 160:
-                text = text[:159] + "…"
-            lines.append(f"  {c.check_id:<12} {level:<6} {arrow:<16} {text}".rstrip())
+            # Ids, levels, outcomes and reasons all come from the two files: escaped and capped.
+            arrow = f"{_cell(c.old_outcome or '-')} -> {_cell(c.new_outcome or '-')}"
+            level = _cell(c.level) if c.old_level in (None, c.level) else f"{_cell(c.old_level)}->{_cell(c.level)}"
+            text = one_line(" ".join(c.reason.split()), 160)
+            lines.append(f"  {one_line(c.check_id, 40):<12} {level:<6} {arrow:<16} {text}".rstrip())
 
     section("REGRESSED (pass -> fail/error)", d.regressed)
     section("FIXED (fail/error -> pass)", d.fixed)
@@ -185,4 +185,9 @@ def format_diff(d: Diff) -> str:
 
 
 def _show(value: Any) -> str:
-    return "(none)" if value is None else str(value)
+    """A fingerprint value for a terminal: it is whatever the target answered, so escaped and capped."""
+    return "(none)" if value is None else one_line(value, 200)
+
+
+def _cell(value: Any) -> str:
+    return one_line(value, 12)

@@ -20,6 +20,14 @@ visible beside it, and no known failure is hidden.
 
 The functions tolerate an older or partial document: counts and certification missing from it are
 derived from its checks.
+
+Every string in results.json that a target chose (a reason, an evidence value, a key, a URL) is capped
+before it is rendered, with its full length stated (``… (N characters in results.json)``): one 32 MB
+lock reply once made 214 MB of reports. Markdown text is also escaped with
+:func:`conformance.textsafe.one_line`, because summaries end up in terminals and CI logs; HTML and JUnit
+keep their own escaping. Each file has a total cap whatever results.json holds: ``summary.md`` stays
+under GitHub's 1 MiB job-summary limit (the failure list is cut, with "N more failures in report.html"),
+``report.html`` and ``junit.xml`` under 16 MiB (rows and details are left out past a budget, said so).
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..paths import atomic_target, write_atomic
+from ..textsafe import one_line
+
 __all__ = ["SpecIndex", "github_slug", "html_report", "junit_xml", "markdown_summary", "parse_spec", "write_all"]
 
 SUITE_NAME = "atoma-conformance"
@@ -46,6 +57,19 @@ BAD = ("fail", "error")
 CERTIFYING = ("MUST", "SHOULD")  # INFO checks never fail certification
 SPEC_SECTIONS = range(1, 14)  # requirement-bearing sections of docs/spec.md (§0.6)
 MAX_EVIDENCE_CHARS = 8000
+MAX_REASON_CHARS = 1000
+"""A check's reason as rendered; results.json keeps it whole."""
+MAX_FIELD_CHARS = 300
+"""Any other string of results.json as rendered: ids, titles, target fingerprint fields, option values."""
+MAX_EVIDENCE_VALUE_CHARS = 500
+MAX_EVIDENCE_ITEMS = 50
+SUMMARY_MAX_BYTES = 1024 * 1024
+"""GitHub's job-summary limit: a larger $GITHUB_STEP_SUMMARY is dropped whole."""
+SUMMARY_BUDGET = 900 * 1024
+"""What summary.md aims at, leaving room below SUMMARY_MAX_BYTES for the lines added after the budget."""
+HTML_MAX_BYTES = 16 * 1024 * 1024
+JUNIT_MAX_BYTES = 16 * 1024 * 1024
+MAX_IDS_LISTED = 100
 
 JUNIT_FILE, HTML_FILE, SUMMARY_FILE = "junit.xml", "report.html", "summary.md"
 FINGERPRINT = (
@@ -59,6 +83,101 @@ FINGERPRINT = (
     ("signer_address", "Signer address"),
     ("signature_scheme", "Signature scheme"),
 )
+
+
+# --- bounding the document -----------------------------------------------------------------------------
+
+
+def _cap(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters in results.json)"
+
+
+def _capped(value: Any, limit: int = MAX_FIELD_CHARS) -> Any:
+    """A scalar with a string cut to ``limit``; anything else (a list, an object) as its capped text."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return _cap(value, limit)
+    return _cap(json.dumps(value, ensure_ascii=False, default=str)[: limit + 1], limit)
+
+
+def _capped_tree(value: Any, depth: int = 0) -> Any:
+    """A JSON value with every string, list and object cut: for evidence, options and the nonce audit,
+    whose size a target decides."""
+    if isinstance(value, str):
+        return _cap(value, MAX_EVIDENCE_VALUE_CHARS)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth >= 6:
+        return "… (nested too deeply to show)"
+    if isinstance(value, Mapping):
+        items = list(value.items())
+        out = {_cap(str(k), 100): _capped_tree(v, depth + 1) for k, v in items[:MAX_EVIDENCE_ITEMS]}
+        if len(items) > MAX_EVIDENCE_ITEMS:
+            out["…"] = f"{len(items) - MAX_EVIDENCE_ITEMS} more member(s) in results.json"
+        return out
+    if isinstance(value, (list, tuple)):
+        shown = [_capped_tree(v, depth + 1) for v in value[:MAX_EVIDENCE_ITEMS]]
+        if len(value) > MAX_EVIDENCE_ITEMS:
+            shown.append(f"… {len(value) - MAX_EVIDENCE_ITEMS} more item(s) in results.json")
+        return shown
+    return _cap(str(value), MAX_EVIDENCE_VALUE_CHARS)
+
+
+def _bounded_check(check: Mapping[str, Any]) -> dict[str, Any]:
+    out = {str(k)[:100]: _capped(v) for k, v in check.items() if k not in ("reason", "evidence", "spec")}
+    out["reason"] = _capped(check.get("reason", ""), MAX_REASON_CHARS)
+    out["evidence"] = _capped_tree(check.get("evidence"))
+    spec = check.get("spec")
+    out["spec"] = [_cap(str(r), 40) for r in spec[:20]] if isinstance(spec, list) else []
+    return out
+
+
+def _bounded_gate(gate: Any) -> Any:
+    if not isinstance(gate, Mapping):
+        return gate
+    out: dict[str, Any] = {str(k)[:100]: _capped(v) for k, v in gate.items()}
+    for key in ("known", "expired"):
+        entries = gate.get(key)
+        if isinstance(entries, list):
+            out[key] = [
+                {str(k)[:100]: _capped(v, MAX_REASON_CHARS if k == "reason" else MAX_FIELD_CHARS) for k, v in e.items()}
+                for e in entries
+                if isinstance(e, Mapping)
+            ]
+    for key in ("new_failures", "now_passing", "not_evaluated"):
+        ids = gate.get(key)
+        if isinstance(ids, list):
+            out[key] = [_capped(i, 100) for i in ids]
+    return out
+
+
+def _bounded(results: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the document in which no string is longer than the renderers show.
+
+    Why here and not at each use: one pass covers every rendering, including the places a reason or a
+    key is printed twice (a JUnit message and its details); results.json itself keeps every byte."""
+    doc: dict[str, Any] = {str(k)[:100]: _capped(v) for k, v in results.items() if not isinstance(v, (dict, list))}
+    checks = results.get("checks")
+    doc["checks"] = [_bounded_check(c) for c in checks if isinstance(c, Mapping)] if isinstance(checks, list) else []
+    target = results.get("target")
+    doc["target"] = {str(k)[:100]: _capped(v) for k, v in target.items()} if isinstance(target, Mapping) else {}
+    for key in ("options", "nonce_audit"):
+        value = results.get(key)
+        doc[key] = _capped_tree(value) if isinstance(value, Mapping) else {}
+    for key in ("counts", "certification"):
+        if isinstance(results.get(key), Mapping):
+            doc[key] = results[key]
+    if "baseline_gate" in results:
+        doc["baseline_gate"] = _bounded_gate(results["baseline_gate"])
+    return doc
+
+
+def _id_list(ids: Sequence[str], render: Any = str, limit: int = MAX_IDS_LISTED) -> str:
+    """At most ``limit`` ids joined with commas, then how many more there are."""
+    shown = ", ".join(render(i) for i in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 # --- reading the document ------------------------------------------------------------------------------
@@ -76,7 +195,8 @@ def _counts(results: Mapping[str, Any]) -> dict[str, dict[str, int]]:
         for level, tally in given.items():
             row = out.setdefault(str(level), dict.fromkeys(OUTCOMES, 0))
             for outcome in OUTCOMES:
-                row[outcome] = int(tally.get(outcome, 0))
+                count = tally.get(outcome, 0) if isinstance(tally, Mapping) else 0
+                row[outcome] = count if isinstance(count, int) and not isinstance(count, bool) else 0
         return out
     for check in _checks(results):
         row = out.setdefault(str(check.get("level")), dict.fromkeys(OUTCOMES, 0))
@@ -88,7 +208,8 @@ def _counts(results: Mapping[str, Any]) -> dict[str, dict[str, int]]:
 def _certification(results: Mapping[str, Any]) -> dict[str, str]:
     given = results.get("certification")
     if isinstance(given, Mapping):
-        return {level: str(given.get(level, "pass")) for level in LEVELS}
+        # Anything but an exact "pass" reads as a failure: a damaged verdict never shows as a pass.
+        return {level: "pass" if given.get(level, "pass") == "pass" else "fail" for level in LEVELS}
     checks = _checks(results)
     out = {
         level: "fail" if any(c.get("level") == level and c.get("outcome") in BAD for c in checks) else "pass"
@@ -142,9 +263,11 @@ def _gate_why(gate: Mapping[str, Any]) -> str:
     if gate.get("verdict") == "FAIL":
         new = _ids(gate, "new_failures")
         expired = [i for i, e in _entries(gate, "expired").items() if e.get("level") == "MUST"]
-        problems = [f"{len(new)} new MUST failure(s) ({', '.join(new)})"] if new else []
+        problems = [f"{len(new)} new MUST failure(s) ({_id_list(new, limit=20)})"] if new else []
         if expired:
-            problems.append(f"{len(expired)} MUST failure(s) whose baseline entry expired ({', '.join(expired)})")
+            problems.append(
+                f"{len(expired)} MUST failure(s) whose baseline entry expired ({_id_list(expired, limit=20)})"
+            )
         return f"baseline {name}: " + ("; ".join(problems) or "the gate failed")
     tolerated = f"; {len(known)} known failure(s) tolerated until their entries expire" if known else ""
     return f"baseline {name}: no new MUST failure{tolerated}"
@@ -302,12 +425,13 @@ def _spec_href(requirement: str, spec: SpecIndex) -> str:
 
 # --- JUnit XML -----------------------------------------------------------------------------------------
 
-_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_XML_INVALID = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _xml(value: Any) -> str:
     """Text XML 1.0 can carry: characters it forbids (NUL, most C0 controls) become \\xNN; None is empty and
-    booleans are true/false."""
+    booleans are true/false. DEL and the C1 controls are allowed by XML but escaped too: CI tools print
+    JUnit messages to terminals, where ``\\x9b`` starts an escape sequence as ``ESC [`` does."""
     if value is None:
         text = ""
     elif isinstance(value, bool):
@@ -325,7 +449,37 @@ def junit_xml(results: dict[str, Any]) -> bytes:
     Under a baseline gate a known failure is ``<skipped>`` with the baseline's reason and expiry (pytest
     reports an xfail the same way), so that the test counts agree with the job's exit code; the failure
     itself stays in the message and ``<system-out>``.
+
+    At most :data:`JUNIT_MAX_BYTES`: past a budget the cases keep their outcome and message but lose
+    their details; a document too large even so becomes one case saying so, with the real counts.
     """
+    bounded = _bounded(results)
+    document = _junit(bounded, detail_budget=JUNIT_MAX_BYTES * 3 // 4)
+    if len(document) <= JUNIT_MAX_BYTES:
+        return document
+    return _junit_too_large(bounded, len(document))
+
+
+def _junit_too_large(results: Mapping[str, Any], size: int) -> bytes:
+    checks = _checks(results)
+    bad = [c for c in checks if c.get("level") in CERTIFYING and c.get("outcome") in BAD]
+    root = ET.Element("testsuites", {"name": SUITE_NAME, "tests": "1", "failures": "1" if bad else "0"})
+    suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, "tests": "1", "failures": "1" if bad else "0"})
+    case = ET.SubElement(suite, "testcase", {"classname": SUITE_NAME, "name": "atoma-conformance report", "time": "0"})
+    note = (
+        f"junit.xml would be {size} bytes, over the {JUNIT_MAX_BYTES} cap, for {len(checks)} checks "
+        f"({len(bad)} MUST or SHOULD failures); see results.json and report.html"
+    )
+    if bad:
+        ET.SubElement(case, "failure", {"message": note, "type": "MUST"})
+    else:
+        ET.SubElement(case, "system-out").text = note
+    ET.indent(root)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"
+
+
+def _junit(results: Mapping[str, Any], *, detail_budget: int) -> bytes:
     spec = packaged_spec()
     checks = _checks(results)
     gate = _gate(results)
@@ -360,10 +514,10 @@ def junit_xml(results: dict[str, Any]) -> bytes:
             ("verdict", gate.get("verdict")),
             ("baseline.file", gate.get("file")),
             ("baseline.exit_code", gate.get("exit_code")),
-            ("baseline.known", ", ".join(known)),
-            ("baseline.new_failures", ", ".join(_ids(gate, "new_failures"))),
-            ("baseline.expired", ", ".join(expired)),
-            ("baseline.now_passing", ", ".join(_ids(gate, "now_passing"))),
+            ("baseline.known", _id_list(list(known))),
+            ("baseline.new_failures", _id_list(_ids(gate, "new_failures"))),
+            ("baseline.expired", _id_list(list(expired))),
+            ("baseline.now_passing", _id_list(_ids(gate, "now_passing"))),
         ]
     else:
         props[:0] = [("verdict", _headline(results)[1])]
@@ -384,13 +538,20 @@ def junit_xml(results: dict[str, Any]) -> bytes:
         )
         refs = [str(r) for r in check.get("spec") or []]
         entry = expired.get(str(check.get("id")))
-        details = _xml(
-            f"{level} {check.get('id')}: {check.get('reason', '')}\n"
-            + (f"baseline entry expired {entry.get('expires')}: {entry.get('reason')}\n" if entry else "")
-            + f"spec: {', '.join(refs)}\n"
-            + "".join(f"  {spec.describe(r)}\n" for r in refs)
-            + f"evidence: {_evidence_json(check.get('evidence'))}"
-        )
+        if outcome in BAD and detail_budget > 0:
+            details = _xml(
+                f"{level} {check.get('id')}: {check.get('reason', '')}\n"
+                + (f"baseline entry expired {entry.get('expires')}: {entry.get('reason')}\n" if entry else "")
+                + f"spec: {', '.join(refs)}\n"
+                + "".join(f"  {spec.describe(r)}\n" for r in refs)
+                + f"evidence: {_evidence_json(check.get('evidence'))}"
+            )
+            detail_budget -= len(details.encode("utf-8")) * 2  # XML escaping can grow it; stay on the safe side
+        else:
+            details = _xml(
+                f"{level} {check.get('id')}: {check.get('reason', '')}\n"
+                "details left out: junit.xml reached its size cap; see report.html and results.json"
+            )
         if _is_known(check, known):
             entry = known[str(check.get("id"))]
             message = _xml(
@@ -424,9 +585,14 @@ def _is_known(check: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
-def _md(value: Any) -> str:
-    """Cell-safe Markdown text: no line breaks, HTML and Markdown punctuation escaped, ``|`` as ``\\|``."""
-    text = " ".join(_text(value).split())
+_NOTE_SLACK = 100
+"""Room for the "… (N characters in results.json)" a capped value already carries, so it survives."""
+
+
+def _md(value: Any, limit: int = MAX_REASON_CHARS + _NOTE_SLACK) -> str:
+    """Cell-safe Markdown text: one line, control characters escaped (a summary is read in terminals and
+    CI logs too), at most ``limit`` characters of it, HTML and Markdown punctuation escaped, ``|`` as ``\\|``."""
+    text = one_line(" ".join(_text(value).split()), limit)
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
@@ -434,9 +600,29 @@ def _mark(verdict: str) -> str:
     return "✅ pass" if verdict == "pass" else "❌ fail"
 
 
+def _size(lines: Iterable[str]) -> int:
+    return sum(len(line.encode("utf-8")) + 1 for line in lines)
+
+
+def _fit(rows: Sequence[str], budget: int) -> list[str]:
+    """The leading ``rows`` whose total size stays within ``budget`` bytes."""
+    shown: list[str] = []
+    used = 0
+    for row in rows:
+        used += len(row.encode("utf-8")) + 1
+        if used > budget:
+            break
+        shown.append(row)
+    return shown
+
+
 def markdown_summary(results: dict[str, Any]) -> str:
     """A GitHub job summary: verdict line (the baseline gate's, when there is one), counts per level,
-    failing checks with the text of the requirements they cite, the gate, fingerprint, nonce audit."""
+    failing checks with the text of the requirements they cite, the gate, fingerprint, nonce audit.
+
+    Under :data:`SUMMARY_MAX_BYTES` whatever results.json holds (GitHub drops a larger summary whole):
+    every value is capped, and the failure list is cut to fit, ending "N more failures in report.html"."""
+    results = _bounded(results)
     passed, verdict, why = _headline(results)
     cert = _certification(results)
     counts = _counts(results)
@@ -444,56 +630,66 @@ def markdown_summary(results: dict[str, Any]) -> str:
     gate = _gate(results)
     known = _entries(gate, "known") if gate is not None else {}
     marks = " · ".join(f"{level} {_mark(cert[level])}" for level in LEVELS)
-    lines = [f"## {'✅' if passed else '❌'} atoma-conformance: {verdict}", ""]
+    head = [f"## {'✅' if passed else '❌'} atoma-conformance: {_md(verdict, 40)}", ""]
     if gate is None:
-        lines.append(f"**Verdict: {verdict}** ({_md(why)}): {marks}")
+        head.append(f"**Verdict: {_md(verdict, 40)}** ({_md(why)}): {marks}")
     else:
         ungated_passed, ungated_why = _verdict(results)
-        lines += [
-            f"**Verdict: {verdict}** ({_md(why)}; exit {_md(gate.get('exit_code'))})",
+        head += [
+            f"**Verdict: {_md(verdict, 40)}** ({_md(why)}; exit {_md(gate.get('exit_code'), 10)})",
             "",
             f"Without the baseline: **{'PASS' if ungated_passed else 'FAIL'}** ({_md(ungated_why)}): {marks}",
         ]
-    lines += [
+    head += [
         "",
         "| Level | Certification | Pass | Fail | Skip | Error |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for level in LEVELS:
         row = counts[level]
-        lines.append(f"| {level} | {_mark(cert[level])} | " + " | ".join(str(row[o]) for o in OUTCOMES) + " |")
+        head.append(f"| {level} | {_mark(cert[level])} | " + " | ".join(str(row[o]) for o in OUTCOMES) + " |")
     failures = _failures(results)
-    lines += ["", f"### Failing checks ({len(failures)})", ""]
-    if failures:
-        lines += ["| Check | Level | Outcome | Reason | Spec |", "|---|---|---|---|---|"]
-        for c in failures:
-            spec = ", ".join(_md(s) for s in c.get("spec") or [])
-            outcome = f"{c.get('outcome')} (known)" if _is_known(c, known) else c.get("outcome")
-            lines.append(
-                f"| {_md(c.get('id'))} | {_md(c.get('level'))} | {_md(outcome)} | {_md(c.get('reason'))} | {spec} |"
-            )
-        lines += _md_requirements(failures)
-    else:
-        lines.append("None: every MUST and SHOULD check passed or was skipped.")
-    if gate is not None:
-        lines += _md_gate(gate)
+    head += ["", f"### Failing checks ({len(failures)})", ""]
+    rows: list[str] = []
+    for c in failures:
+        spec = ", ".join(_md(s, 40) for s in c.get("spec") or [])
+        outcome = f"{c.get('outcome')} (known)" if _is_known(c, known) else c.get("outcome")
+        rows.append(
+            f"| {_md(c.get('id'), 40)} | {_md(c.get('level'), 10)} | {_md(outcome, 20)} | {_md(c.get('reason'))} "
+            f"| {spec} |"
+        )
+    requirements = _md_requirements(failures)
+    tail = _md_gate(gate) if gate is not None else []
     info = _info_findings(results)
     if info:
-        lines += ["", "INFO findings (not counted): " + ", ".join(f"{_md(c.get('id'))}" for c in info)]
-    lines += ["", "### Target", "", "| | |", "|---|---|"]
-    lines += [f"| {name} | {_md(target.get(key))} |" for key, name in FINGERPRINT]
-    lines += [
+        tail += ["", "INFO findings (not counted): " + _id_list([_md(c.get("id"), 40) for c in info])]
+    tail += ["", "### Target", "", "| | |", "|---|---|"]
+    tail += [f"| {name} | {_md(target.get(key), MAX_FIELD_CHARS + _NOTE_SLACK)} |" for key, name in FINGERPRINT]
+    tail += [
         "",
         f"**Nonce audit:** {'❌' if (results.get('nonce_audit') or {}).get('reuses') else '✅'} "
         + _md(_nonce_line(results.get("nonce_audit") or {})),
         "",
-        f"<sub>atoma-conformance {_md(results.get('suite_version'))} · results v{_md(results.get('results_version'))}"
-        f" · {len(_checks(results))} of {_md(results.get('catalogue_size'))} checks · "
-        f"{_md(results.get('requests'))} requests in {_md(results.get('duration_s'))} s · "
-        f"vectors {_md((results.get('vector_set_digest') or '—')[:16])}</sub>",
+        f"<sub>atoma-conformance {_md(results.get('suite_version'), 40)} · results "
+        f"v{_md(results.get('results_version'), 10)} · {len(_checks(results))} of "
+        f"{_md(results.get('catalogue_size'), 10)} checks · {_md(results.get('requests'), 20)} requests in "
+        f"{_md(results.get('duration_s'), 20)} s · vectors {_md(str(results.get('vector_set_digest') or '—')[:16])}"
+        "</sub>",
         "",
     ]
-    return "\n".join(lines)
+    if failures:
+        table = ["| Check | Level | Outcome | Reason | Spec |", "|---|---|---|---|---|"]
+        shown = _fit(rows, SUMMARY_BUDGET - _size(head) - _size(table) - _size(requirements) - _size(tail))
+        table += shown
+        if len(shown) < len(rows):
+            table += ["", f"… {len(rows) - len(shown)} more failures in report.html (summary.md stays under 1 MiB)"]
+        body = table + requirements
+    else:
+        body = ["None: every MUST and SHOULD check passed or was skipped."]
+    return "\n".join(head + body + tail)
+
+
+MAX_REQUIREMENTS_QUOTED = 100
 
 
 def _md_requirements(failures: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -503,22 +699,33 @@ def _md_requirements(failures: Sequence[Mapping[str, Any]]) -> list[str]:
     refs = list(dict.fromkeys(str(r) for c in failures for r in c.get("spec") or []))
     if not refs:
         return []
-    items = [f"- **{r}** {' '.join(spec.describe(r).removeprefix(r).split())}" for r in refs]
+    items = [
+        f"- **{_md(r, 40)}** {' '.join(spec.describe(r).removeprefix(r).split())}"  # the rest is the packaged spec
+        for r in refs[:MAX_REQUIREMENTS_QUOTED]
+    ]
+    if len(refs) > MAX_REQUIREMENTS_QUOTED:
+        items.append(f"- … {len(refs) - MAX_REQUIREMENTS_QUOTED} more in report.html")
     return ["", f"<details><summary>Requirements cited ({len(refs)})</summary>", "", *items, "", "</details>"]
+
+
+MD_GATE_BUDGET = 200 * 1024
 
 
 def _md_gate(gate: Mapping[str, Any]) -> list[str]:
     known = _entries(gate, "known")
     expired = _entries(gate, "expired")
-    lines = ["", f"### Baseline gate ({_md(gate.get('file'))}): {_md(gate.get('verdict'))}", ""]
+    lines = ["", f"### Baseline gate ({_md(gate.get('file'), 100)}): {_md(gate.get('verdict'), 40)}", ""]
     if known or expired:
-        lines += ["| Check | Level | State | Expires | Reason (baseline) |", "|---|---|---|---|---|"]
-        for state, group in (("expired", expired), ("known", known)):
-            for check_id, entry in group.items():
-                lines.append(
-                    f"| {_md(check_id)} | {_md(entry.get('level'))} | {state} | {_md(entry.get('expires'))} "
-                    f"| {_md(entry.get('reason'))} |"
-                )
+        rows = [
+            f"| {_md(check_id, 40)} | {_md(entry.get('level'), 10)} | {state} | {_md(entry.get('expires'), 20)} "
+            f"| {_md(entry.get('reason'))} |"
+            for state, group in (("expired", expired), ("known", known))
+            for check_id, entry in group.items()
+        ]
+        shown = _fit(rows, MD_GATE_BUDGET)
+        lines += ["| Check | Level | State | Expires | Reason (baseline) |", "|---|---|---|---|---|", *shown]
+        if len(shown) < len(rows):
+            lines += ["", f"… {len(rows) - len(shown)} more baselined failures in report.html"]
         lines.append("")
     for title, key in (
         ("New MUST failures", "new_failures"),
@@ -527,7 +734,7 @@ def _md_gate(gate: Mapping[str, Any]) -> list[str]:
     ):
         ids = _ids(gate, key)
         if ids or key == "new_failures":
-            lines.append(f"- {title}: {', '.join(_md(i) for i in ids) or 'none'}")
+            lines.append(f"- {title}: {_id_list([_md(i, 40) for i in ids]) or 'none'}")
     return lines
 
 
@@ -719,12 +926,18 @@ def _baseline_section(results: Mapping[str, Any]) -> str:
     if gate is None:
         return ""
     known, expired = _entries(gate, "known"), _entries(gate, "expired")
-    rows = "".join(
-        f'<tr data-gate="{state}"><td class="id"><a href="#failure-{_e(check_id)}"><code>{_e(check_id)}</code></a></td>'
-        f"<td>{_e(entry.get('level'))}</td><td>{state}</td><td>{_e(entry.get('expires'))}</td>"
-        f"<td>{_e(entry.get('reason'))}</td></tr>"
-        for state, group in (("expired", expired), ("known", known))
-        for check_id, entry in group.items()
+    rows = _rows_within(
+        (
+            f'<tr data-gate="{state}"><td class="id"><a href="#failure-{_e(check_id)}"><code>{_e(check_id)}</code>'
+            f"</a></td><td>{_e(entry.get('level'))}</td><td>{state}</td><td>{_e(entry.get('expires'))}</td>"
+            f"<td>{_e(entry.get('reason'))}</td></tr>"
+            for state, group in (("expired", expired), ("known", known))
+            for check_id, entry in group.items()
+        ),
+        len(known) + len(expired),
+        HTML_TABLE_BUDGET // 4,
+        "baselined failures",
+        columns=5,
     )
     table = (
         '<table id="baseline-table"><thead><tr><th>Check</th><th>Level</th><th>State</th><th>Expires</th>'
@@ -733,7 +946,7 @@ def _baseline_section(results: Mapping[str, Any]) -> str:
         else '<p class="empty">No baselined check failed in this run.</p>'
     )
     items = "".join(
-        f"<dt>{_e(title)}</dt><dd>{', '.join(f'<code>{_e(i)}</code>' for i in _ids(gate, key)) or 'none'}</dd>"
+        f"<dt>{_e(title)}</dt><dd>{_id_list(_ids(gate, key), lambda i: f'<code>{_e(i)}</code>') or 'none'}</dd>"
         for title, key in (
             ("New MUST failures", "new_failures"),
             ("Now passing (remove from the baseline)", "now_passing"),
@@ -763,7 +976,7 @@ def _spec_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
             level, text = spec.texts.get(rid, ("", ""))
             ids = citing.get(rid, [])
             cited = (
-                "cited by " + ", ".join(f'<a href="#check-{_e(i)}">{_e(i)}</a>' for i in ids)
+                "cited by " + _id_list(ids, lambda i: f'<a href="#check-{_e(i)}">{_e(i)}</a>')
                 if ids
                 else "no check of this run cites it"
             )
@@ -779,6 +992,28 @@ def _spec_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
         f"All {total} requirements, {cited_count} cited by this run's checks</summary>{''.join(parts)}</details>"
         "</section>"
     )
+
+
+HTML_TABLE_BUDGET = 6 * 1024 * 1024
+"""Each of the two check tables; with the rest of the page well under HTML_MAX_BYTES."""
+
+
+def _rows_within(rows: Iterable[str], total: int, budget: int, what: str, columns: int = 7) -> str:
+    """The rows that fit in ``budget`` bytes, then one row saying how many were left out (it carries no
+    ``data-level``, so the filters and counters skip it)."""
+    shown: list[str] = []
+    used = 0
+    for row in rows:
+        used += len(row.encode("utf-8"))
+        if used > budget:
+            break
+        shown.append(row)
+    if len(shown) < total:
+        shown.append(
+            f'<tr class="omitted"><td colspan="{columns}" class="empty">{total - len(shown)} more {what} not shown: '
+            "report.html stays under its size cap; every one is in results.json</td></tr>"
+        )
+    return "".join(shown)
 
 
 def _failures_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
@@ -797,10 +1032,7 @@ def _failures_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
         return ""
 
     present_levels = [lv for lv in LEVELS if any(c.get("level") == lv for c in checks)]
-    categories: list[str] = []
-    for c in checks:
-        if _text(c.get("category")) not in categories:
-            categories.append(_text(c.get("category")))
+    categories = list(dict.fromkeys(_text(c.get("category")) for c in checks))[:MAX_IDS_LISTED]
     options_level = "".join(f'<option value="{_e(lv)}">{_e(lv)}</option>' for lv in present_levels)
     options_category = "".join(f'<option value="{_e(cat)}">{_e(cat)}</option>' for cat in categories)
     filters = (
@@ -810,13 +1042,24 @@ def _failures_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
         f'<select id="filter-category"><option value="">all</option>{options_category}</select></div>'
     )
     if failures:
-        body = "".join(
-            _check_row(c, spec, row_id=f"failure-{_text(c.get('id'))}", evidence=True, note=note(c)) for c in failures
+        body = _rows_within(
+            (
+                _check_row(c, spec, row_id=f"failure-{_text(c.get('id'))}", evidence=True, note=note(c))
+                for c in failures
+            ),
+            len(failures),
+            HTML_TABLE_BUDGET,
+            "failing checks",
         )
         table = f'<table id="failures-table">{_CHECK_HEAD}<tbody>{body}</tbody></table>'
     else:
         table = '<p class="empty">No failing checks: every MUST and SHOULD check passed or was skipped.</p>'
-    all_rows = "".join(_check_row(c, spec, row_id=f"check-{_text(c.get('id'))}", evidence=False) for c in checks)
+    all_rows = _rows_within(
+        (_check_row(c, spec, row_id=f"check-{_text(c.get('id'))}", evidence=False) for c in checks),
+        len(checks),
+        HTML_TABLE_BUDGET,
+        "checks",
+    )
     return (
         f'<section id="failures"><h2>Failing checks (<span data-count-for="failures-table">{len(failures)}</span>'
         f" of {len(failures)})</h2>{filters}{table}"
@@ -853,7 +1096,7 @@ def _coverage_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
         else:
             req_cell, uncited_cell = '<td class="num">—</td>', '<td class="small">—</td>'
         ids = (
-            ", ".join(f'<a href="#check-{_e(c.get("id"))}">{_e(c.get("id"))}</a>' for c in in_section)
+            _id_list([_text(c.get("id")) for c in in_section], lambda i: f'<a href="#check-{_e(i)}">{_e(i)}</a>')
             if in_section
             else '<span class="empty">gap: no check cites this section</span>'
         )
@@ -920,8 +1163,27 @@ def _fingerprint_section(results: Mapping[str, Any]) -> str:
 
 def html_report(results: dict[str, Any], *, spec_path: Path | None = None) -> str:
     """One self-contained, offline HTML page for the run (see the module docstring for its sections).
-    ``spec_path`` names another copy of docs/spec.md; by default the one packaged with the suite."""
-    spec = _load_spec(spec_path)
+    ``spec_path`` names another copy of docs/spec.md; by default the one packaged with the suite.
+
+    At most :data:`HTML_MAX_BYTES`: the check tables stop at a budget and say how many rows they left
+    out; a page still too large (tens of thousands of checks) is replaced by its verdict and a note."""
+    results = _bounded(results)
+    page = _html_page(results, _load_spec(spec_path))
+    size = len(page.encode("utf-8"))
+    if size <= HTML_MAX_BYTES:
+        return page
+    _, verdict, why = _headline(results)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'">'
+        f"<title>atoma-conformance: {_e(verdict)}</title></head>\n<body><h1>atoma-conformance report</h1>"
+        f'<section id="verdict"><p><b>{_e(verdict)}</b>: {_e(why)}</p></section>'
+        f'<p class="meta">The full report would be {size} bytes, over the {HTML_MAX_BYTES}-byte cap for '
+        f"{len(_checks(results))} checks; read results.json instead.</p></body></html>\n"
+    )
+
+
+def _html_page(results: Mapping[str, Any], spec: SpecIndex) -> str:
     _, verdict, _ = _headline(results)
     target = results.get("target") or {}
     csp = (
@@ -967,7 +1229,11 @@ def write_all(
         "html": directory / HTML_FILE,
         "summary": directory / SUMMARY_FILE,
     }
-    paths["junit"].write_bytes(junit_xml(results))
-    paths["html"].write_text(html_report(results, spec_path=spec_path), encoding="utf-8")
-    paths["summary"].write_text(markdown_summary(results), encoding="utf-8")
+    # Atomic, and never through a link planted at a report's name: a UserError naming the option instead.
+    field = "--report-dir"
+    for name, path in paths.items():  # every destination checked before any is written
+        atomic_target(path, "--junit-xml" if name == "junit" and junit_path is not None else field)
+    write_atomic(paths["junit"], junit_xml(results), "--junit-xml" if junit_path is not None else field)
+    write_atomic(paths["html"], html_report(results, spec_path=spec_path).encode("utf-8"), field)
+    write_atomic(paths["summary"], markdown_summary(results).encode("utf-8"), field)
     return paths
