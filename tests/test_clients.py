@@ -28,7 +28,7 @@ from conformance.clients.contract import (
     run_adapter,
 )
 from conformance.clients.report import SCHEMA_PATH, to_json
-from conformance.clients.runner import ClientUnderTest, Matrix, run_matrix
+from conformance.clients.runner import ClientUnderTest, Matrix, clean_result, run_matrix
 from conformance.protocol.envelope import seal_request
 
 TOY = Path(__file__).parent / "client_adapters" / "misbehave.py"
@@ -238,7 +238,9 @@ def test_content_of_follows_the_contract() -> None:
     assert content_of({"data": [{"embedding": [0.1, 0.2]}]}) == "1x2"
     assert content_of({"data": [{"b64_json": "x"}, {"b64_json": "y"}]}) == "2 image(s)"
     parsed = AdapterResult.parse('noise\n{"outcome": "ok", "content": "c", "detail": "' + "d" * 500 + '"}\n')
-    assert parsed.accepted and parsed.detail == "d" * 200
+    assert parsed.accepted and parsed.detail == "d" * 500, "kept whole until the API key is blanked"
+    cleaned = clean_result(parsed, _instruction(), keep_plaintext=False)
+    assert cleaned.detail == "d" * 200 + "… (500 characters)"
 
 
 # --- the command line ----------------------------------------------------------------------------------

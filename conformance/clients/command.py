@@ -17,7 +17,6 @@ from .contract import AdapterFailure, split_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_REPORT_DIR = Path("reports") / "clients"
-DEFAULT_CACHE_DIR = Path(".cache") / "atoma-conformance"
 
 
 class ClientsUsageError(UserError):
@@ -47,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cache-dir",
-        default=str(DEFAULT_CACHE_DIR),
-        help=f"where built-in adapters install their SDKs (default: {DEFAULT_CACHE_DIR})",
+        default=None,
+        help="where built-in adapters install their SDKs "
+        "(default: $XDG_CACHE_HOME/atoma-conformance, else ~/.cache/atoma-conformance)",
     )
     parser.add_argument(
         "--timeout", type=finite_seconds, default=30.0, help="seconds per client operation (default: 30)"
@@ -102,7 +102,7 @@ def _check_program(name: str, program: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from . import report
-    from .builtin import BUILTIN, builtin
+    from .builtin import BUILTIN, builtin, user_cache_dir
     from .runner import ClientUnderTest, run_matrix
 
     adapters = parse_adapters(args.adapter)
@@ -117,15 +117,18 @@ def main(args: argparse.Namespace) -> int:
         raise ClientsUsageError(f"--scenario: unknown scenario check {shown(unknown[0])} (see docs/checks.md)")
     if not math.isfinite(args.timeout) or args.timeout <= 0:
         raise ClientsUsageError("--timeout: must be a positive number of seconds")
+    # By default never under the current directory: what is cached there gets executed (builtin.py).
+    cache_dir = Path()  # only the built-in SDK adapters use it
     if any(command is None and name != "reference" for name, command in adapters):
-        writable_dir(args.cache_dir, "--cache-dir", create=False)
+        chosen = args.cache_dir if args.cache_dir is not None else user_cache_dir()
+        cache_dir = writable_dir(chosen, "--cache-dir", create=False)
     report_dir = writable_dir(args.report_dir, "--report-dir")
 
     def log(text: str) -> None:
         print(text, file=sys.stderr)
 
     clients = [
-        ClientUnderTest(name, command) if command is not None else builtin(name, Path(args.cache_dir), log)
+        ClientUnderTest(name, command) if command is not None else builtin(name, cache_dir, log)
         for name, command in adapters
     ]
     scenarios = [known[s] for s in args.scenario] if args.scenario else list(SCENARIOS)

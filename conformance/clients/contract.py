@@ -14,10 +14,14 @@ which the matrix reports as an error, never as a pass.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import subprocess
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 CONTRACT_VERSION = 1
 OPERATIONS = ("chat", "chat-stream", "completions", "embeddings", "images")
@@ -26,7 +30,37 @@ UNSUPPORTED = "UNSUPPORTED_OPERATION"
 ADAPTER_CODE_PREFIX = "ADAPTER_"  # error codes an adapter uses for its own failures
 BAD_INSTRUCTION = "BAD_INSTRUCTION"  # the adapter could not use what the suite sent: also its failure
 MAX_OUTPUT_BYTES = 1 << 20
-_DETAIL_CHARS = 200
+STDERR_TAIL_BYTES = 8 << 10  # only the last line of stderr is ever shown
+_READ_CHUNK = 64 << 10
+# What of an adapter's strings reaches a report or a terminal, after the API key and the request text
+# are blanked: one line each (control characters escaped), at most this many characters.
+DETAIL_CHARS = 200
+ERROR_CODE_CHARS = 80
+CLIENT_CHARS = 100
+FAILURE_CHARS = 300  # an adapter failure: our words plus its stderr tail or its reported code
+CONTENT_CHARS = 4000  # the content a client returned, kept only with --keep-plaintext
+
+# The environment an adapter process gets: enough to find programs, a home, a locale and a temporary
+# directory, and nothing else. Adapters are third-party code; the suite's own environment may hold a
+# real ATOMA_API_KEY or ATOMASDK_BEARER_AUTH (which the official SDKs read on their own), cloud
+# credentials or proxy settings that would send loopback traffic elsewhere. The contract passes
+# everything an adapter needs (the mock's URL, a throwaway key, the node address) on stdin.
+ENV_ALLOWED = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "TMPDIR",
+    # Windows: without SYSTEMROOT a Python child cannot open sockets or draw random numbers.
+    "SYSTEMROOT",
+    "SYSTEMDRIVE",
+    "WINDIR",
+    "PATHEXT",
+    "USERPROFILE",
+    "TEMP",
+    "TMP",
+)
+ENV_ALLOWED_PREFIXES = ("LC_",)
 
 
 class AdapterFailure(Exception):
@@ -129,15 +163,10 @@ class AdapterResult:
             str(obj["error_code"]).startswith(ADAPTER_CODE_PREFIX) or obj["error_code"] == BAD_INSTRUCTION
         ):
             # The adapter's own failure (a backstop timeout, a missing package): not the client refusing.
-            raise AdapterFailure(f"reported {obj['error_code']}: {str(obj.get('detail') or '')[:_DETAIL_CHARS]}")
-        detail = obj.get("detail")
-        return cls(
-            outcome,
-            obj.get("content"),
-            obj.get("error_code"),
-            detail[:_DETAIL_CHARS] if isinstance(detail, str) else None,
-            obj.get("client"),
-        )
+            raise AdapterFailure(f"reported {obj['error_code']}: {obj.get('detail') or ''}")
+        # Every string stays whole (the 1 MiB stdout cap bounds it): the runner blanks the API key and
+        # the request text first and only then cuts, so no cut can leave part of a key behind.
+        return cls(outcome, obj.get("content"), obj.get("error_code"), obj.get("detail"), obj.get("client"))
 
 
 def content_of(answer: dict[str, Any] | list[dict[str, Any]]) -> str:
@@ -175,21 +204,83 @@ def split_command(command: str) -> list[str]:
     return argv
 
 
-def run_adapter(command: str, instruction: Instruction, *, grace_s: float = 30.0) -> AdapterResult:
-    """Run ``command`` once with ``instruction`` on stdin.
+def adapter_environment(
+    extra: Mapping[str, str] | None = None, source: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The allow-listed part of ``source`` (the suite's environment), plus ``extra`` (the suite's own
+    additions for its built-in adapters, never the user's secrets)."""
+    source = os.environ if source is None else source
+    env = {k: v for k, v in source.items() if k.upper() in ENV_ALLOWED or k.upper().startswith(ENV_ALLOWED_PREFIXES)}
+    env.update(extra or {})
+    return env
+
+
+def _drain(stream: IO[bytes], keep: bytearray, cap: int, on_over: Callable[[], None] | None) -> None:
+    """Read ``stream`` as it comes, holding at most ``cap`` bytes (plus one chunk).
+
+    With ``on_over`` the first ``cap`` bytes are what counts and reading stops at the cap (after
+    ``on_over`` kills the writer); without it the *last* ``cap`` bytes are kept and the stream is
+    drained to its end, so that an adapter never blocks on a full stderr pipe.
+    """
+    try:
+        while chunk := stream.read(_READ_CHUNK):
+            keep += chunk
+            if len(keep) > cap:
+                if on_over is not None:
+                    on_over()
+                    return
+                del keep[: len(keep) - cap]
+    except (OSError, ValueError):  # the pipe closed under us: what was read is all there is
+        return
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    try:
+        stream.write(data)
+        stream.close()
+    except (OSError, ValueError):  # the adapter exited or closed stdin without reading: its business
+        pass
+
+
+def _kill(process: subprocess.Popen[bytes], *, leftovers: bool = False) -> None:
+    """Kill the adapter and whatever it started (it leads a session of its own on POSIX).
+
+    With ``leftovers``, after the adapter has exited: what it left running and holding its pipes. The
+    group's id cannot have been reused, since the group still has members.
+    """
+    if process.returncode is not None and not (leftovers and os.name != "nt"):
+        return
+    try:
+        if os.name == "nt":
+            process.kill()
+        else:
+            os.killpg(process.pid, signal.SIGKILL)
+    except OSError:  # already gone
+        pass
+
+
+def run_adapter(
+    command: str, instruction: Instruction, *, grace_s: float = 30.0, env: Mapping[str, str] | None = None
+) -> AdapterResult:
+    """Run ``command`` once with ``instruction`` on stdin, in the allow-listed environment plus ``env``.
 
     The deadline is the instruction's own timeout plus ``grace_s`` for the adapter's start-up (a
-    Node.js or a second Python interpreter takes a while); past it the adapter is killed.
+    Node.js or a second Python interpreter takes a while); past it the adapter is killed. Its stdout
+    is read while it runs and the adapter is killed the moment it passes :data:`MAX_OUTPUT_BYTES`, so
+    a hostile adapter cannot make the suite hold more than that in memory; of stderr only the tail is
+    kept.
     """
     argv = split_command(command)
+    deadline = instruction.timeout_s + grace_s
     try:
-        done = subprocess.run(  # noqa: S603 - the user's own adapter command, by design
+        process = subprocess.Popen(  # noqa: S603 - the user's own adapter command, by design
             argv,
-            input=json.dumps(instruction.to_json()),
-            capture_output=True,
-            text=True,
-            timeout=instruction.timeout_s + grace_s,
-            check=False,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            env=adapter_environment(env),
+            start_new_session=os.name != "nt",
         )
     except FileNotFoundError:
         raise AdapterFailure(f"cannot start {argv[0]!r}: no such file or command") from None
@@ -197,11 +288,46 @@ def run_adapter(command: str, instruction: Instruction, *, grace_s: float = 30.0
         raise AdapterFailure(f"cannot start {argv[0]!r}: not executable") from None
     except OSError as exc:  # for example a script without a #! line (exec format error)
         raise AdapterFailure(f"cannot start {argv[0]!r}: {exc.strerror}") from None
-    except subprocess.TimeoutExpired:
-        raise AdapterFailure(f"did not answer within {instruction.timeout_s + grace_s:.0f} s and was killed") from None
-    if len(done.stdout) > MAX_OUTPUT_BYTES:
-        raise AdapterFailure(f"printed more than {MAX_OUTPUT_BYTES} bytes on stdout")
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or [""])[-1][:_DETAIL_CHARS]
-        raise AdapterFailure(f"exited with status {done.returncode}" + (f": {tail}" if tail else ""))
-    return AdapterResult.parse(done.stdout)
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    out, err = bytearray(), bytearray()
+    overflow = threading.Event()
+
+    def over() -> None:
+        overflow.set()
+        _kill(process)
+
+    threads = [
+        threading.Thread(target=_feed, args=(process.stdin, json.dumps(instruction.to_json()).encode()), daemon=True),
+        threading.Thread(target=_drain, args=(process.stdout, out, MAX_OUTPUT_BYTES, over), daemon=True),
+        threading.Thread(target=_drain, args=(process.stderr, err, STDERR_TAIL_BYTES, None), daemon=True),
+    ]
+    timed_out = False
+    try:
+        for thread in threads:
+            thread.start()
+        try:
+            process.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill(process)
+            process.wait()
+        for thread in threads:
+            thread.join(timeout=1.0)
+        if any(thread.is_alive() for thread in threads):  # a child the adapter left behind holds a pipe
+            _kill(process, leftovers=True)
+            for thread in threads:
+                thread.join(timeout=1.0)
+    finally:
+        _kill(process)  # only if still running: Ctrl-C or an error here must not leave an adapter behind
+        for stream, thread in zip((process.stdin, process.stdout, process.stderr), threads, strict=True):
+            if not thread.is_alive():  # a reader still blocked in read() keeps its pipe until it returns
+                stream.close()
+    if overflow.is_set():
+        raise AdapterFailure(f"printed more than {MAX_OUTPUT_BYTES} bytes (1 MiB) on stdout and was killed")
+    if timed_out:
+        raise AdapterFailure(f"did not answer within {deadline:.0f} s and was killed")
+    if process.returncode != 0:
+        # Not cut here: cutting before the caller blanks the API key could leave half of it behind.
+        tail = (bytes(err).decode("utf-8", "replace").strip().splitlines() or [""])[-1]
+        raise AdapterFailure(f"exited with status {process.returncode}" + (f": {tail}" if tail else ""))
+    return AdapterResult.parse(bytes(out).decode("utf-8", "replace"))

@@ -7,10 +7,16 @@ adapter, with an API key of its own, so the judge's records say which client sen
 A scenario proves something only if the node really served its response: a client whose request the
 node refused never saw the forged answer, so its "refusal" is recorded as an error with the judge's
 findings on that request, never as a pass.
+
+Every string an adapter reports is its own to choose, escape sequences and megabytes included, so it
+is cleaned once, where it enters (:func:`_run_one`): the API key and the request text blanked, then
+one line with a length cap. Everything after that (verdicts, results.json, the matrices, the
+terminal) only ever sees the cleaned text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -28,8 +34,20 @@ from mock_node.testing import running_node
 
 from ..checks.base import Verdict
 from ..results import CheckResult
+from ..textsafe import one_line
 from .checks import CLIENT_CHECKS, JUDGE_CHECKS, SCENARIOS, ClientCheck, Scenario
-from .contract import AdapterFailure, AdapterResult, Instruction, Operation, run_adapter
+from .contract import (
+    CLIENT_CHARS,
+    CONTENT_CHARS,
+    DETAIL_CHARS,
+    ERROR_CODE_CHARS,
+    FAILURE_CHARS,
+    AdapterFailure,
+    AdapterResult,
+    Instruction,
+    Operation,
+    run_adapter,
+)
 
 CHAT_MODEL, EMBEDDING_MODEL, IMAGE_MODEL = DEFAULT_MODELS
 PARAMS: dict[Operation, tuple[str, dict[str, Any]]] = {
@@ -47,11 +65,14 @@ class ClientUnderTest:
     command: str | None
     unavailable: str | None = None  # why there is no command: every verdict is a skip with this reason
     setup_error: str | None = None  # the adapter could not be installed: every verdict is an error
+    # Variables the suite itself sets for its own built-in adapter (added to the allow-listed
+    # environment of contract.adapter_environment); a user's adapter gets none.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
 class Cell:
-    """One client in one scenario."""
+    """One client in one scenario; ``result`` and ``failure`` hold the cleaned text (see the module)."""
 
     scenario: Scenario
     result: AdapterResult | None = None
@@ -114,7 +135,7 @@ def run_matrix(
         if progress:
             progress(f"{scenario.check.id} {scenario.name}")
         with running_node(config) as base_url, _quiet_disconnects():
-            one = partial(_run_one, scenario, base_url, judge, node_address, timeout_s, run_tag)
+            one = partial(_run_one, scenario, base_url, judge, node_address, timeout_s, run_tag, keep_plaintext)
             with ThreadPoolExecutor(max_workers=max(1, min(3, len(runnable)))) as pool:
                 for client, cell in zip(runnable, pool.map(one, runnable), strict=True):
                     cells[client.name].append(cell)
@@ -150,18 +171,21 @@ def _run_one(
     node_address: str,
     timeout_s: float,
     run_tag: str,
+    keep_plaintext: bool,
     client: ClientUnderTest,
 ) -> Cell:
-    """One client, one scenario: the adapter's answer and what the judge saw of this client."""
+    """One client, one scenario: the adapter's answer (cleaned) and what the judge saw of this client."""
     api_key = f"client-cert-{run_tag}-{client.name}-{scenario.check.id}"
     model, params = PARAMS[scenario.operation]
     instruction = Instruction(base_url, api_key, model, scenario.operation, params, node_address, timeout_s)
     cell = Cell(scenario, instruction=instruction)
     assert client.command is not None
     try:
-        cell.result = run_adapter(client.command, instruction)
+        cell.result = clean_result(
+            run_adapter(client.command, instruction, env=dict(client.env)), instruction, keep_plaintext=keep_plaintext
+        )
     except AdapterFailure as exc:
-        cell.failure = str(exc)
+        cell.failure = said(str(exc), instruction, FAILURE_CHARS, keep_plaintext=False)
     cell.requests = judge.requests({token_id(api_key)})
     return cell
 
@@ -229,16 +253,35 @@ def judge_requests(check: ClientCheck, requests: list[RequestSeen]) -> Verdict:
     return Verdict("pass", f"{len(requests)} requests, none in violation", evidence)
 
 
-def _redact(text: str, cell: Cell, *, keep_plaintext: bool) -> str:
+def _redact(text: str, instruction: Instruction, *, keep_plaintext: bool) -> str:
     """No API key in any report, and no request text unless the user asked to keep plaintext."""
-    if cell.instruction is None:
-        return text
-    text = text.replace(cell.instruction.api_key, "[api key]")
+    text = text.replace(instruction.api_key, "[api key]")
     if not keep_plaintext:
-        for value in _strings(cell.instruction.params):
+        for value in _strings(instruction.params):
             if len(value) >= 4:
                 text = text.replace(value, "[request text]")
     return text
+
+
+def said(text: str, instruction: Instruction, limit: int, *, keep_plaintext: bool) -> str:
+    """Adapter-chosen text as a report may hold it: redacted first (a cut must never leave half a key
+    behind), then one line of at most ``limit`` characters with control characters escaped."""
+    return one_line(_redact(text, instruction, keep_plaintext=keep_plaintext), limit)
+
+
+def clean_result(result: AdapterResult, instruction: Instruction, *, keep_plaintext: bool) -> AdapterResult:
+    """``result`` with every string cleaned, except ``content`` when it must be compared with what the
+    node served: that is cleaned only where it is put in a report (``--keep-plaintext``)."""
+
+    def clean(text: str | None, limit: int) -> str | None:
+        return None if text is None else said(text, instruction, limit, keep_plaintext=keep_plaintext)
+
+    return dataclasses.replace(
+        result,
+        error_code=clean(result.error_code, ERROR_CODE_CHARS),
+        detail=clean(result.detail, DETAIL_CHARS),
+        client=clean(result.client, CLIENT_CHARS),
+    )
 
 
 def _strings(value: Any) -> list[str]:
@@ -277,16 +320,16 @@ def judge_scenario(cell: Cell, *, keep_plaintext: bool = False) -> Verdict:
         "served": bool(served),
     }
     if cell.failure is not None or result is None:
-        return Verdict("error", _redact(f"the adapter failed: {cell.failure}", cell, keep_plaintext=False), evidence)
+        return Verdict("error", f"the adapter failed: {cell.failure}", evidence)
     evidence["outcome"], evidence["error_code"] = result.outcome, result.error_code
     if result.unsupported:
         if served:
             return Verdict("error", "the adapter says unsupported, but the node served this client", evidence)
         return Verdict("skip", f"the client has no confidential {scenario.operation} operation", evidence)
     if result.detail:
-        evidence["detail"] = _redact(result.detail, cell, keep_plaintext=keep_plaintext)
-    if keep_plaintext:
-        evidence["content"] = result.content
+        evidence["detail"] = result.detail
+    if keep_plaintext and cell.instruction is not None and result.content is not None:
+        evidence["content"] = said(result.content, cell.instruction, CONTENT_CHARS, keep_plaintext=True)
     if scenario.expect == "accept":
         if not result.accepted:
             why = f"{result.error_code}: {evidence['detail']}" if result.detail else result.error_code
