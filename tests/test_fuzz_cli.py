@@ -270,9 +270,11 @@ def test_json_output_of_a_finding(tmp_path: Path, capsys: pytest.CaptureFixture[
         "compute_units",
         "duration_s",
         "stopped_by",
+        "cut_off",
         "findings",
         "exit_code",
     }
+    assert done["cut_off"] == 0
     (finding,) = done["findings"]
     assert finding["check_id"].startswith("USAGE-") and finding["level"] == "MUST"
     assert Path(finding["case_path"]).is_file()
@@ -341,10 +343,15 @@ def test_a_valid_request_that_is_not_served_is_not_fixed(usage_case: Path, capsy
     with running_node() as url:
         assert main(["replay", str(usage_case), "--target", url, "--api-key", KEY]) == 0
         assert capsys.readouterr().out.startswith("FIXED")
-        # The same bytes again: a conformant node refuses them as a replay, so USAGE cannot be judged.
-        assert main(["replay", str(usage_case), "--target", url, "--api-key", KEY]) == 2
+        # A replay seals the case afresh: a node that saw it before still gets a request it can judge.
+        assert main(["replay", str(usage_case), "--target", url, "--api-key", KEY]) == 0
+        assert capsys.readouterr().out.startswith("FIXED")
+    from tests.hostile_server import hostile_node
+
+    with hostile_node("redirect") as node:  # answered, but not served: USAGE cannot be judged
+        assert main(["replay", str(usage_case), "--target", node.url, "--api-key", KEY]) == 2
     line = one_line_error(capsys)
-    assert line.startswith("could not replay: the request was not served (status 409)")
+    assert line.startswith("could not replay: the request was not served (status 307)"), line
 
 
 def session_case(
@@ -360,13 +367,11 @@ def session_case(
         "model": MODEL,
         "mutation": None,
         "expect": "session",
-        "request_body_b64": "",
-        "exchange_secret_hex": "",
         "plaintext_sha256": "0" * 64,
         "plaintext_bytes": 0,
         "plaintext": None,
         "extra": {"steps": steps, "keys": keys or ["a"]},
-        "version": 1,
+        "version": 2,
     }
 
 
@@ -416,16 +421,20 @@ REQUEST_CASE_FIELDS: list[tuple[str, Any, str]] = [
     ("expect", "maybe", "expect: must be one of refuse, accept, session"),
     ("mutation", "ERR-002 no-such-family (x)", "mutation: unknown mutation"),
     ("mutation", 3, "mutation: must be a string, not a number"),
-    ("request_body_b64", "not base64!", "request_body_b64: not strict base64"),
-    ("exchange_secret_hex", "abcd", "exchange_secret_hex: must be 120 lowercase hex digits"),
+    ("shape", None, "shape: a request case needs the plaintext's shape, a JSON object, not null"),
+    ("shape", [], "shape: a request case needs the plaintext's shape, a JSON object, not a list"),
+    ("mutation_params", "0", "mutation_params: must be a list or null, not a string"),
+    ("exchange_secret_hex", "00" * 60, "'exchange_secret_hex': unknown member"),
     ("plaintext_sha256", "xyz", "plaintext_sha256: must be 64 lowercase hex digits"),
     ("plaintext_bytes", -1, "plaintext_bytes: must be a non-negative integer"),
     ("plaintext", 5, "plaintext: must be a string or null, not a number"),
+    ("plaintext", "[1]", "plaintext: must be the text of a JSON object, not a list"),
+    ("plaintext", "{", "plaintext: not a JSON text"),
     ("extra", [], "extra: must be an object, not a list"),
     ("extra.mutation_check", "NOPE-002", "extra.mutation_check: unknown check"),
     ("extra.prior_nonces", ["zz"], "extra.prior_nonces[0]: must be 24 lowercase hex digits"),
     ("check_id", DELETE, "check_id: missing"),
-    ("request_body_b64", DELETE, "request_body_b64: missing"),
+    ("plaintext_sha256", DELETE, "plaintext_sha256: missing"),
     ("surprise", 1, "'surprise': unknown member"),
 ]
 
@@ -484,8 +493,8 @@ def test_a_session_case_with_a_bad_step_names_it(
         (b"\xff\xfe{}", "not UTF-8 text (byte 0)"),
         (b"[" * 100_000 + b"]" * 100_000, "not JSON (nested too deeply)"),
         (b'{"version": NaN}', "not JSON (NaN is not a JSON number)"),
-        (b"[]", "not an atoma-conformance replay case (version 1)"),
-        (b'{"version": 2}', "not an atoma-conformance replay case (version 1)"),
+        (b"[]", "not an atoma-conformance replay case (version 2)"),
+        (b'{"version": 3}', "not an atoma-conformance replay case (version 2)"),
     ],
 )
 def test_a_case_file_that_is_not_a_case_is_one_line(
@@ -508,9 +517,9 @@ def test_a_case_path_that_is_not_a_regular_file_or_too_big(tmp_path: Path, capsy
     assert str(fifo) in line and ("not a regular file" in line or "FIFO" in line)
     big = tmp_path / "big.json"
     with big.open("wb") as handle:
-        handle.truncate(4 * 1024 * 1024 + 1)
+        handle.truncate(1024 * 1024 + 1)
     assert main(["replay", str(big)]) == 2
-    assert one_line_error(capsys) == f"CASE.json: {big}: 4194305 bytes, over the 4 MiB a case can hold"
+    assert one_line_error(capsys) == f"CASE.json: {big}: 1048577 bytes, over the 1 MiB a case can hold"
 
 
 # --- progress -------------------------------------------------------------------------------------------

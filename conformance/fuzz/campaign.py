@@ -31,14 +31,17 @@ from hypothesis.errors import Flaky
 from .. import strategies as fs
 from ..budget import LocalBudget, RequestBudget
 from ..checks import Target
-from ..client import BudgetExceeded, ClientOptions, ConfidentialClient
-from ..evidence import ExchangeRecord
+from ..client import BudgetExceeded, ClientOptions, ConfidentialClient, Prepared
+from ..evidence import ExchangeRecord, HttpRecord, LockRecord
+from ..exits import UserError
 from ..progress import format_seconds
 from ..protocol import jsonwire
 from ..protocol.b64 import b64decode, b64encode
 from ..protocol.primitives import AeadKey, blake2b_256, derive_key
 from ..protocol.randomness import FixedBytes, SeededRandom
+from ..textsafe import one_line
 from .cases import ReplayCase
+from .guard import Guard
 from .oracle import Finding, OracleState, judge, judge_lock
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -84,7 +87,19 @@ def session_keys(target: Target, tag: str) -> dict[str, str | None]:
 
 
 class CampaignOver(BaseException):
-    """Raised inside a Hypothesis example to end the campaign (time or budget), not to fail it."""
+    """Raised inside a Hypothesis example to end the campaign (time, budget, an unusable target or an
+    unexpected error), not to fail it. A BaseException, so Hypothesis neither shrinks nor retries it:
+    it leaves the engine at once. What ended the campaign is in ``CampaignResult.stopped_by`` (and,
+    for an error, in the campaign), never in this exception, so catching it swallows nothing."""
+
+
+class FindingFailed(AssertionError):
+    """A finding, raised inside a Hypothesis example so that Hypothesis shrinks it. The only failure
+    the campaign expects from Hypothesis: anything else it re-raises is an error, not a result."""
+
+
+class CampaignError(UserError):
+    """The campaign reached no verdict (an unusable target, an unexpected error): one line, exit 2."""
 
 
 @dataclass
@@ -119,6 +134,7 @@ class CampaignResult:
     stopped_by: str = "examples"
     requests_extra: int = 0  # the stateful sessions' share of ``requests``
     estimate: int = 0  # the most the campaign could send: its hard cap
+    cut_off: int = 0  # answers cut off (a timeout, the deadline, a cap): counted, never judged
 
     @property
     def cases_per_second(self) -> float:
@@ -331,6 +347,132 @@ def _seal_under_zero_secret(body: bytes, plaintext: bytes) -> bytes:
     return jsonwire.dumps(envelope)
 
 
+NO_SUCH_MODEL = "atoma-conformance/no-such-model"
+
+
+def final_plaintext(
+    value: dict[str, Any], mutation: fs.Mutation | CampaignMutation | None, secret: bytes
+) -> dict[str, Any]:
+    """The plaintext as sealed: the drawn one, with the random marker (an echo of it is findable) and,
+    for the unknown-model mutation, a model nobody serves."""
+    out = dict(value, user=leak_marker(secret))
+    if mutation is UNKNOWN_MODEL:
+        out["model"] = NO_SUCH_MODEL
+    return out
+
+
+def seal_case(
+    client: ConfidentialClient,
+    lock: LockRecord,
+    *,
+    endpoint: str,
+    stream: bool,
+    plaintext_value: dict[str, Any],
+    model: str,
+    mutation: fs.Mutation | CampaignMutation | None,
+    units: int,
+    secret: bytes,
+) -> Prepared:
+    """Seal ``plaintext_value`` under the lock's key with the 60 bytes of ``secret`` and apply
+    ``mutation``. One function for the campaign and for ``replay``, so that a replay sends what the
+    campaign sent, only under a fresh key."""
+    client.rng = FixedBytes(secret[:32], secret[32:48], secret[48:])
+    plaintext = jsonwire.dumps(final_plaintext(plaintext_value, mutation, secret))
+    prepared = client.prepare(
+        endpoint,
+        plaintext,
+        lock,
+        model_name=model,
+        stream=stream,
+        num_compute_units=units,
+        mutate=None,
+        headers=None,
+    )
+    envelope = prepared.sealed.request.to_json()
+    if mutation is OVERSIZE:
+        envelope["ciphertext"] = b64encode(bytes(OVERSIZE_BYTES * 3 // 4))
+        prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
+    elif mutation is LONG_HASH:
+        envelope["plaintext_body_hash"] = b64encode(b64decode(envelope["plaintext_body_hash"]) + b"\x00")
+        prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
+    elif isinstance(mutation, fs.Mutation):
+        body = mutation.apply(envelope)
+        if mutation.name == "low-order-client-key":
+            body = _seal_under_zero_secret(body, plaintext)
+        prepared = dataclasses.replace(prepared, body=body)
+    return prepared
+
+
+# Plaintext members whose strings come from a fixed vocabulary (roles, tool names, formats): a case's
+# shape keeps them, because a node answers differently to them; every other string is free text.
+VOCABULARY_MEMBERS = frozenset(
+    {"model", "role", "type", "tool_choice", "response_format", "size", "encoding_format", "name", "required"}
+)
+
+
+def plaintext_shape(value: Any, member: str | None = None) -> Any:
+    """``value`` with every free-text string replaced by as many ``x`` (see :mod:`.cases`): the
+    structure, the lengths, the knobs and the vocabulary stay, the text does not."""
+    if isinstance(value, dict):
+        return {key: plaintext_shape(item, key) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plaintext_shape(item, member) for item in value]
+    if isinstance(value, str) and member not in VOCABULARY_MEMBERS:
+        return "x" * len(value)
+    return value
+
+
+LAYOUT_TAG = "json-layout"  # how a reserialization's layout (a dataclass) is written in a case
+
+
+def _to_json(value: Any) -> Any:
+    """A mutation's drawn parameters as JSON: tuples as lists, a layout as a tagged object."""
+    if isinstance(value, fs._Layout):
+        return {LAYOUT_TAG: dataclasses.asdict(value)}
+    if isinstance(value, tuple | list):
+        return [_to_json(item) for item in value]
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    """The inverse of :func:`_to_json`; TypeError for a layout with other members."""
+    if isinstance(value, dict) and set(value) == {LAYOUT_TAG} and isinstance(value[LAYOUT_TAG], dict):
+        return fs._Layout(**value[LAYOUT_TAG])
+    if isinstance(value, list):
+        return tuple(_from_json(item) for item in value)
+    return value
+
+
+def mutation_params_json(mutation: fs.Mutation | CampaignMutation | None) -> list[Any] | None:
+    if not isinstance(mutation, fs.Mutation):
+        return None
+    params: list[Any] = _to_json(mutation.params)
+    return params
+
+
+def mutation_from_case(label: str, params: list[Any] | None) -> fs.Mutation | CampaignMutation:
+    """The mutation a case names, rebuilt from its label and drawn parameters; ValueError (with the
+    reason) when they do not make the labelled mutation."""
+    name = label.split(" ")[1] if " " in label else label
+    for campaign_mutation in CAMPAIGN_MUTATIONS:
+        if campaign_mutation.name == name:
+            return campaign_mutation
+    family = fs._FAMILIES.get(name)
+    if family is None:
+        raise ValueError(f"unknown mutation family {name[:60]!r}")
+    if params is None:
+        raise ValueError(f"the {name} mutation needs its drawn parameters")
+    try:
+        drawn = _from_json(params)
+        description = family.describe(drawn)
+    except (IndexError, KeyError, TypeError, ValueError):
+        raise ValueError(f"not parameters of the {name} mutation") from None
+    mutation = fs.Mutation(family.name, family.check_id, family.spec_refs, family.expect, description, drawn)
+    if mutation.label() != label:
+        raise ValueError("do not make the mutation the label names")
+    return mutation
+
+
 class Campaign:
     def __init__(
         self,
@@ -344,6 +486,7 @@ class Campaign:
         sessions: int | None = None,
         sleep_costs_time: bool | None = None,
         progress: Callable[[str], None] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.config = config.resolved()
         self.client_factory = client_factory
@@ -369,12 +512,15 @@ class Campaign:
         self.client = client
         self.clock = clock
         self.sleep = sleep
+        # The wall-time bound and the cut-off count: the caller's (started before its preflight, so
+        # --duration covers that too), or one that starts with run().
+        self._own_guard = guard is None
+        self.guard = guard if guard is not None else Guard(self.config.duration_s, client.options)
         # Whether a session's waits spend the duration budget: real sleeps do, the embedded mock's
         # virtual clock does not (its lock timeouts pass without wall time).
         self.sleep_costs_time = sleep is time.sleep if sleep_costs_time is None else sleep_costs_time
         self.state = OracleState(expected_signer=target.node_address, api_key=target.api_key)
         self.result = CampaignResult(estimate=self.plan.requests)
-        self._started = time.monotonic()
         self._phase = "stateless"
         self._executions = 0
         # The seed reproduces the cases; this per-run id keeps two runs with one seed from sending
@@ -384,32 +530,58 @@ class Campaign:
         self._failure: tuple[FuzzCase, ExchangeRecord | None, Finding, bytes] | None = None
         self._session_failure: tuple[list[dict[str, Any]], Finding] | None = None
         self._session_examples = 0
+        self._error: BaseException | None = None  # the first unexpected error: it ends the campaign
 
     # --- budget -----------------------------------------------------------------------------------
+
+    def _stop(self, why: str) -> CampaignOver:
+        self.result.stopped_by = why
+        return CampaignOver()
 
     def _admit(self, units: int) -> None:
         """Refuse (end the campaign) before anything that would break a cap."""
         c, r = self.config, self.result
-        if c.duration_s is not None and time.monotonic() - self._started > c.duration_s:
-            r.stopped_by = "duration"
-            raise CampaignOver
+        if self.guard.expired():
+            raise self._stop("duration")
         if self.budget.spent() + 2 > self.cap:
-            r.stopped_by = self._cap_name
-            raise CampaignOver
+            raise self._stop(self._cap_name)
         if c.max_compute_units is not None and r.compute_units + units > c.max_compute_units:
-            r.stopped_by = "max-compute-units"
-            raise CampaignOver
+            raise self._stop("max-compute-units")
 
     def _pace(self) -> None:
         if self.config.rps:
             gap = 1.0 / self.config.rps - (self.clock() - self._last_sent)
             if gap > 0:
+                if self.sleep_costs_time and self.guard.expired(gap):
+                    raise self._stop("duration")
                 self.sleep(gap)
         self._last_sent = self.clock()
+
+    def _cut(self, answer: HttpRecord | ExchangeRecord | LockRecord) -> bool:
+        """Count an answer; True when it was cut off (it is then not judged). Ends the campaign when
+        the target proved unusable, or when the duration is what cut the answer."""
+        why = self.guard.observe(answer)
+        if self.guard.unusable is not None:
+            raise self._stop("unusable")
+        if why is not None and self.guard.expired():
+            raise self._stop("duration")
+        return why is not None
 
     # --- one example ------------------------------------------------------------------------------
 
     def _execute(self, case: FuzzCase) -> None:
+        """One example. Only a finding (FindingFailed) goes back to Hypothesis; any other error is
+        kept and ends the campaign at once (a MemoryError from a decompression bomb, a bug): given to
+        Hypothesis, it would be shrunk and retried, and could be lost behind a cap that stops it."""
+        try:
+            self._execute_case(case)
+        except (CampaignOver, FindingFailed):
+            raise
+        except Exception as exc:
+            self._error = self._error or exc
+            raise self._stop("error") from exc
+
+    def _execute_case(self, case: FuzzCase) -> None:
         units = units_for(case.endpoint)
         self._admit(units)
         self._executions += 1
@@ -417,50 +589,40 @@ class Campaign:
         # shrinking: re-sending identical bytes would be a replay, and a node must refuse that.
         secret = SeededRandom(f"{self.config.seed}:{self._run_id}:{self._executions}").token_bytes(60)
         model = str(case.plaintext.get("model"))
-        plaintext_value = dict(case.plaintext, user=leak_marker(secret))
-        if case.mutation is UNKNOWN_MODEL:
-            plaintext_value["model"] = "atoma-conformance/no-such-model"
         try:
             self._pace()
+            self.guard.bound(self.client)
             lock = self.client.lock(model, max_num_tokens=max(units, 8192))
             self._pace()
         except BudgetExceeded:
-            self.result.stopped_by = self._cap_name
-            raise CampaignOver from None
+            raise self._stop(self._cap_name) from None
+        if self._cut(lock):
+            return  # no lock to use, and nothing to judge
         lock_findings = judge_lock(lock)
         if lock_findings:
             self._fail(case, None, lock_findings[0], secret)
         self.result.compute_units += units
-        self.client.rng = FixedBytes(secret[:32], secret[32:48], secret[48:])
-        plaintext = jsonwire.dumps(plaintext_value)  # the sentinel makes any echo of the plaintext findable
-        prepared = self.client.prepare(
-            case.endpoint,
-            plaintext,
+        prepared = seal_case(
+            self.client,
             lock,
-            model_name=model,
+            endpoint=case.endpoint,
             stream=case.stream,
-            num_compute_units=units,
-            mutate=None,
-            headers=None,
+            plaintext_value=case.plaintext,
+            model=model,
+            mutation=case.mutation,
+            units=units,
+            secret=secret,
         )
-        envelope = prepared.sealed.request.to_json()
-        if case.mutation is OVERSIZE:
-            envelope["ciphertext"] = b64encode(bytes(OVERSIZE_BYTES * 3 // 4))
-            prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
-        elif case.mutation is LONG_HASH:
-            envelope["plaintext_body_hash"] = b64encode(b64decode(envelope["plaintext_body_hash"]) + b"\x00")
-            prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
-        elif isinstance(case.mutation, fs.Mutation):
-            body = case.mutation.apply(envelope)
-            if case.mutation.name == "low-order-client-key":
-                body = _seal_under_zero_secret(body, plaintext)
-            prepared = dataclasses.replace(prepared, body=body)
+        if self.guard.expired():  # the lock may have taken what was left
+            raise self._stop("duration")
         try:
+            self.guard.bound(self.client, lock=False)
             record = self.client.post_prepared(prepared)
         except BudgetExceeded:
-            self.result.stopped_by = self._cap_name
-            raise CampaignOver from None
+            raise self._stop(self._cap_name) from None
         self._tick()
+        if self._cut(record):
+            return
         findings = judge(record, case.mutation, self.state)
         if findings:
             self._fail(case, record, findings[0], secret)
@@ -469,31 +631,48 @@ class Campaign:
         """Hand the progress hook a status line (it throttles; this is cheap)."""
         if self.progress is None:
             return
-        elapsed = time.monotonic() - self._started
+        elapsed = self.guard.elapsed()
         limit = f" of {format_seconds(self.config.duration_s)}" if self.config.duration_s is not None else ""
         found = ", 1 finding" if self._failure or self._session_failure else ""
+        cut = f", {self.guard.cut_total} cut off" if self.guard.cut_total else ""
         self.progress(
             f"fuzz {self._phase}: {self._executions + self._session_examples} examples, "
-            f"{self.budget.spent()}/{self.cap} requests, {format_seconds(elapsed)}{limit}{found}"
+            f"{self.budget.spent()}/{self.cap} requests, {format_seconds(elapsed)}{limit}{found}{cut}"
         )
 
     def _fail(self, case: FuzzCase, record: ExchangeRecord | None, finding: Finding, secret: bytes) -> None:
         self._failure = (case, record, finding, secret)
-        raise AssertionError(finding.label())
+        raise FindingFailed(finding.label())
 
     # --- the campaign -----------------------------------------------------------------------------
 
     def run(self) -> CampaignResult:
+        """The campaign's result; :class:`CampaignError` when it reached no verdict (an unusable
+        target, an unexpected error), after saving a finding seen before that."""
         c = self.config
-        self._started = time.monotonic()  # wall time: the duration cap and the throughput are real seconds
+        if self._own_guard:
+            self.guard = Guard(c.duration_s, self.client.options)  # wall time: the cap is real seconds
         with hypothesis_home(c.report_dir / "hypothesis"):
-            return self._run()
+            try:
+                self._explore()
+            except Exception as exc:  # outside an example: Hypothesis itself, the sessions' setup
+                self._error = self._error or exc
+            unusable = self.guard.verdict_at_end() if self._error is None else None
+            result = self._finish()
+        saved = f" (a finding seen before was saved: {result.case_path})" if result.case_path is not None else ""
+        if self._error is not None:
+            error = self._error
+            what = f"{type(error).__name__}: {one_line(str(error), 120)}"
+            raise CampaignError("fuzz", f"stopped by an unexpected error, no verdict: {what}{saved}") from error
+        if unusable is not None:
+            result.stopped_by = "unusable"
+            raise CampaignError(f"{unusable}{saved}")
+        return result
 
-    def _run(self) -> CampaignResult:
+    def _explore(self) -> None:
         c = self.config
         database = DirectoryBasedExampleDatabase(str(c.report_dir / "hypothesis" / "examples"))
         strategy = fuzz_cases(self.target, c.profile, mutations=c.mutations)
-        counted: list[int] = [0]
         directed = directed_cases(self.target, c.profile) if c.mutations else []
 
         @settings(
@@ -509,7 +688,7 @@ class Campaign:
         @seed(c.seed)
         @given(strategy)
         def probe(case: FuzzCase) -> None:
-            counted[0] += 1
+            self.result.examples += 1
             self._execute(case)
 
         for case in reversed(directed):
@@ -517,19 +696,29 @@ class Campaign:
         try:
             probe()
         except CampaignOver:
-            pass
-        except (AssertionError, Flaky):
-            pass
-        except BaseExceptionGroup as group:  # several distinct failures: keep the last one recorded
-            if not group.subgroup((AssertionError, Flaky)):
-                raise
-        if self._failure is None and self.result.stopped_by == "examples" and self.sessions and self.client_factory:
+            pass  # what stopped it is in result.stopped_by, and an error in self._error
+        except (Exception, BaseExceptionGroup) as exc:
+            # Hypothesis re-raises what it found alone, in a group, or as flaky (a finding, then the
+            # stop signal while it shrank). Findings are results and the stop signal is ours; anything
+            # else among them is an error of the campaign, never swallowed.
+            other = _other_than_findings(exc)
+            if other is not None and not isinstance(other, Exception):
+                raise other from None  # Ctrl-C, SystemExit: not ours to turn into a line
+            if other is not None:
+                self._error = self._error or other
+                return
+        if self._error is not None or self.result.stopped_by != "examples":
+            return
+        if self._failure is None and self.sessions and self.client_factory:
             self._phase = "sessions"
             self._run_sessions()
+
+    def _finish(self) -> CampaignResult:
         r = self.result
-        r.examples = counted[0] + self._session_examples
+        r.examples += self._session_examples
         r.requests = self.budget.spent()
-        r.duration_s = time.monotonic() - self._started
+        r.duration_s = self.guard.elapsed()
+        r.cut_off = self.guard.cut_total
         if self._failure is not None:
             case, record, finding, secret = self._failure
             r.findings.append(finding)
@@ -549,9 +738,8 @@ class Campaign:
         opened: list[ConfidentialClient] = []
 
         def admit(seconds: float) -> None:
-            c, r = self.config, self.result
-            spent = time.monotonic() - self._started + (seconds if self.sleep_costs_time else 0.0)
-            if c.duration_s is not None and spent > c.duration_s:
+            r = self.result
+            if self.guard.expired(seconds if self.sleep_costs_time else 0.0):
                 r.stopped_by = "duration"
                 raise SessionsOver
             if self.budget.spent() + 2 > self.cap:
@@ -560,6 +748,17 @@ class Campaign:
             self._tick()
             if seconds == 0.0:  # a request follows: --rps holds in the sessions too
                 self._pace()
+                for client in opened:  # and it ends with the campaign
+                    self.guard.bound(client)
+
+        def observe(answer: HttpRecord | ExchangeRecord | LockRecord) -> None:
+            why = self.guard.observe(answer)
+            if self.guard.unusable is not None:
+                self.result.stopped_by = "unusable"
+                raise SessionsOver
+            if why is not None and self.guard.expired():
+                self.result.stopped_by = "duration"
+                raise SessionsOver
 
         def make_session() -> Session:
             admit(0.0)
@@ -571,6 +770,7 @@ class Campaign:
                 opened.append(client)
                 if client.options.budget is not self.budget:  # every request of the run counts against one cap
                     client.options = dataclasses.replace(client.options, budget=self.budget)
+                self.guard.bound(client)
                 clients[k] = client
             return Session(
                 self.target,
@@ -579,6 +779,7 @@ class Campaign:
                 self.clock,
                 OracleState(expected_signer=self.target.node_address, api_key=self.target.api_key),
                 admit=admit,
+                observe=observe,
             )
 
         try:
@@ -601,8 +802,6 @@ class Campaign:
             model=self.target.chat_model,
             mutation=None,
             expect="session",
-            request_body_b64="",
-            exchange_secret_hex="",
             plaintext_sha256=hashlib.sha256(b"").hexdigest(),
             plaintext_bytes=0,
             extra={"steps": steps, "keys": sorted({s.get("key", "a") for s in steps})},
@@ -610,11 +809,10 @@ class Campaign:
         return replay.write(self.config.report_dir / "cases")
 
     def _save(self, case: FuzzCase, record: ExchangeRecord | None, finding: Finding, secret: bytes) -> Path:
-        plaintext = record.plaintext if record is not None else jsonwire.dumps(case.plaintext)
-        body = record.request_body if record is not None else b""
+        """The case: how to make the request again (see :mod:`.cases`), never the key that opens it."""
+        value = final_plaintext(case.plaintext, case.mutation, secret)
+        plaintext = record.plaintext if record is not None else jsonwire.dumps(value)
         prior = [m.nonce.hex() for m in record.messages if m.nonce] if record is not None else []
-        import base64
-
         replay = ReplayCase(
             check_id=finding.check_id,
             level=finding.level,
@@ -625,10 +823,10 @@ class Campaign:
             model=str(case.plaintext.get("model")),
             mutation=case.mutation.label() if case.mutation else None,
             expect=case.mutation.expect if case.mutation else "accept",
-            request_body_b64=base64.b64encode(body).decode(),
-            exchange_secret_hex=secret.hex(),
             plaintext_sha256=hashlib.sha256(plaintext).hexdigest(),
             plaintext_bytes=len(plaintext),
+            shape=plaintext_shape(dict(value, model=case.plaintext.get("model"))),
+            mutation_params=mutation_params_json(case.mutation),
             plaintext=plaintext.decode() if self.config.keep_plaintext else None,
             extra={
                 "mutation_check": case.mutation.check_id if case.mutation else None,
@@ -637,3 +835,20 @@ class Campaign:
             },
         )
         return replay.write(self.config.report_dir / "cases")
+
+
+def _other_than_findings(error: BaseException) -> BaseException | None:
+    """The first exception in what Hypothesis raised (a group, a flaky failure) that is neither a
+    finding nor the campaign's own stop signal; None when there is none."""
+    if isinstance(error, FindingFailed | CampaignOver):
+        return None
+    inner = getattr(error, "exceptions", None)
+    if isinstance(inner, tuple) and inner:
+        for item in inner:
+            other = _other_than_findings(item)
+            if other is not None:
+                return other
+        return None
+    if isinstance(error, Flaky):  # a finding that did not reproduce: the finding stands
+        return None
+    return error

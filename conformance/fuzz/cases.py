@@ -1,9 +1,20 @@
 """Replay cases: one failure of a fuzz campaign, saved as a self-contained JSON file.
 
-A case holds the exact request bytes that failed, the campaign seed, the finding's check id and the
-mutation's label. To read the answer of a replayed request it also holds the ephemeral X25519 secret,
-salt and nonce of that synthetic request: they open only that one generated request and its reply.
-The plaintext itself, and any decrypted answer, are stored only with ``--keep-plaintext``.
+A case says how to make the failing request again, not what was sent: the endpoint, the stream flag,
+the model, the mutation (its label and its drawn parameters), the campaign seed, the finding's check
+id, and the *shape* of the plaintext (its JSON with every piece of free text replaced by as many
+``x``; roles, tool names and the knobs such as ``max_tokens`` stay). ``replay`` takes a fresh lock,
+seals a plaintext of that shape under the node's current key with fresh randomness, applies the same
+mutation and judges the answer. So a case holds no key, no salt or nonce and no ciphertext: nothing in
+it opens a request that was sent, and the plaintext's text is not in it. With ``--keep-plaintext`` the
+exact plaintext is stored as well, and the replay seals that instead of the shape.
+
+Why not the exact bytes, as version 1 did: to judge a replayed answer the replay must decrypt it, so
+version 1 stored the request's ephemeral X25519 secret next to its ciphertext, and anyone holding the
+file could read the plaintext that ``--keep-plaintext`` promised not to keep. Re-sealing also replays
+against a node that has already seen the request (a conformant node refuses identical bytes twice).
+The cost: a failure that depends on the exact text (one code point a node chokes on) reproduces only
+from a case written with ``--keep-plaintext``. Version 1 cases are refused with a one-line message.
 
 A case file is input from anywhere (a colleague's bug report, a CI artefact), so :meth:`ReplayCase.read`
 checks every member before anything is sent: a wrong type, an unknown check or mutation, a wait of a
@@ -13,8 +24,6 @@ replay, or as a verdict about a different question. Each problem is one line nam
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import os
@@ -26,9 +35,10 @@ from typing import Any
 
 from ..exits import UserError
 
-CASE_VERSION = 1
-# An ERR-013 case holds a body over the 2 MiB limit (2.8 MiB in base64); nothing legitimate is bigger.
-MAX_CASE_BYTES = 4 * 1024 * 1024
+CASE_VERSION = 2
+OLD_VERSIONS = (1,)  # held the request's secret next to its ciphertext: refused, never read
+# The largest real case is a --keep-plaintext one (a few 4 KiB messages); nothing legitimate is near this.
+MAX_CASE_BYTES = 1024 * 1024
 MAX_STEPS = 1_000
 MAX_WAIT_S = 60.0  # one step's wait; the session machine never waits more than a lock's timeout + 1 s
 MAX_TOTAL_WAIT_S = 600.0
@@ -58,17 +68,21 @@ class ReplayCase:
     model: str
     mutation: str | None  # the mutation's label, or None for a valid request
     expect: str  # "refuse" or "accept"
-    request_body_b64: str
-    exchange_secret_hex: str  # client secret || salt || request nonce of the synthetic request
-    plaintext_sha256: str
+    plaintext_sha256: str  # of the plaintext that failed (it names the file; it opens nothing)
     plaintext_bytes: int
-    plaintext: str | None = None  # only with --keep-plaintext
+    # The plaintext's JSON with its free text replaced by "x"s: what a replay seals (None for a session).
+    shape: dict[str, Any] | None = None
+    mutation_params: list[Any] | None = None  # an envelope mutation's drawn parameters, as JSON
+    plaintext: str | None = None  # only with --keep-plaintext: then the replay seals exactly this
     extra: dict[str, Any] = field(default_factory=dict)
     version: int = CASE_VERSION
 
-    @property
-    def request_body(self) -> bytes:
-        return base64.b64decode(self.request_body_b64)
+    def plaintext_value(self) -> dict[str, Any]:
+        """The plaintext a replay seals: the kept one, else one of the stored shape."""
+        # A copy either way: sealing does not change the case.
+        value = json.loads(self.plaintext if self.plaintext is not None else json.dumps(self.shape))
+        assert isinstance(value, dict)  # checked when the case was read
+        return value
 
     def name(self) -> str:
         digest = self.plaintext_sha256[:8]
@@ -118,6 +132,12 @@ class ReplayCase:
     @classmethod
     def from_json(cls, data: Any, where: str = "case") -> ReplayCase:
         """A case from its parsed JSON, every member checked."""
+        if isinstance(data, dict) and _is_int(data.get("version")) and data["version"] in OLD_VERSIONS:
+            raise CaseError(
+                where,
+                f"written by an older version of atoma-conformance (case version {data['version']}, which kept "
+                "the request's secret): re-run the fuzz campaign",
+            )
         if not isinstance(data, dict) or data.get("version") != CASE_VERSION:
             raise CaseError(where, f"not an atoma-conformance replay case (version {CASE_VERSION})")
         known = {f.name for f in fields(cls)}
@@ -125,7 +145,7 @@ class ReplayCase:
             if name not in known:
                 raise CaseError(f"{where}: {_shown(name)}", "unknown member")
         for f in fields(cls):
-            if f.name not in data and f.name not in ("plaintext", "extra"):
+            if f.name not in data and f.name not in ("plaintext", "extra", "shape", "mutation_params"):
                 raise CaseError(f"{where}: {f.name}", "missing")
         _validate(data, where)
         return cls(**data)
@@ -202,33 +222,45 @@ def _validate(data: dict[str, Any], where: str) -> None:
         name = rest.split(" ", 1)[0]
         if mutation_check not in checks or name not in _mutation_names():
             raise bad("mutation", f"unknown mutation {_shown(label[:60])} (expected '<CHECK-ID> <family> ...')")
-    body_text = text("request_body_b64", empty=True)
-    try:
-        body = binascii.a2b_base64(body_text.encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        raise bad("request_body_b64", "not strict base64") from None
-    secret = text("exchange_secret_hex", empty=True)
-    if not _HEX.fullmatch(secret) or len(secret) not in (0, 120):
-        raise bad("exchange_secret_hex", "must be 120 lowercase hex digits (secret, salt and nonce), or empty")
     digest = text("plaintext_sha256")
     if not _HEX.fullmatch(digest) or len(digest) != 64:
         raise bad("plaintext_sha256", "must be 64 lowercase hex digits")
     if not _is_int(data["plaintext_bytes"]) or data["plaintext_bytes"] < 0:
         raise bad("plaintext_bytes", "must be a non-negative integer")
-    if data.get("plaintext") is not None and not isinstance(data["plaintext"], str):
-        raise bad("plaintext", f"must be a string or null, not {_json_type(data['plaintext'])}")
+    plaintext = data.get("plaintext")
+    if plaintext is not None:
+        if not isinstance(plaintext, str):
+            raise bad("plaintext", f"must be a string or null, not {_json_type(plaintext)}")
+        try:
+            parsed = json.loads(plaintext, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            raise bad("plaintext", "not a JSON text") from None
+        if not isinstance(parsed, dict):
+            raise bad("plaintext", f"must be the text of a JSON object, not {_json_type(parsed)}")
+    shape = data.get("shape")
+    params = data.get("mutation_params")
     extra = data.get("extra", {})
     if not isinstance(extra, dict):
         raise bad("extra", f"must be an object, not {_json_type(extra)}")
     if expect == "session":
+        for member in ("shape", "mutation_params"):
+            if data.get(member) is not None:
+                raise bad(member, "a session case has none (its steps say what to send)")
         _validate_session(extra, f"{where}: extra")
         return
     if "steps" in extra:
         raise bad("extra.steps", "only a case with expect 'session' has steps")
-    if not secret:
-        raise bad("exchange_secret_hex", "a request case needs the request's secret, salt and nonce")
-    if not body and not check_id.startswith("LOCK-"):
-        raise bad("request_body_b64", "empty, but only a lock failure has no request")
+    if not isinstance(shape, dict):
+        raise bad("shape", f"a request case needs the plaintext's shape, a JSON object, not {_json_type(shape)}")
+    if params is not None and not isinstance(params, list):
+        raise bad("mutation_params", f"must be a list or null, not {_json_type(params)}")
+    if mutation is not None:
+        from .campaign import mutation_from_case
+
+        try:
+            mutation_from_case(mutation, params)
+        except ValueError as exc:
+            raise bad("mutation_params", str(exc)) from None
     named = extra.get("mutation_check")
     if named is not None and named not in checks:
         raise bad("extra.mutation_check", f"unknown check {_shown(str(named)[:40])}")

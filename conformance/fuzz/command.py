@@ -30,7 +30,9 @@ from ..options import display_url, positive_int, validate_api_key, validate_targ
 from ..preflight import ProxyProbe, check_proxy
 from ..progress import LONG_RUNNING_S, Progress, choose_mode
 from ..targetopts import add_tls_arguments, client_options_from
+from ..textsafe import one_line
 from .campaign import PROFILES, TARGET_MAX_REQUESTS, Campaign, CampaignConfig, CampaignResult, Plan, plan
+from .guard import Guard
 
 EXIT_OK, EXIT_FINDING, EXIT_NOT_RUN = 0, 1, 2
 PREFLIGHT_TIMEOUT_S = 10.0  # the preflight is a first contact: a dead target should not cost minutes
@@ -220,14 +222,19 @@ def connect(args: argparse.Namespace, options: ClientOptions) -> Iterator[Connec
         raise CommandError(str(exc)) from None
 
 
-def preflight(connection: Connection) -> None:
+def preflight(connection: Connection, guard: Guard | None = None) -> None:
     """The same preflight as ``run``'s (conformance.preflight), on short timeouts and the campaign's budget:
     a target that is down, fails TLS, refuses the key, is not the API or does not list the model is a
-    setup problem (exit 2), not a finding the campaign would report as LOCK-001 and save as a case."""
+    setup problem (exit 2), not a finding the campaign would report as LOCK-001 and save as a case.
+    Under a ``--duration`` its (at most two) exchanges share half of it, so it cannot eat the campaign."""
+    deadline = min(connection.options.deadline_s, PREFLIGHT_DEADLINE_S)
+    left = guard.remaining() if guard is not None else None
+    if left is not None:
+        deadline = max(0.5, min(deadline, left / 4))
     options = dataclasses.replace(
         connection.options,
-        timeout_s=min(connection.options.timeout_s, PREFLIGHT_TIMEOUT_S),
-        deadline_s=min(connection.options.deadline_s, PREFLIGHT_DEADLINE_S),
+        timeout_s=min(connection.options.timeout_s, PREFLIGHT_TIMEOUT_S, deadline),
+        deadline_s=deadline,
         lock_retries=0,
     )
     target = connection.target
@@ -293,8 +300,10 @@ def run_fuzz(args: argparse.Namespace) -> int:
     long_running = (resolved.duration_s or 0) >= LONG_RUNNING_S
     mode = choose_mode(sys.stderr, quiet=args.quiet, force=args.progress, long_running=long_running)
     with connect(args, options) as connection, Progress(sys.stderr, mode=mode) as progress:
+        # --duration bounds the command's wall time from here: the preflight, every exchange, the sessions.
+        guard = Guard(resolved.duration_s, options)
         if args.target:
-            preflight(connection)
+            preflight(connection, guard)
 
         def make_client(api_key: str | None) -> ConfidentialClient:
             return connection.new_client(api_key)
@@ -305,6 +314,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
             connection.client,
             client_factory=make_client,
             progress=progress.update if progress.enabled else None,
+            guard=guard,
             **connection.timing(),
         )
         result = campaign.run()
@@ -354,10 +364,12 @@ def _summary(config: CampaignConfig, target: Target, result: CampaignResult) -> 
         f"compute units in {result.duration_s:.1f} s ({result.cases_per_second:.0f} cases/s); "
         f"stopped by {result.stopped_by}"
     ]
+    if result.cut_off:
+        lines.append(f"{result.cut_off} answer(s) cut off (a timeout, the deadline or a cap): not judged")
     if not result.findings:
         lines.append("no finding")
     for finding in result.findings:
-        lines.append(f"FINDING {finding.check_id} [{finding.level}] {finding.reason}")
+        lines.append(f"FINDING {finding.check_id} [{finding.level}] {one_line(finding.reason, 300)}")
     if result.case_path is not None:
         lines.append(f"replay case: {result.case_path}")
     return "\n".join(lines)
@@ -373,6 +385,7 @@ def _result_json(config: CampaignConfig, result: CampaignResult, code: int) -> d
         "compute_units": result.compute_units,
         "duration_s": round(result.duration_s, 3),
         "stopped_by": result.stopped_by,
+        "cut_off": result.cut_off,
         "findings": [
             {
                 "check_id": f.check_id,

@@ -4,6 +4,12 @@ A request the strategies left valid (or changed in a way the spec allows) must b
 message of the answer must decode, decrypt, hash, verify and keep nonce discipline. A request a
 mutation broke must be refused cleanly and leak nothing. Each violation is a finding named by the
 catalogue check it fails, so a fuzz failure reads "ERR-002 tampered tag accepted", not as a diff.
+
+An answer that was cut off (no answer, a read timeout, the exchange deadline, the size cap, a transport
+error: :func:`~conformance.fuzz.guard.cut_off`) is not judged at all: its status line may say 200, but
+nothing after it can be trusted to be what the target meant to send, so calling it "served" (or
+"accepted") would be a verdict about the client's limits. The campaign counts such answers instead,
+and a target that mostly gives them is unusable (exit 2), never "no finding".
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from ..evidence import MISSING, ExchangeRecord, LockRecord, MessageRecord
 from ..protocol.jsonwire import strict_equal
 from ..protocol.nonces import NonceLedger
 from ..protocol.primitives import is_low_order
+from ..textsafe import one_line
+from .guard import cut_off
 
 
 class Mutation(Protocol):
@@ -78,6 +86,10 @@ class OracleState:
 
 
 def judge_lock(lock: LockRecord) -> list[Finding]:
+    """Findings for a lock; none for a cut-off answer, which the caller must not use (check
+    :func:`cut_off` first)."""
+    if cut_off(lock) is not None:
+        return []
     if lock.http.status is None:
         return [Finding("LOCK-001", f"the lock call got no answer ({lock.http.error})")]
     if lock.http.status != 200:
@@ -92,7 +104,10 @@ def judge_lock(lock: LockRecord) -> list[Finding]:
 
 
 def judge(record: ExchangeRecord, mutation: Mutation | None, state: OracleState) -> list[Finding]:
-    """Every finding for one exchange. Updates the ledgers (so call it once per exchange)."""
+    """Every finding for one exchange. Updates the ledgers (so call it once per exchange). A cut-off
+    answer gets none: it is no evidence either way (the caller counts it)."""
+    if cut_off(record) is not None:
+        return []
     if mutation is not None and mutation.expect == "refuse":
         return _judge_refusal(record, mutation, state)
     return _judge_success(record, state, mutated=mutation is not None)
@@ -118,13 +133,16 @@ def _judge_refusal(record: ExchangeRecord, mutation: Mutation, state: OracleStat
 def _judge_success(record: ExchangeRecord, state: OracleState, *, mutated: bool) -> list[Finding]:
     endpoint_check = (STREAM_CHECK if record.streaming else ENDPOINT_CHECK)[record.endpoint]
     if record.http.status != 200:
-        why = record.http.error or (record.http.error_body() or ("", f"status {record.http.status}"))[0]
+        why = one_line((record.http.error_body() or ("", f"status {record.http.status}"))[0], 60)
         return [Finding(endpoint_check, f"a valid request was not served ({record.http.status}, {why})")]
     if not mutated:
         state.ledger.observe(record.exchange.key_id, record.exchange.request_nonce, "request")
     findings: list[Finding] = []
     if record.streaming:
         findings += _judge_stream(record)
+    elif not record.messages:  # a 200 that carried no response envelope served nothing
+        media = one_line(record.http.media_type, 60) or "no content type"
+        return [Finding("ENC-005", f"a valid request was answered 200 {media}, with no response message")]
     for message in record.messages:
         findings += _judge_message(message, record, state)
     return findings
@@ -132,7 +150,7 @@ def _judge_success(record: ExchangeRecord, state: OracleState, *, mutated: bool)
 
 def _judge_stream(record: ExchangeRecord) -> list[Finding]:
     if record.http.media_type != "text/event-stream":
-        return [Finding("STREAM-001", f"a stream was answered as {record.http.media_type}")]
+        return [Finding("STREAM-001", f"a stream was answered as {one_line(record.http.media_type, 60)}")]
     findings = []
     if any(e.strip() == "[DONE]" for e in record.non_envelope_events):
         findings.append(Finding("STREAM-004", "the stream sends a [DONE] sentinel"))

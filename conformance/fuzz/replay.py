@@ -3,45 +3,33 @@ when it does, and COULD NOT REPLAY when the replay says nothing either way.
 
 FIXED is a claim about the target, so it needs evidence: the request was answered and the rule was
 judged on that answer. A target that is down, a TLS failure, a refused key, a lock that fails before
-the request is sent, a valid request that is no longer served (so its content rule cannot be judged),
-or a session stopped by another finding first: each is COULD NOT REPLAY, with the reason.
+the request is sent, an answer that was cut off (a timeout, the deadline, the size cap), a valid
+request that is no longer served (so its content rule cannot be judged), or a session stopped by
+another finding first: each is COULD NOT REPLAY, with the reason.
 
-The exact request bytes are re-sent, with only ``stack_small_id`` rewritten to the fresh lock's
-(stacks are per deployment and per API key, and the field is outside the cryptography). The node must
-still hold the X25519 key the request was sealed to; replay against a fresh instance, because a
-conformant node refuses the second arrival of identical bytes as a replay.
+A request case is made again, not re-sent (see :mod:`.cases`): a fresh lock, the case's plaintext (its
+shape, or the kept plaintext) sealed under the node's current key with fresh randomness, and the same
+mutation with the same drawn parameters. So a replay needs no secret from the case, and a node that
+has seen the original request (or has restarted with a new key) still gets a request it can judge.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..checks import Target
-from ..client import ENDPOINT_PATHS, ConfidentialClient, Prepared
+from ..client import ConfidentialClient
 from ..evidence import ExchangeRecord
-from ..protocol import jsonwire
-from ..protocol.b64 import b64decode
-from ..protocol.envelope import SealedRequest, client_exchange
-from ..protocol.errors import ProtocolError
-from ..protocol.models import ConfidentialComputeRequest
-from ..protocol.primitives import blake2b_256
+from ..textsafe import one_line
 from ..transport_errors import describe_transport_error
-from .cases import ReplayCase
+from .cases import CaseError, ReplayCase
+from .guard import cut_off
 from .oracle import ENDPOINT_CHECK, STREAM_CHECK, Finding, OracleState, judge, judge_lock
 
 LOCK_ORDER = ("LOCK-001", "LOCK-003", "LOCK-004")  # judge_lock's order: a later finding means earlier ones hold
-
-
-@dataclass(frozen=True)
-class ReplayedMutation:
-    """What the oracle needs of the original mutation: its family, check and expected outcome."""
-
-    name: str
-    check_id: str
-    expect: str
 
 
 @dataclass
@@ -82,6 +70,10 @@ def replay(
     lock = client.lock(case.model, max_num_tokens=max(8192, 1_048_576 if case.endpoint == "images" else 0))
     if lock.http.status is None:
         return _not_run(f"the lock got no answer: {lock.http.detail or explain(lock.http.error)}")
+    lock_cut = cut_off(lock)
+    if lock_cut is not None:
+        detail = one_line(lock.http.detail or lock_cut, 120)
+        return _not_run(f"the lock's answer was cut off ({detail}, after status {lock.http.status})")
     if lock.http.status == 401:
         return _not_run("the target refused the API key (401 on /v1/nodes/lock)", status=401)
     lock_findings = judge_lock(lock)
@@ -104,60 +96,44 @@ def replay(
             lock_findings,
             lock.http.status,
         )
-    body = case.request_body
-    try:
-        envelope = jsonwire.loads_object(body)
-        if "stack_small_id" in envelope and lock.lock is not None:
-            envelope["stack_small_id"] = lock.lock.stack_small_id
-            body = jsonwire.dumps(envelope)
-    except ProtocolError:
-        envelope = {}
-    secret = bytes.fromhex(case.exchange_secret_hex)
-    node_key = lock.public_key or b""
-    with contextlib.suppress(ProtocolError):
-        node_key = b64decode(envelope.get("node_dh_public_key"))
-    exchange = client_exchange(
-        secret[:32], node_key if len(node_key) == 32 else lock.public_key or b"", secret[32:48], secret[48:60]
-    )
-    try:
-        request = ConfidentialComputeRequest.from_json(envelope)
-    except ProtocolError:
-        request = ConfidentialComputeRequest("", "", case.model, "", "", "", "", 0)
-    from .campaign import leak_marker
+    from .campaign import mutation_from_case, seal_case, units_for
 
-    marker = leak_marker(secret) if secret else None
-    if case.plaintext is not None:
-        plaintext = case.plaintext.encode()
-    else:  # only the campaign's random marker: enough to find an echo of the plaintext in a refusal
-        plaintext = jsonwire.dumps({"user": marker}) if marker else b""
-    prepared = Prepared(
-        ENDPOINT_PATHS[case.endpoint],
-        body,
-        client.headers(stream=case.stream),
-        SealedRequest(request, exchange, blake2b_256(plaintext)),
-        plaintext,
-        case.endpoint,
-        case.stream,
-        lock,
-    )
-    record: ExchangeRecord = client.post_prepared(prepared)
-    mutation = None
-    if case.mutation is not None:
-        check = str(case.extra.get("mutation_check") or case.check_id)
-        mutation = ReplayedMutation(
-            case.mutation.split(" ")[1] if " " in case.mutation else case.mutation, check, case.expect
+    try:
+        mutation = mutation_from_case(case.mutation, case.mutation_params) if case.mutation is not None else None
+    except ValueError as exc:  # read() checked it; a case built in code may not have been
+        raise CaseError("mutation_params", str(exc)) from None
+    plaintext_value = case.plaintext_value()
+    plaintext_value["model"] = case.model
+    units = units_for(case.endpoint)
+    try:
+        prepared = seal_case(
+            client,
+            lock,
+            endpoint=case.endpoint,
+            stream=case.stream,
+            plaintext_value=plaintext_value,
+            model=case.model,
+            mutation=mutation,
+            units=units,
+            secret=os.urandom(60),  # fresh keys: the case holds none
         )
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise CaseError("mutation_params", f"cannot be applied ({type(exc).__name__})") from None
+    record: ExchangeRecord = client.post_prepared(prepared)
     findings = judge(record, mutation, state)
     status = record.http.status
+    if status is None:
+        return _not_run(f"the request got no answer: {record.http.detail or explain(record.http.error)}")
+    why = cut_off(record)
+    if why is not None:
+        detail = one_line(record.http.detail or why, 120)
+        return _not_run(f"the answer was cut off ({detail}, after status {status}), so nothing could be judged")
     if any(f.check_id == case.check_id for f in findings):
         return ReplayOutcome(True, findings, status)
-    if status is None:
-        return _not_run(f"the request got no answer: {record.http.detail or explain(record.http.error)}", findings)
     served_check = (STREAM_CHECK if case.stream else ENDPOINT_CHECK).get(case.endpoint)
     if case.expect == "accept" and status != 200 and case.check_id != served_check:
         return _not_run(
-            f"the request was not served (status {status}), so {case.check_id} could not be judged on an answer; "
-            "replay against a node that holds the X25519 key the case was sealed to, and has not seen it",
+            f"the request was not served (status {status}), so {case.check_id} could not be judged on an answer",
             findings,
             status,
         )

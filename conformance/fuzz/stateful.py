@@ -27,8 +27,9 @@ from hypothesis.stateful import (
 
 from ..checks import Target
 from ..client import ENDPOINT_PATHS, BudgetExceeded, ConfidentialClient
-from ..evidence import LockRecord
+from ..evidence import HttpRecord, LockRecord
 from ..protocol import jsonwire
+from .guard import Answer, cut_off
 from .oracle import Finding, OracleState, judge, judge_lock
 
 _T = TypeVar("_T")
@@ -47,6 +48,10 @@ class SessionsOver(BaseException):
 
 def _admit_always(seconds: float) -> None:
     """The default hook: no cap."""
+
+
+def _observe_nothing(answer: Answer) -> None:
+    """The default hook: answers are not counted."""
 
 
 class SessionStepError(ValueError):
@@ -82,8 +87,22 @@ class Session:
     # Called before every step with the seconds it will sleep (0 for a request); raises SessionsOver
     # when the step would break the campaign's duration or request cap.
     admit: Callable[[float], None] = _admit_always
-    # Exchanges that got no answer at all (HttpRecord.error): a replay cannot call such a session FIXED.
+    # Called after every exchange with its answer; the campaign counts cut-off answers there and raises
+    # SessionsOver when the target proves unusable.
+    observe: Callable[[Answer], None] = _observe_nothing
+    # Exchanges that got no whole answer (guard.cut_off): never judged, and a replay cannot call such a
+    # session FIXED.
     unanswered: list[str] = field(default_factory=list)
+
+    def _cut(self, what: str, answer: Answer) -> bool:
+        """Count an answer; True (and noted) when it was cut off, so that it is not judged."""
+        self.observe(answer)
+        why = cut_off(answer)
+        if why is None:
+            return False
+        http = answer if isinstance(answer, HttpRecord) else answer.http
+        self.unanswered.append(f"{what}: {http.detail or why}")
+        return True
 
     def _locks_of(self, key: str, stack: int) -> list[int]:
         return [
@@ -104,8 +123,10 @@ class Session:
         self.admit(0.0)
         self.log.append({"action": "lock", "key": key})
         record = self.clients[key].lock(self.target.chat_model, timeout=LOCK_TIMEOUT_S)
-        if record.http.status is None:
-            self.unanswered.append(f"lock: {record.http.detail or record.http.error}")
+        if self._cut("lock", record):  # a lock nobody can use: later steps on it do nothing
+            self.locks.append(_Lock(key, record, float("-inf")))
+            self.spent.add(len(self.locks) - 1)
+            return len(self.locks) - 1
         findings = judge_lock(record)
         if findings:
             raise SessionFailure(findings[0])
@@ -119,7 +140,8 @@ class Session:
         if not 0 <= index < len(self.locks):
             raise SessionStepError(f"a use step names lock {index}, but {len(self.locks)} lock(s) were taken")
         lock = self.locks[index]
-        assert lock.record.lock is not None
+        if lock.record.lock is None:  # its answer was cut off: there is nothing to use
+            return
         now = self.clock()
         own = self._locks_of(key, lock.record.lock.stack_small_id)
         # A lock that expires within the clock tolerance makes either answer conformant.
@@ -135,9 +157,7 @@ class Session:
         record = self.clients[key].send(
             "chat", jsonwire.dumps(body), lock=lock.record, model_name=self.target.chat_model, stream=stream
         )
-        if record.http.status is None:
-            self.unanswered.append(f"request: {record.http.detail or record.http.error}")
-        if ambiguous:
+        if self._cut("request", record) or ambiguous:  # the model cannot say what the node did
             self._forget()
             return
         if usable:
@@ -167,11 +187,10 @@ class Session:
         key, body = self.last_success
         self.log.append({"action": "replay", "key": key})
         self.take_lock(key)
+        self.admit(0.0)
         client = self.clients[key]
         http = client.request("POST", ENDPOINT_PATHS["chat"], content=body, headers=client.headers())
-        if http.status is None:
-            self.unanswered.append(f"replayed request: {http.detail or http.error}")
-        if http.status == 200:
+        if not self._cut("replayed request", http) and http.status == 200:
             raise SessionFailure(Finding("REPLAY-001", "an identical replayed request was served again"))
         # Whether a refused replay consumed the fresh lock is the node's choice: forget the model's locks.
         self._forget()
@@ -207,6 +226,7 @@ def session_machine(make_session: Callable[[], Session], keys: list[str]) -> typ
         # The first failure seen, kept because a cap may interrupt Hypothesis while it shrinks it.
         failure: tuple[Session, SessionFailure] | None = None
         stopped = False  # a cap ended the phase (SessionsOver)
+        error: Exception | None = None  # an unexpected error, which ends the phase and is re-raised
 
         def _step(self, action: Callable[[], _T]) -> _T:
             try:
@@ -221,6 +241,11 @@ def session_machine(make_session: Callable[[], Session], keys: list[str]) -> typ
             except BudgetExceeded:  # a lock's retries ran into the hard cap: the phase is over
                 type(self).stopped = True
                 raise SessionsOver from None
+            except Exception as exc:  # not a finding: Hypothesis must not shrink it, nor a cap hide it
+                if type(self).error is None:
+                    type(self).error = exc
+                type(self).stopped = True
+                raise SessionsOver from exc
 
         @initialize()
         def start(self) -> None:
@@ -342,6 +367,9 @@ def run_sessions(
         )
     except (SessionsOver, SessionFailure, Flaky, BaseExceptionGroup) as error:
         last: Session | None = getattr(machine, "last", None)
+        unexpected: Exception | None = getattr(machine, "error", None)
+        if unexpected is not None:
+            raise unexpected from None
         if getattr(machine, "stopped", False):
             # A cap interrupted Hypothesis mid-example (which it may also report as flaky data
             # generation): the phase is over, and only a failure seen before the stop counts.
@@ -350,7 +378,7 @@ def run_sessions(
         if isinstance(error, SessionFailure):
             return last, error
         found = _first_session_failure(error)  # a node whose answers change between replays is flaky
-        if found is None:
+        if found is None or _has_other_than_failures(error):
             raise
         return last, found
     return None, None
@@ -364,3 +392,11 @@ def _first_session_failure(error: BaseException) -> SessionFailure | None:
         if found is not None:
             return found
     return _first_session_failure(error.__cause__) if error.__cause__ is not None else None
+
+
+def _has_other_than_failures(error: BaseException) -> bool:
+    """Whether what Hypothesis raised holds anything but session failures (and flaky reports of them)."""
+    inner = getattr(error, "exceptions", None)
+    if isinstance(inner, tuple) and inner:
+        return any(_has_other_than_failures(item) for item in inner)
+    return not isinstance(error, SessionFailure | SessionsOver | Flaky)
