@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from .budget import RequestBudget
+from .budget import RequestBudget, RunGuard
 from .evidence import (
     ExchangeRecord,
     HttpRecord,
@@ -49,6 +49,7 @@ ENDPOINT_PATHS = {
     "images": "/v1/confidential/images/generations",
 }
 API_KEY_ENV = ("ATOMA_API_KEY", "ATOMASDK_BEARER_AUTH")
+LOCK_PATH = "/v1/nodes/lock"
 
 
 def resolve_api_key(explicit: str | None, environ: Mapping[str, str] | None = None) -> str | None:
@@ -85,6 +86,8 @@ class ClientOptions:
     # One budget for every client of a run (second keys, fuzz sessions, xdist workers): when set, it is
     # the cap, and max_requests is only what it was built from (conformance.budget).
     budget: RequestBudget | None = None
+    # The run's deadline and its too-slow judgement, shared by every client of a run (budget.RunGuard).
+    guard: RunGuard | None = None
     # TLS: True (the system's CAs), a CA bundle path, or False (--insecure, warned about loudly).
     verify: bool | str = True
     # --header NAME: VALUE, sent with every request (a gateway's own auth, a routing header).
@@ -238,7 +241,20 @@ class _Base:
         if cap is not None and self.requests_sent >= cap:
             raise BudgetExceeded(f"the request budget of {cap} is spent")
 
+    def _deadline_s(self) -> float:
+        """This exchange's deadline: the option, or what is left of the run's time, whichever is sooner."""
+        guard = self.options.guard
+        remaining = guard.remaining() if guard is not None else None
+        return self.options.deadline_s if remaining is None else max(0.01, min(self.options.deadline_s, remaining))
+
+    def _finished(self, record: HttpRecord) -> HttpRecord:
+        if self.options.guard is not None:
+            self.options.guard.observe(record.error, record.elapsed_s, lock=record.path == LOCK_PATH)
+        return record
+
     def _spend(self) -> None:
+        if self.options.guard is not None:
+            self.options.guard.check()  # raises RunStopped: nothing more is sent
         budget = self.options.budget
         if budget is not None:
             if not budget.take():
@@ -388,7 +404,7 @@ class ConfidentialClient(_Base):
             transport=self._transport,
             follow_redirects=False,
             verify=_tls_verify(self.options.verify),
-            headers=dict(self.options.extra_headers),
+            headers={"accept-encoding": "identity", **dict(self.options.extra_headers)},
         )
 
     def close(self) -> None:
@@ -411,18 +427,31 @@ class ConfidentialClient(_Base):
     ) -> HttpRecord:
         """One HTTP exchange with every cap applied. Transport failures become ``HttpRecord.error``."""
         self._spend()
+        return self._finished(self._exchange(method, path, content, headers, on_chunk))
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        content: bytes,
+        headers: Mapping[str, str] | None,
+        on_chunk: Callable[[bytes], bool] | None,
+    ) -> HttpRecord:
         started = time.monotonic()
-        deadline = started + self.options.deadline_s
+        limit = self._deadline_s()
+        deadline = started + limit
         # The per-read timeout restarts with every byte, so a server that drips its status line and
         # headers never trips it; a watchdog closes the connection when the exchange's deadline passes.
         http = self._http
-        watchdog = threading.Timer(self.options.deadline_s + 0.5, http.close)
+        watchdog = threading.Timer(limit + 0.5, http.close)
         watchdog.daemon = True
         watchdog.start()
         try:
-            with http.stream(method, path, content=content, headers=dict(headers or {})) as response:
+            timeout = httpx.Timeout(min(self.options.timeout_s, limit))
+            with http.stream(method, path, content=content, headers=dict(headers or {}), timeout=timeout) as response:
                 feeder = on_chunk if _is_event_stream(response) else None
-                body, error = _read_capped(response.iter_bytes(), self.options.max_response_bytes, deadline, feeder)
+                body, error = _read_capped(_raw(response), self.options.max_response_bytes, deadline, feeder)
+                error = error or _encoded(response)
                 record = _http_record(method, path, response, body, started, error)
                 record.error = error
                 return record
@@ -446,7 +475,7 @@ class ConfidentialClient(_Base):
         body = self._lock_body(model, max_num_tokens, timeout)
         retries = self.options.lock_retries if retries is None else retries
         for attempt in range(retries + 1):
-            http = self.request("POST", "/v1/nodes/lock", content=body, headers=_json_headers(self._api_key))
+            http = self.request("POST", LOCK_PATH, content=body, headers=_json_headers(self._api_key))
             if http.status not in (429, 503) or attempt == retries:
                 break
             self._raise_if_spent()  # no point sleeping before a retry the budget forbids
@@ -511,7 +540,7 @@ class AsyncConfidentialClient(_Base):
             transport=transport,
             follow_redirects=False,
             verify=_tls_verify(self.options.verify),
-            headers=dict(self.options.extra_headers),
+            headers={"accept-encoding": "identity", **dict(self.options.extra_headers)},
         )
         self._sleep = sleep or asyncio.sleep
 
@@ -535,12 +564,14 @@ class AsyncConfidentialClient(_Base):
     ) -> HttpRecord:
         self._spend()
         started = time.monotonic()
+        limit = self._deadline_s()
         try:
-            return await asyncio.wait_for(
-                self._request(method, path, content, headers, on_chunk, started), self.options.deadline_s + 0.5
+            record = await asyncio.wait_for(
+                self._request(method, path, content, headers, on_chunk, started, limit), limit + 0.5
             )
         except TimeoutError:  # headers dripped byte by byte: the per-read timeout never fires
-            return HttpRecord(method, path, None, error="deadline", elapsed_s=time.monotonic() - started)
+            record = HttpRecord(method, path, None, error="deadline", elapsed_s=time.monotonic() - started)
+        return self._finished(record)
 
     async def _request(
         self,
@@ -550,14 +581,17 @@ class AsyncConfidentialClient(_Base):
         headers: Mapping[str, str] | None,
         on_chunk: Callable[[bytes], bool] | None,
         started: float,
+        limit: float,
     ) -> HttpRecord:
-        deadline = started + self.options.deadline_s
+        deadline = started + limit
         try:
-            async with self._http.stream(method, path, content=content, headers=dict(headers or {})) as response:
+            timeout = httpx.Timeout(min(self.options.timeout_s, limit))
+            async with self._http.stream(
+                method, path, content=content, headers=dict(headers or {}), timeout=timeout
+            ) as response:
                 feeder = on_chunk if _is_event_stream(response) else None
-                body, error = await _aread_capped(
-                    response.aiter_bytes(), self.options.max_response_bytes, deadline, feeder
-                )
+                body, error = await _aread_capped(_araw(response), self.options.max_response_bytes, deadline, feeder)
+                error = error or _encoded(response)
                 record = _http_record(method, path, response, body, started, error)
                 record.error = error
                 return record
@@ -574,7 +608,7 @@ class AsyncConfidentialClient(_Base):
         body = self._lock_body(model, max_num_tokens, timeout)
         retries = self.options.lock_retries if retries is None else retries
         for attempt in range(retries + 1):
-            http = await self.request("POST", "/v1/nodes/lock", content=body, headers=_json_headers(self._api_key))
+            http = await self.request("POST", LOCK_PATH, content=body, headers=_json_headers(self._api_key))
             if http.status not in (429, 503) or attempt == retries:
                 break
             self._raise_if_spent()
@@ -613,6 +647,30 @@ class AsyncConfidentialClient(_Base):
             return self._end_stream(record, collector, http)
         http = await self.request("POST", prepared.path, content=prepared.body, headers=prepared.headers)
         return self._finish_json(self._record(prepared, http))
+
+
+def _raw(response: httpx.Response) -> Iterator[bytes]:
+    """The body as sent (no content decoding), chunk by chunk."""
+    try:
+        yield from response.iter_raw()
+    except httpx.StreamConsumed:  # a response built in memory (respx, tests): already whole
+        yield response.content
+
+
+async def _araw(response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    except httpx.StreamConsumed:
+        yield response.content
+
+
+def _encoded(response: httpx.Response) -> str | None:
+    """The protocol needs no content coding, and decoding one would let a few kilobytes of gzip grow
+    past every cap before a byte is counted: the client asks for ``identity``, reads the bytes as sent
+    (the cap counts them), and an answer that is encoded anyway is not a served answer."""
+    coding = response.headers.get("content-encoding", "").strip().lower()
+    return None if coding in ("", "identity") else "content-encoding"
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

@@ -312,6 +312,13 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption(
         "deadline", "time limit of one exchange in seconds, streams included (default 120)", "S", finite_seconds, 120.0
     ),
+    RunOption(
+        "run-deadline",
+        "time limit of the whole run in seconds (default 600); the checks it leaves are not evaluated",
+        "S",
+        finite_seconds,
+        600.0,
+    ),
     RunOption("max-response-bytes", "largest response body read (default 32 MiB)", "N", positive_int, 32 * 1024 * 1024),
     RunOption("ca-bundle", "verify the target's TLS certificate against this CA bundle (PEM)", "FILE"),
     RunOption(

@@ -30,7 +30,7 @@ RESULTS_FILE = "results.json"
 RESULTS_KEY = pytest.StashKey[list["CheckResult"]]()
 RUNS_KEY = pytest.StashKey[list["Run"]]()
 _MERGED = pytest.StashKey[dict[str, Any]]()
-_STARTED = pytest.StashKey[float]()
+STARTED_KEY = _STARTED = pytest.StashKey[float]()
 BUDGET_KEY = pytest.StashKey[RequestBudget]()
 
 
@@ -118,6 +118,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     config.stash[RESULTS_KEY].extend(CheckResult(**r) for r in data["results"])
     config.stash[_MERGED]["uses"].extend(data["uses"])
     config.stash[_MERGED]["requests"] += data["requests"]
+    if data.get("stopped") and not config.stash[_MERGED].get("stopped"):
+        config.stash[_MERGED]["stopped"] = data["stopped"]
     config.stash[_MERGED].setdefault("target", data.get("target"))
 
 
@@ -179,6 +181,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 "uses": _ledger_uses(config),
                 "requests": _requests(config),
                 "target": _target_summary(runs[0]) if runs else None,
+                "stopped": _stopped(runs),
             }
         )
         return
@@ -233,6 +236,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if options.get("target"):
         options["target"] = redact_url(options["target"])
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    stopped = _stopped(runs) or merged.get("stopped")
     report = Results(
         target,
         ordered,
@@ -242,12 +246,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _requests(config) + merged["requests"],
         options,
         incomplete=interrupted,
+        stopped_early=stopped,
     )
     report_dir = get(config, "report_dir")
     if report_dir:
         report.write(Path(report_dir) / RESULTS_FILE)
-    if not interrupted:
+    if stopped:  # the run was cut short: what it leaves is not evaluated, and no verdict stands
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
+    elif not interrupted:
         session.exitstatus = _exit_status(session, ordered)
+
+
+def _stopped(runs: list[Run]) -> str | None:
+    """Why the run's guard stopped sending (its deadline, or a target too slow to test), if it did."""
+    for run in runs:
+        guard = run.client.options.guard
+        if guard is not None and guard.stopped:
+            return guard.stopped
+    return None
 
 
 def _exit_status(session: pytest.Session, results: list[CheckResult]) -> int:

@@ -50,6 +50,12 @@ def check_proxy(probe: ProxyProbe) -> None:
         http = lock.http
         if http.status is None:
             raise PreflightError("--target", unreachable_message(where, record_words(http.detail, http.error)))
+        if http.error in ("timeout", "deadline"):
+            raise PreflightError(
+                "--target",
+                f"target too slow: {where} did not finish answering POST /v1/nodes/lock within "
+                f"{probe.options.deadline_s:g} s ({http.error} after status {http.status})",
+            )
         if _is_html(http):
             raise PreflightError(
                 "--target",

@@ -96,6 +96,8 @@ class Results:
     seed: int | None = None
     # Ctrl-C ended the run: the verdicts are those reached so far, and no gate may treat them as a run.
     incomplete: bool = False
+    # The run's guard stopped it (budget.RunGuard): the run deadline passed, or the target was too slow.
+    stopped_early: str | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -135,11 +137,16 @@ class Results:
             "nonce_audit": self.nonce_audit,
             "checks": [vars(r) for r in self.checks],
             **({"incomplete": True} if self.incomplete else {}),
+            **({"stopped_early": self.stopped_early} if self.stopped_early else {}),
         }
 
     def write(self, path: Path) -> None:
+        """Write results.json atomically, never through a link planted at its name (UserError then)."""
+        from .paths import write_atomic
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+        write_atomic(path, text.encode("utf-8"), "--report-dir")
 
     @classmethod
     def read(cls, path: Path) -> Results:
@@ -154,5 +161,6 @@ class Results:
             doc.get("options", {}),
             doc.get("seed"),
             bool(doc.get("incomplete", False)),
+            doc.get("stopped_early"),
         )
         return results

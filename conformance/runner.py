@@ -274,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
         inifile = Path(tmp) / "pytest.ini"
         inifile.write_text("[pytest]\n", encoding="utf-8")
         code = pytest.main(pytest_args(args, report_dir, inifile), plugins=[progress] if progress else [])
-    if code == pytest.ExitCode.INTERRUPTED:
+    stopped = results_path.exists() and bool(Results.read(results_path).stopped_early)
+    if code == pytest.ExitCode.INTERRUPTED and not stopped:  # Ctrl-C, not the run guard
         where = f"; partial results (marked incomplete) in {results_path}" if results_path.exists() else ""
         print(f"atoma-conformance: interrupted{where}", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -283,7 +284,9 @@ def run(args: argparse.Namespace) -> int:
         raise RunError("the suite did not run" + (f": {' / '.join(tail)}" if tail else ""))
     results = Results.read(results_path)
     exit_code = ExitCode.FAILED if results.must_failures else ExitCode.OK
-    if baseline is not None:
+    if results.stopped_early:  # the run was cut short: the reports say so, and no gate may pass it
+        exit_code = ExitCode.NOT_RUN
+    if baseline is not None and not results.stopped_early:
         from .report.baseline import format_gate, gate, gate_record
 
         outcome = gate(json.loads(results_path.read_text(encoding="utf-8")), baseline, today=dt.date.today())
@@ -294,8 +297,10 @@ def run(args: argparse.Namespace) -> int:
     bound = estimate_run(select_expr=args.select, workers=args.workers or 1, face=args.face, embedded=not args.target)
     print(summary(results, results_path, bound=bound.requests, preflight=preflight_sent))
     _render(results_path, Path(args.junit_xml).resolve() if args.junit_xml else None)
-    if baseline is not None:
+    if baseline is not None and not results.stopped_early:
         print(format_gate(outcome))
+    if results.stopped_early:
+        print(f"atoma-conformance: error: {one_line(results.stopped_early, 300)}", file=sys.stderr)
     return exit_code
 
 
@@ -353,7 +358,12 @@ def summary(results: Results, path: Path, *, bound: int | None = None, preflight
             f"{audit.get('reuses')} reuse(s); busiest key used {audit.get('budget_fraction', 0):.2g} of the "
             "2^32 random-nonce budget"
         )
+    if results.stopped_early:
+        left = sum(1 for r in results.checks if r.outcome == "error" and r.reason.startswith("not evaluated"))
+        lines.append(f"STOPPED: {one_line(results.stopped_early, 200)}; {left} check(s) not evaluated")
     verdict = "FAIL: at least one MUST check failed" if results.must_failures else "PASS: every MUST check passed"
+    if results.stopped_early:
+        verdict = "NOT RUN: the run was stopped before it was done"
     lines.append(f"{verdict}. Results: {path}")
     return "\n".join(lines)
 

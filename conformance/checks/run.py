@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..budget import RunStopped
 from ..client import BudgetExceeded, ConfidentialClient, Prepared
 from ..evidence import ExchangeRecord, HttpRecord, LockRecord
 from ..protocol import jsonwire
@@ -64,9 +65,15 @@ class Run:
             self._running.add(name)
             try:
                 try:
-                    self._cache[name] = SCENARIOS[name](self)
+                    result = SCENARIOS[name](self)
                 except BudgetExceeded as exc:  # --max-requests: a check the budget stopped is not evaluated
                     raise Precondition(f"not evaluated: {exc} (--max-requests)") from None
+                except RunStopped as exc:  # the run's deadline passed, or the target proved unusable
+                    raise Precondition(f"not evaluated: {exc}") from None
+                cut = cut_off(result)
+                if cut is not None:
+                    raise Precondition(f"not evaluated: the {name} exchange {cut}")
+                self._cache[name] = result
             except (Skip, Precondition) as exc:
                 # Remembered: a probe that failed once is not re-sent for every check that reads it.
                 self._failed[name] = exc
@@ -189,6 +196,26 @@ class Run:
         if self.client_factory is None:
             raise Skip("no way to build a second client")
         return self.client_factory(api_key)
+
+
+def cut_off(result: Any) -> str | None:
+    """Why a probe's answer was not a whole answer, or None when every exchange in it was.
+
+    An answer cut short (the exchange deadline, the size cap, a reset connection, a stream stopped
+    at the chunk cap, a content coding the client does not decode) or never given (a timeout) is
+    evidence of nothing the rules judge: a 200 cut off at the deadline is not a served answer, and
+    silence is not a refusal. Checks that read it are "not evaluated", never pass.
+    """
+    records = [getattr(result, part, None) for part in ("first", "second")] if hasattr(result, "first") else [result]
+    for record in records:
+        http = getattr(record, "http", record)
+        if not isinstance(http, HttpRecord):
+            continue
+        if http.status is None:
+            return f"got no answer ({http.detail or http.error or 'no status'})"
+        if http.error is not None:
+            return f"was cut off ({http.error}) after status {http.status}"
+    return None
 
 
 ScenarioFn = Callable[[Run], Any]

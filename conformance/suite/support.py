@@ -4,17 +4,19 @@ bridge from a check's verdict to a pytest outcome. Imported only when the suite 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
 
+from conformance.budget import RunGuard
 from conformance.checks import Check, Run, Target, Verdict
 from conformance.client import ClientOptions, ConfidentialClient, NodeFace, resolve_api_key
 from conformance.embedded import EMBEDDED_STACK, embedded_target
 from conformance.hop import load_signer, node_face_from
 from conformance.options import get, tls_verify
-from conformance.plugin import BUDGET_KEY, RESULTS_KEY, RUNS_KEY
+from conformance.plugin import BUDGET_KEY, RESULTS_KEY, RUNS_KEY, STARTED_KEY
 from conformance.results import CheckResult
 
 _T = TypeVar("_T")
@@ -40,6 +42,11 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
         max_response_bytes=get(config, "max_response_bytes"),
         verify=tls_verify(get(config, "ca_bundle"), get(config, "insecure")),
         extra_headers=tuple(get(config, "header")),
+        guard=RunGuard(
+            max(0.0, get(config, "run_deadline") - (time.time() - config.stash[STARTED_KEY])),
+            timeout_s=get(config, "timeout"),
+            deadline_s=get(config, "deadline"),
+        ),
     )
     embedded_sleep = None
     face = get(config, "face")
