@@ -250,7 +250,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     )
     report_dir = get(config, "report_dir")
     if report_dir:
-        report.write(Path(report_dir) / RESULTS_FILE)
+        from .exits import UserError
+
+        try:
+            report.write(Path(report_dir) / RESULTS_FILE)
+        except UserError as exc:  # a planted link or an unwritable directory: one line, no traceback
+            session.config.get_terminal_writer().line(f"atoma-conformance: error: {exc}", red=True)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
     if stopped:  # the run was cut short: what it leaves is not evaluated, and no verdict stands
         session.exitstatus = pytest.ExitCode.INTERRUPTED
     elif not interrupted:

@@ -30,10 +30,11 @@ from .options import (
     to_pytest_args,
 )
 from .options import api_key as api_key_type
-from .paths import existing_file, output_file, writable_dir
+from .paths import atomic_target, existing_file, output_file, writable_dir, write_atomic
 from .plugin import RESULTS_FILE
 from .preflight import ProxyProbe, check_proxy
 from .protocol import jsonwire
+from .report.render import HTML_FILE, JUNIT_FILE, SUMMARY_FILE
 from .results import Results, redact_url
 from .run_progress import Progress
 from .taxonomy import CATEGORIES
@@ -109,8 +110,11 @@ def preflight(args: argparse.Namespace) -> None:
     if args.insecure:
         print(INSECURE_WARNING, file=sys.stderr, flush=True)
     writable_dir(args.report_dir, "--report-dir", create=False)  # created once every check has passed
+    for name in (RESULTS_FILE, JUNIT_FILE, HTML_FILE, SUMMARY_FILE):  # a planted link is refused now, not after
+        atomic_target(Path(args.report_dir) / name, "--report-dir")
     if args.junit_xml is not None:
         output_file(args.junit_xml, "--junit-xml")
+        atomic_target(args.junit_xml, "--junit-xml")
     from .estimate import select
 
     if not select(args.select):  # a malformed or empty -m is a usage error now, not "no tests ran" later
@@ -308,7 +312,7 @@ def _store_gate(results_path: Path, record: dict[str, Any]) -> None:
     """The gate's verdict goes into results.json, so every report rendered from it says what the job says."""
     doc = json.loads(results_path.read_text(encoding="utf-8"))
     doc["baseline_gate"] = record
-    results_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(results_path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode(), "--report-dir")
 
 
 def _render(results_path: Path, junit_path: Path | None = None) -> None:

@@ -285,13 +285,17 @@ def test_verify_finds_a_results_file_whose_certification_disagrees(
     assert "'certification' says MUST pass but its checks give MUST fail" in capsys.readouterr().out
 
 
-def test_certify_refuses_an_interrupted_run(
-    tmp_path: Path, certifier: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [("incomplete", "an interrupted run"), ("stopped_early", "the run guard stopped before it was done")],
+)
+def test_certify_refuses_a_run_that_did_not_finish(
+    member: str, message: str, tmp_path: Path, certifier: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc = {**results_doc(), "incomplete": True}
-    results = write_json(tmp_path / "partial.json", doc)
+    value: object = True if member == "incomplete" else "target too slow: 3 exchanges in a row hit the read timeout"
+    results = write_json(tmp_path / "partial.json", {**results_doc(), member: value})
     assert main(["certify", "--results", str(results), "--out", str(tmp_path / "b"), "--key", str(certifier[0])]) == 2
-    assert "an interrupted run" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 # --- writing reports: atomic, never through a link ------------------------------------------------------

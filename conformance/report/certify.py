@@ -238,6 +238,11 @@ def certify(
         raise CertifyError(f"{results_path}: no 'certification' verdicts (written by an older suite?)", "--results")
     if results.get("incomplete", False) is not False:
         raise CertifyError(f"{results_path}: an interrupted run (incomplete); certify a complete one", "--results")
+    if results.get("stopped_early"):
+        raise CertifyError(
+            f"{results_path}: a run the run guard stopped before it was done (stopped_early); certify a complete one",
+            "--results",
+        )
     disagreement = certification_disagreement(results)
     if disagreement:
         raise CertifyError(f"{results_path}: {disagreement}", "--results")
