@@ -20,11 +20,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .budget import RequestBudget, RunGuard
+from .budget import RequestBudget
+
+if TYPE_CHECKING:
+    from .guard import RunGuard
 from .evidence import (
     ExchangeRecord,
     HttpRecord,
@@ -249,7 +252,7 @@ class _Base:
 
     def _finished(self, record: HttpRecord) -> HttpRecord:
         if self.options.guard is not None:
-            self.options.guard.observe(record.error, record.elapsed_s, lock=record.path == LOCK_PATH)
+            self.options.guard.observe(record)
         return record
 
     def _spend(self) -> None:

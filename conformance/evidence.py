@@ -269,3 +269,20 @@ class ExchangeRecord:
             "sse": None if self.sse is None else vars(self.sse),
             "stream_error": self.stream_error,
         }
+
+
+Answer = HttpRecord | ExchangeRecord | LockRecord
+
+
+def cut_off(answer: Answer) -> str | None:
+    """Why this answer is not a whole answer (None when it is one): no answer at all, or one a read
+    timeout, the exchange deadline, the size or chunk cap or a transport error cut short. A stream the
+    client stopped reading because its framing broke is not a cut: that is STREAM-003's evidence."""
+    http = answer if isinstance(answer, HttpRecord) else answer.http
+    if isinstance(answer, ExchangeRecord) and answer.stream_error == "TOO_MANY_CHUNKS":
+        return "too-many-chunks"
+    if http.status is None:
+        return http.error or "no answer"
+    if http.error is not None and http.error != "stopped":
+        return http.error
+    return None

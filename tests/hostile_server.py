@@ -17,26 +17,45 @@ confidential endpoints answer with the selected behaviour:
   as JSON or as an event stream, whichever the request asked for;
 - ``wrong-content-type``: text/html for a JSON request, application/json (with event-stream bytes) for
   a stream request; ``text-plain``: a text/plain body for either;
-- ``redirect``: 307 to ``HostileNode.redirect_to`` (another host, or an https URL).
+- ``redirect``: 307 to ``HostileNode.redirect_to`` (another host, or an https URL);
+  ``redirect-loop``: 307 to the very URL that was asked for;
+- ``stall``: the response head is never sent (the server gives up after ``MAX_RESPONSE_S``);
+- ``gzip-bomb``: ``Content-Encoding: gzip``, about 4 MB of compressed zeros that expand to 4 GiB;
+- ``wide-json``: one JSON object of millions of short members, just under the 32 MiB default cap;
+- ``big-body``: an envelope whose ciphertext makes the body just under the 32 MiB default cap;
+- ``ansi``: 400 with an error code and message that carry terminal escape sequences (a fake
+  ``PASS`` line, see :data:`SPOOF`), JSON-escaped as the grammar wants; ``ansi-raw``: the same with
+  raw ESC bytes in the body. ``/v1/models`` then lists model names that carry it too.
 
 ``lock-<behaviour>`` applies the same behaviour to the lock instead (the confidential endpoints then
-answer 400). Everything the server does is bounded by time: an endless response stops when the
-client disconnects, when the server stops, or after ``MAX_RESPONSE_S``.
+answer 400); ``lock-huge-key`` (a 32 MiB ``public_key``) and ``lock-long-key`` (200 KB) exist only
+for the lock. Everything the server does is bounded by time: an endless response stops when the
+client disconnects, when the server stops, or after ``MAX_RESPONSE_S``; large bodies are built once
+per process and kept (about 100 MB at most).
 
-Two raw TCP helpers cover what an ASGI server cannot do: :func:`drip_headers_server` drips the
-status line and headers themselves, and :func:`connection_counter` is a redirect target that counts
-every connection it is offered.
+Raw TCP helpers cover what an ASGI server cannot do. :func:`raw_target` is a whole target (a correct
+lock, then the lie on the confidential endpoints, or ``lock-<behaviour>`` on the lock):
+``drip-headers`` (the status line and an endless header, a byte every 50 ms), ``stall-headers`` (a
+status line, then nothing), ``endless-continue`` (``100 Continue`` forever), ``chunked-flood``
+(one-byte chunks forever), ``chunked-unterminated`` (a whole body in chunks, then neither the last
+chunk nor anything else), ``ansi-headers`` (escape sequences in the reason phrase and a header) and
+``mid-body-close`` (a declared length, half of it, then the connection closes).
+:func:`drip_headers_server` drips the head of every response, the lock's included, and
+:func:`connection_counter` is a redirect target that counts every connection it is offered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from itertools import product
 from typing import Any
 
 from conformance.protocol import jsonwire
@@ -78,8 +97,34 @@ BEHAVIOURS = (
     "wrong-content-type",
     "text-plain",
     "redirect",
+    "redirect-loop",
+    "stall",
+    "gzip-bomb",
+    "wide-json",
+    "big-body",
+    "ansi",
+    "ansi-raw",
 )
 LOCK_BEHAVIOURS = tuple(f"lock-{b}" for b in BEHAVIOURS)
+LOCK_ONLY = ("lock-huge-key", "lock-long-key")
+RAW_BEHAVIOURS = (
+    "drip-headers",
+    "stall-headers",
+    "endless-continue",
+    "chunked-flood",
+    "chunked-unterminated",
+    "ansi-headers",
+    "mid-body-close",
+)
+RAW_LOCK_BEHAVIOURS = tuple(f"lock-{b}" for b in RAW_BEHAVIOURS)
+
+CAP = 32 * 1024 * 1024  # the client's default --max-response-bytes
+UNDER_CAP = CAP - 4096  # "just under the cap"
+LONG_KEY_BYTES = 200 * 1000
+GZIP_EXPANDS_TO = 4 * 1024 * 1024 * 1024  # bytes of zeros behind the bomb
+# What a hostile target prints to spoof a verdict: clear the screen, home the cursor, a fake PASS,
+# then "conceal" so that whatever follows on the terminal is invisible.
+SPOOF = "\x1b[2J\x1b[H" + "PASS: every MUST check passed" + "\x1b[8m"
 
 _CHUNK = b"A" * 65536
 _ENVELOPE_EVENT = b"data: " + jsonwire.dumps(
@@ -96,6 +141,82 @@ _COMMENT = b": keep-alive\n\n"
 _BATCH = 64  # events per write: endless streams are fast, so caps are reached before deadlines
 _DEEP = b"[" * DEEP_NESTING
 _INVALID_UTF8 = b'{"nonce":"\xff\xfe\xfd","ciphertext":"\xc3\x28"}'
+_SPOOF_ERROR = jsonwire.dumps({"error": {"code": SPOOF, "message": SPOOF + " (really: refused)"}})
+_SPOOF_RAW = ('{"error":{"code":"' + SPOOF + '","message":"' + SPOOF + '"}}').encode()  # raw ESC: not JSON
+_SPOOF_MODELS = jsonwire.dumps(
+    {"object": "list", "data": [{"id": SPOOF, "object": "model"}, {"id": "m\x07\x1b]0;t\x07"}]}
+)
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """A gzip member of :data:`GZIP_EXPANDS_TO` zeros in about 4 MB, built once in about a second.
+
+    A deflate block flushed with ``Z_FULL_FLUSH`` resets the compressor, so every MiB of zeros after the
+    first compresses to the same bytes: one block is compressed and repeated, and only the CRC-32
+    (over the zeros, in 16 MiB steps) costs time. The result is a valid gzip stream."""
+    mib, step = bytes(1 << 20), bytes(1 << 24)
+    blocks = GZIP_EXPANDS_TO >> 20
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = deflate.compress(mib) + deflate.flush(zlib.Z_FULL_FLUSH)
+    block = deflate.compress(mib) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(GZIP_EXPANDS_TO // len(step)):
+        crc = zlib.crc32(step, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # gzip, deflate, no name, no mtime, best, unknown OS
+    trailer = crc.to_bytes(4, "little") + (GZIP_EXPANDS_TO % 2**32).to_bytes(4, "little")
+    return header + first + block * (blocks - 1) + deflate.flush(zlib.Z_FINISH) + trailer
+
+
+@functools.cache
+def wide_json() -> bytes:
+    """One JSON object of about 3.7 million distinct short members (``"abcd":0``), :data:`UNDER_CAP` bytes."""
+    alphabet = [bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"]
+    tail = b"".join(b'"\x00\x00' + a + b + b'":0,' for a, b in product(alphabet, repeat=2))
+    parts, size = [b"{"], 1
+    for a, b in product(alphabet, repeat=2):
+        part = tail.replace(b"\x00\x00", a + b)
+        if size + len(part) > UNDER_CAP - 16:
+            break
+        parts.append(part)
+        size += len(part)
+    parts.append(b'"end":0')
+    body = b"".join(parts)
+    return body + b" " * (UNDER_CAP - 1 - len(body)) + b"}"  # whitespace pads it to the exact size
+
+
+@functools.cache
+def big_body() -> bytes:
+    """An envelope of :data:`UNDER_CAP` bytes, nearly all of it a base64 ciphertext (of zeros)."""
+    shell = jsonwire.dumps(
+        {
+            "ciphertext": "",
+            "nonce": b64encode(bytes(12)),
+            "usage": None,
+            "signature": None,
+            "response_hash": b64encode(bytes(32)),
+        }
+    )
+    fill = (UNDER_CAP - len(shell)) // 4 * 4
+    body = shell.replace(b'"ciphertext":""', b'"ciphertext":"' + b"A" * fill + b'"')
+    return body + b" " * (UNDER_CAP - len(body))
+
+
+def _lock_with_key(key_chars: int) -> bytes:
+    body = LOCK_BODY.replace(b64encode(NODE_PUBLIC_KEY).encode(), b"A" * (key_chars // 4 * 4))
+    return body
+
+
+@functools.cache
+def huge_key_lock() -> bytes:
+    """A lock whose ``public_key`` makes the body just under the cap."""
+    return _lock_with_key(UNDER_CAP - len(LOCK_BODY))
+
+
+@functools.cache
+def long_key_lock() -> bytes:
+    """A lock whose ``public_key`` is 200 KB of base64."""
+    return _lock_with_key(LONG_KEY_BYTES)
 
 
 @dataclass
@@ -171,9 +292,10 @@ class _Response:
         await self.end()
 
 
-async def _behave(behaviour: str, stream: bool, out: _Response, node: HostileNode, valid: bytes) -> None:
+async def _behave(behaviour: str, stream: bool, out: _Response, node: HostileNode, valid: bytes, path: str) -> None:
     """Answer with ``behaviour``; ``stream`` says the client asked for an event stream; ``valid`` is a
-    plausible JSON body for the endpoint (used where the lie is in the framing, not the bytes)."""
+    plausible JSON body for the endpoint (used where the lie is in the framing, not the bytes);
+    ``path`` is the path that was asked for."""
     if behaviour == "huge-body":
         if stream:  # one event whose only line never ends
             await out.start(200, "text/event-stream")
@@ -222,6 +344,28 @@ async def _behave(behaviour: str, stream: bool, out: _Response, node: HostileNod
     elif behaviour == "redirect":
         await out.start(307, "text/plain", (("location", node.redirect_to), ("content-length", "0")))
         await out.end()
+    elif behaviour == "redirect-loop":
+        await out.start(307, "text/plain", (("location", node.url + path), ("content-length", "0")))
+        await out.end()
+    elif behaviour == "stall":  # no response head at all; uvicorn answers 500 once the app gives up
+        while not out.over:
+            await asyncio.sleep(DRIP_INTERVAL_S)
+    elif behaviour == "gzip-bomb":
+        bomb = gzip_bomb()
+        media = "text/event-stream" if stream else "application/json"
+        await out.start(200, media, (("content-encoding", "gzip"), ("content-length", str(len(bomb)))))
+        await out.body(bomb, more=False)
+    elif behaviour == "wide-json":
+        await out.whole(200, "application/json", wide_json())
+    elif behaviour == "big-body":
+        if stream:
+            await out.whole(200, "text/event-stream", b"data: " + big_body()[: UNDER_CAP - 16] + b"\n\n")
+        else:
+            await out.whole(200, "application/json", big_body())
+    elif behaviour == "ansi":
+        await out.whole(400, "application/json", _SPOOF_ERROR)
+    elif behaviour == "ansi-raw":
+        await out.whole(400, "application/json", _SPOOF_RAW)
     else:
         raise ValueError(f"unknown behaviour {behaviour!r}")
 
@@ -249,12 +393,18 @@ def make_app(node: HostileNode) -> Callable[[Scope, Receive, Send], Awaitable[No
             behaviour = node.behaviour
             on_lock = behaviour.startswith("lock-")
             if path == LOCK_PATH:
-                if on_lock:
-                    await _behave(behaviour.removeprefix("lock-"), False, out, node, LOCK_BODY)
+                if behaviour == "lock-huge-key":
+                    await out.whole(200, "application/json", huge_key_lock())
+                elif behaviour == "lock-long-key":
+                    await out.whole(200, "application/json", long_key_lock())
+                elif on_lock:
+                    await _behave(behaviour.removeprefix("lock-"), False, out, node, LOCK_BODY, path)
                 else:
                     await out.whole(200, "application/json", LOCK_BODY)
             elif path.startswith(CONFIDENTIAL_PREFIX) and not on_lock:
-                await _behave(behaviour, "text/event-stream" in accept, out, node, _ENVELOPE_EVENT[6:])
+                await _behave(behaviour, "text/event-stream" in accept, out, node, _ENVELOPE_EVENT[6:], path)
+            elif path == "/v1/models" and behaviour.removeprefix("lock-") in ("ansi", "ansi-raw"):
+                await out.whole(200, "application/json", _SPOOF_MODELS)
             else:
                 error = jsonwire.dumps({"error": {"code": "BAD_REQUEST", "message": "no such route here"}})
                 await out.whole(400 if path.startswith(CONFIDENTIAL_PREFIX) else 404, "application/json", error)
@@ -281,7 +431,7 @@ def hostile_node(behaviour: str, host: str = "127.0.0.1") -> Iterator[HostileNod
     """Serve a hostile node on an ephemeral loopback port; yields it; stops it (and every response) on exit."""
     import uvicorn
 
-    if behaviour.removeprefix("lock-") not in BEHAVIOURS:
+    if behaviour not in (*BEHAVIOURS, *LOCK_BEHAVIOURS, *LOCK_ONLY):
         raise ValueError(f"unknown behaviour {behaviour!r}")
     sock = _loopback_socket(host)
     port = sock.getsockname()[1]
@@ -388,3 +538,217 @@ def drip_headers_server(host: str = "127.0.0.1") -> Iterator[RawServer]:
 
     with _raw_server(host, handle) as server:
         yield server
+
+
+def _read_request(conn: socket.socket) -> str | None:
+    """Read one request (its head, and a body of the declared length); its path, or None if there was none."""
+    conn.settimeout(5.0)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk or len(data) > 1 << 20:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(rest) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        rest += chunk
+    request_line = lines[0].split(b" ")
+    return request_line[1].decode("latin-1") if len(request_line) > 1 else None
+
+
+def _whole(conn: socket.socket, status: bytes, body: bytes, extra: bytes = b"") -> None:
+    conn.sendall(
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n" + extra
+        + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body
+    )  # fmt: skip
+
+
+def _idle(conn: socket.socket, server: RawServer, until: float) -> None:
+    """Say nothing until the client goes away, the server stops, or ``until``."""
+    conn.settimeout(DRIP_INTERVAL_S)
+    while not server.stopping.is_set() and time.monotonic() < until:
+        try:
+            if not conn.recv(65536):
+                return
+        except TimeoutError:
+            continue
+
+
+_CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+_ERROR_BODY = jsonwire.dumps({"error": {"code": "BAD_REQUEST", "message": "no such route here"}})
+
+
+def _raw_behave(behaviour: str, conn: socket.socket, server: RawServer) -> None:
+    until = time.monotonic() + MAX_RESPONSE_S
+
+    def going() -> bool:
+        return not server.stopping.is_set() and time.monotonic() < until
+
+    if behaviour == "drip-headers":
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-drip: "
+        i = 0
+        while going():
+            conn.sendall(head[i : i + 1] if i < len(head) else b"a")
+            i += 1
+            time.sleep(DRIP_INTERVAL_S)
+    elif behaviour == "stall-headers":
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+        _idle(conn, server, until)
+    elif behaviour == "endless-continue":
+        burst = b"HTTP/1.1 100 Continue\r\n\r\n" * 64
+        while going():
+            conn.sendall(burst)
+            time.sleep(0.02)
+    elif behaviour == "chunked-flood":  # one-byte chunks as fast as the client reads, never the last one
+        conn.sendall(_CHUNKED_HEAD + b"1\r\n{\r\n")
+        burst, sent = b"1\r\n \r\n" * 10000, 0
+        while going() and sent < HUGE_BYTES:
+            conn.sendall(burst)
+            sent += len(burst)
+    elif behaviour == "chunked-unterminated":  # a whole body, then neither the last chunk nor anything else
+        body = _ENVELOPE_EVENT[6:]
+        conn.sendall(_CHUNKED_HEAD + b"%x\r\n" % len(body) + body + b"\r\n")
+        _idle(conn, server, until)
+    elif behaviour == "ansi-headers":
+        spoof = SPOOF.encode("latin-1")
+        _whole(conn, b"400 " + spoof, _SPOOF_ERROR, b"x-error: " + spoof + b"\r\nx-request-id: " + spoof + b"\r\n")
+    elif behaviour == "mid-body-close":  # 4096 bytes declared, 100 sent, then the connection closes
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 4096\r\n\r\n" + LOCK_BODY[:100]
+        )
+        conn.shutdown(socket.SHUT_RDWR)
+    else:
+        raise ValueError(f"unknown raw behaviour {behaviour!r}")
+
+
+@contextmanager
+def raw_target(behaviour: str, host: str = "127.0.0.1") -> Iterator[RawServer]:
+    """A whole target on raw TCP, one request per connection: a correct lock and ``behaviour`` on the
+    confidential endpoints, or (``lock-<behaviour>``) the behaviour on the lock and 400 elsewhere."""
+    if behaviour not in (*RAW_BEHAVIOURS, *RAW_LOCK_BEHAVIOURS):
+        raise ValueError(f"unknown raw behaviour {behaviour!r}")
+    on_lock = behaviour.startswith("lock-")
+    lie = behaviour.removeprefix("lock-")
+
+    def handle(conn: socket.socket, server: RawServer) -> None:
+        path = _read_request(conn)
+        if path is None:
+            return
+        if path == LOCK_PATH:
+            if on_lock:
+                _raw_behave(lie, conn, server)
+            else:
+                _whole(conn, b"200 OK", LOCK_BODY)
+        elif path.startswith(CONFIDENTIAL_PREFIX):
+            if on_lock:
+                _whole(conn, b"400 Bad Request", _ERROR_BODY)
+            else:
+                _raw_behave(lie, conn, server)
+        else:
+            _whole(conn, b"404 Not Found", _ERROR_BODY)
+
+    with _raw_server(host, handle) as server:
+        yield server
+
+
+# --- the corpus: every hostile target by name, and a measured run of the command line against it ---
+
+# name -> what the target does; ``serve(name)`` starts it. ASGI behaviours and raw ones share one namespace.
+CORPUS: dict[str, str] = {
+    "stall": "lock answers, then every confidential endpoint stalls (no response head)",
+    "lock-stall": "the lock stalls (no response head)",
+    "slow-drip": "lock answers, then bodies drip a byte every 50 ms",
+    "endless-stream": "lock answers, then an endless SSE stream of envelopes",
+    "drip-headers": "lock answers, then the status line and headers drip a byte every 50 ms",
+    "lock-drip-headers": "the lock's status line and headers drip a byte every 50 ms",
+    "stall-headers": "lock answers, then a status line and nothing more",
+    "endless-continue": "lock answers, then 100 Continue forever",
+    "lock-endless-continue": "the lock answers 100 Continue forever",
+    "chunked-flood": "lock answers, then one-byte chunks forever",
+    "chunked-unterminated": "lock answers, then a whole body in chunks without the last chunk",
+    "gzip-bomb": "lock answers, then 4 MB of gzip that expands to 4 GiB",
+    "lock-gzip-bomb": "the lock is 4 MB of gzip that expands to 4 GiB",
+    "wide-json": "lock answers, then one object of 3.7 million members, just under 32 MiB",
+    "big-body": "lock answers, then an envelope just under 32 MiB",
+    "lock-huge-key": "the lock's public_key is just under 32 MiB",
+    "lock-long-key": "the lock's public_key is 200 KB",
+    "ansi": "a spoofed PASS: escape sequences in 400 error codes, messages and model names",
+    "lock-ansi": "the same spoof on the lock's refusal",
+    "ansi-raw": "the spoof as raw ESC bytes in a 400 body",
+    "ansi-headers": "the spoof in a 400's reason phrase and headers",
+    "lock-ansi-headers": "the spoof in the lock refusal's reason phrase and headers",
+    "redirect-loop": "every confidential endpoint redirects to itself",
+    "lock-redirect-loop": "the lock redirects to itself",
+    "mid-body-close": "lock answers, then a body is cut off half-way (connection closed)",
+    "lock-mid-body-close": "the lock's body is cut off half-way (connection closed)",
+}
+
+
+@contextmanager
+def serve(name: str) -> Iterator[str]:
+    """Start the corpus target ``name`` on loopback; yields its base URL; stops it on exit."""
+    if name not in CORPUS:
+        raise ValueError(f"unknown corpus target {name!r}")
+    if name in (*RAW_BEHAVIOURS, *RAW_LOCK_BEHAVIOURS):
+        with raw_target(name) as raw:
+            yield raw.url
+    else:
+        with hostile_node(name) as node:
+            yield node.url
+
+
+@dataclass
+class Measured:
+    """One ``atoma-conformance`` process: how it ended, how long it took, and its peak memory."""
+
+    code: int | None  # None: killed after ``kill_after`` seconds
+    wall_s: float
+    peak_rss_bytes: int  # the child's ru_maxrss, from os.wait4 (exact for that one process)
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def killed(self) -> bool:
+        return self.code is None
+
+
+def run_cli(args: list[str], cwd: str, *, kill_after: float, env: dict[str, str] | None = None) -> Measured:
+    """Run ``python -m conformance.cli ARGS`` in ``cwd``; kill it (and say so) after ``kill_after`` s.
+
+    Peak memory is the child's own ``ru_maxrss`` as ``os.wait4`` reports it when the child is reaped:
+    exact for that process (unlike ``RUSAGE_CHILDREN``, the maximum over every child ever reaped, and
+    unlike polling ``VmHWM``, which misses the last moments). Output goes to files in ``cwd``, so a
+    child that floods its output never blocks on a pipe."""
+    import os
+    import subprocess
+    import sys
+
+    out_path, err_path = os.path.join(cwd, "cli.stdout"), os.path.join(cwd, "cli.stderr")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started = time.monotonic()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "conformance.cli", *args], cwd=cwd, stdout=out, stderr=err, env=env
+        )
+        killed = False
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            if not killed and time.monotonic() - started > kill_after:
+                child.kill()
+                killed = True
+            time.sleep(0.02)
+        wall = time.monotonic() - started
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
+    with open(out_path, "rb") as out, open(err_path, "rb") as err:
+        stdout, stderr = out.read(), err.read()
+    return Measured(None if killed else child.returncode, wall, usage.ru_maxrss * 1024, stdout, stderr)

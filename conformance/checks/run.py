@@ -15,9 +15,10 @@ from typing import Any
 
 from ..budget import RunStopped
 from ..client import BudgetExceeded, ConfidentialClient, Prepared
-from ..evidence import ExchangeRecord, HttpRecord, LockRecord
+from ..evidence import ExchangeRecord, HttpRecord, LockRecord, cut_off
 from ..protocol import jsonwire
 from ..protocol.nonces import NonceLedger
+from ..textsafe import one_line
 from .base import Precondition, Skip
 
 UNKNOWN_MODEL = "atoma-conformance/no-such-model"
@@ -70,7 +71,7 @@ class Run:
                     raise Precondition(f"not evaluated: {exc} (--max-requests)") from None
                 except RunStopped as exc:  # the run's deadline passed, or the target proved unusable
                     raise Precondition(f"not evaluated: {exc}") from None
-                cut = cut_off(result)
+                cut = _cut_off(result)
                 if cut is not None:
                     raise Precondition(f"not evaluated: the {name} exchange {cut}")
                 self._cache[name] = result
@@ -198,23 +199,21 @@ class Run:
         return self.client_factory(api_key)
 
 
-def cut_off(result: Any) -> str | None:
-    """Why a probe's answer was not a whole answer, or None when every exchange in it was.
-
-    An answer cut short (the exchange deadline, the size cap, a reset connection, a stream stopped
-    at the chunk cap, a content coding the client does not decode) or never given (a timeout) is
-    evidence of nothing the rules judge: a 200 cut off at the deadline is not a served answer, and
-    silence is not a refusal. Checks that read it are "not evaluated", never pass.
-    """
-    records = [getattr(result, part, None) for part in ("first", "second")] if hasattr(result, "first") else [result]
-    for record in records:
-        http = getattr(record, "http", record)
-        if not isinstance(http, HttpRecord):
+def _cut_off(result: Any) -> str | None:
+    """Why a probe's answer was not a whole answer (``evidence.cut_off``), or None when every exchange
+    in it was. An answer cut short or never given is evidence of nothing the rules judge: a 200 cut
+    off at the deadline is not a served answer, and silence is not a refusal. Checks that read it are
+    "not evaluated", never pass."""
+    parts = [result.first, result.second] if hasattr(result, "first") else [result]
+    for part in parts:
+        if not isinstance(part, HttpRecord | ExchangeRecord | LockRecord):
             continue
-        if http.status is None:
-            return f"got no answer ({http.detail or http.error or 'no status'})"
-        if http.error is not None:
-            return f"was cut off ({http.error}) after status {http.status}"
+        why = cut_off(part)
+        if why is not None:
+            http = part if isinstance(part, HttpRecord) else part.http
+            if http.status is None:
+                return f"got no answer ({one_line(http.detail or why, 160)})"
+            return f"was cut off ({why}) after status {http.status}"
     return None
 
 

@@ -21,32 +21,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..client import ClientOptions, ConfidentialClient
-from ..evidence import ExchangeRecord, HttpRecord, LockRecord
-from ..textsafe import one_line
-from ..transport_errors import describe_transport_error
+from ..evidence import Answer, cut_off
+from ..guard import Usability
 
-WINDOW = 6  # the first exchanges, where a target that cannot be tested shows at once
-WINDOW_HITS = 5
-IN_A_ROW = 5
 MIN_DEADLINE_S = 0.05  # an exchange never gets less (a deadline of 0 would mean "no deadline" to some code)
-SLOW = frozenset({"timeout", "deadline"})
-
-
-Answer = HttpRecord | ExchangeRecord | LockRecord
-
-
-def cut_off(answer: Answer) -> str | None:
-    """Why this answer is not a whole answer (None when it is one): no answer at all, or one a read
-    timeout, the exchange deadline, the size or chunk cap or a transport error cut short. A stream the
-    client stopped reading because its framing broke is not a cut: that is STREAM-003's evidence."""
-    http = answer if isinstance(answer, HttpRecord) else answer.http
-    if isinstance(answer, ExchangeRecord) and answer.stream_error == "TOO_MANY_CHUNKS":
-        return "too-many-chunks"
-    if http.status is None:
-        return http.error or "no answer"
-    if http.error is not None and http.error != "stopped":
-        return http.error
-    return None
+__all__ = ["MIN_DEADLINE_S", "Guard", "TargetUnusable", "cut_off"]
 
 
 class TargetUnusable(Exception):
@@ -72,14 +51,13 @@ class Guard:
         self.lock_retries = options.lock_retries
         self._clock = clock
         self.started = clock()
-        self.judged = 0  # whole answers
-        self.cut: Counter[str] = Counter()  # cut-off answers, by why
-        self._details: dict[str, str] = {}
-        self._seen = 0
-        self._cut_in_window = 0
-        self._in_a_row = 0
-        self._longest_deadline_cut = 0.0
-        self.unusable: str | None = None
+        self.usability = Usability(
+            timeout_s=options.timeout_s,
+            deadline_s=options.deadline_s,
+            max_response_bytes=options.max_response_bytes,
+            max_chunks=options.max_chunks,
+            cut_by="--duration",
+        )
 
     # --- time -------------------------------------------------------------------------------------
 
@@ -124,67 +102,22 @@ class Guard:
         client would take a shorter one; the exchange deadline bounds every read anyway."""
         client.options = self.options_for(client.options, lock=lock)
 
-    # --- answers ----------------------------------------------------------------------------------
+    # --- answers: the shared judgement (conformance.budget.Usability) ---------------------------------
 
     def observe(self, answer: Answer) -> str | None:
-        """Count one answer; returns why it was cut off (None for a whole answer). Sets
-        :attr:`unusable` when cut-offs reach the limit. A lock that was answered whole is not counted:
-        a target that locks at once and then drips every answer must not look half usable."""
-        why = cut_off(answer)
-        if why is None and isinstance(answer, LockRecord):
-            return None
-        http = answer if isinstance(answer, HttpRecord) else answer.http
-        self._seen += 1
-        if why is None:
-            self.judged += 1
-            self._in_a_row = 0
-            return None
-        self.cut[why] += 1
-        if why == "deadline":
-            self._longest_deadline_cut = max(self._longest_deadline_cut, http.elapsed_s)
-        if http.detail and why not in self._details:
-            self._details[why] = one_line(http.detail, 120)
-        self._in_a_row += 1
-        if self._seen <= WINDOW:
-            self._cut_in_window += 1
-        if self.unusable is None:
-            if self._cut_in_window >= WINDOW_HITS:
-                self.unusable = self._sentence(f"{self._cut_in_window} of the first {self._seen} exchanges")
-            elif self._in_a_row >= IN_A_ROW:
-                self.unusable = self._sentence(f"{self._in_a_row} exchanges in a row")
-        return why
+        return self.usability.observe(answer)
+
+    @property
+    def unusable(self) -> str | None:
+        return self.usability.unusable
 
     def verdict_at_end(self) -> str | None:
-        """Unusable after the fact: at least as many answers were cut off as were whole."""
-        if self.unusable is None and self.cut and sum(self.cut.values()) >= self.judged:
-            total = sum(self.cut.values())
-            self.unusable = self._sentence(f"{total} of {total + self.judged} exchanges")
-        return self.unusable
-
-    def _sentence(self, how_many: str) -> str:
-        why, _ = self.cut.most_common(1)[0]
-        slow = all(reason in SLOW for reason in self.cut)
-        head = "target too slow" if slow else "target unusable"
-        others = sum(self.cut.values()) - self.cut[why]
-        tail = f" ({others} more cut off otherwise)" if others else ""
-        return f"{head}: {how_many} {self.describe(why)}{tail}"
-
-    def describe(self, why: str) -> str:
-        if why == "timeout":
-            return f"hit the {self.timeout_s:g} s read timeout"
-        if why == "deadline":
-            if self._longest_deadline_cut < self.deadline_s * 0.9:  # the deadline was cut to the time left
-                return f"hit the exchange deadline (cut to {self._longest_deadline_cut:.1f} s by --duration)"
-            return f"hit the {self.deadline_s:g} s exchange deadline"
-        if why == "too-large":
-            return f"ran past the {self.max_response_bytes // (1024 * 1024)} MiB response cap"
-        if why == "too-many-chunks":
-            return f"ran past the {self.max_chunks:,}-chunk stream cap"
-        if why == "content-encoding":
-            return "came with a content encoding the client does not decode"
-        detail = self._details.get(why) or describe_transport_error(why)
-        return f"got no whole answer ({one_line(detail, 120)})"
+        return self.usability.verdict_at_end()
 
     @property
     def cut_total(self) -> int:
-        return sum(self.cut.values())
+        return self.usability.cut_total
+
+    @property
+    def cut(self) -> Counter[str]:
+        return self.usability.cut

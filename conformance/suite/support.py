@@ -10,10 +10,10 @@ from typing import TypeVar
 
 import pytest
 
-from conformance.budget import RunGuard
 from conformance.checks import Check, Run, Target, Verdict
 from conformance.client import ClientOptions, ConfidentialClient, NodeFace, resolve_api_key
 from conformance.embedded import EMBEDDED_STACK, embedded_target
+from conformance.guard import RunGuard
 from conformance.hop import load_signer, node_face_from
 from conformance.options import get, tls_verify
 from conformance.plugin import BUDGET_KEY, RESULTS_KEY, RUNS_KEY, STARTED_KEY
