@@ -67,21 +67,49 @@ class CheckResult:
             check.title,
             list(check.spec),
             verdict.outcome,
-            verdict.reason,
+            bounded(verdict.reason, MAX_REASON_CHARS),
             _jsonable(verdict.evidence),
         )
 
 
+# What a target says reaches results.json only this long: a reason or evidence string past its bound
+# keeps its head, its full length and a hash (enough to compare runs), and a list keeps its first items
+# and its length. One 32 MB lock reply once made 214 MB of reports.
+MAX_REASON_CHARS = 2000
+MAX_EVIDENCE_CHARS = 500
+MAX_EVIDENCE_ITEMS = 64
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` if it fits, else its first ``limit`` characters, its length and a SHA-256 prefix."""
+    if len(text) <= limit:
+        return text
+    import hashlib
+
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{text[:limit]}… [{len(text):,} characters, sha256 {digest}]"
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        items = list(value.items())
+        out = {bounded(str(k), 100): _jsonable(v) for k, v in items[:MAX_EVIDENCE_ITEMS]}
+        if len(items) > MAX_EVIDENCE_ITEMS:
+            out["…"] = f"{len(items) - MAX_EVIDENCE_ITEMS} more of {len(items)} entries"
+        return out
     if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
+        seq = list(value)
+        kept = [_jsonable(v) for v in seq[:MAX_EVIDENCE_ITEMS]]
+        if len(seq) > MAX_EVIDENCE_ITEMS:
+            kept.append(f"… {len(seq) - MAX_EVIDENCE_ITEMS} more of {len(seq)} items")
+        return kept
     if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, (str, int, float, bool)) or value is None:
+        return bounded(value.hex(), MAX_EVIDENCE_CHARS)
+    if isinstance(value, str):
+        return bounded(value, MAX_EVIDENCE_CHARS)
+    if isinstance(value, (int, float, bool)) or value is None:
         return value
-    return str(value)
+    return bounded(str(value), MAX_EVIDENCE_CHARS)
 
 
 @dataclass

@@ -712,7 +712,7 @@ class Measured:
 
     code: int | None  # None: killed after ``kill_after`` seconds
     wall_s: float
-    peak_rss_bytes: int  # the child's ru_maxrss, from os.wait4 (exact for that one process)
+    peak_rss_bytes: int  # the child's VmHWM, the last value read before it exited (see run_cli)
     stdout: bytes
     stderr: bytes
 
@@ -721,18 +721,32 @@ class Measured:
         return self.code is None
 
 
+def _vm_hwm(pid: int) -> int:
+    """The peak resident set of ``pid``'s current program (bytes), or 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def run_cli(args: list[str], cwd: str, *, kill_after: float, env: dict[str, str] | None = None) -> Measured:
     """Run ``python -m conformance.cli ARGS`` in ``cwd``; kill it (and say so) after ``kill_after`` s.
 
-    Peak memory is the child's own ``ru_maxrss`` as ``os.wait4`` reports it when the child is reaped:
-    exact for that process (unlike ``RUSAGE_CHILDREN``, the maximum over every child ever reaped, and
-    unlike polling ``VmHWM``, which misses the last moments). Output goes to files in ``cwd``, so a
-    child that floods its output never blocks on a pipe."""
+    Peak memory is the child's ``VmHWM`` (``/proc/PID/status``), read every 10 ms until the child
+    exits; the high-water mark only grows, so the last reading misses at most the final 10 ms. Not
+    ``ru_maxrss``: Linux carries the parent's high-water mark across ``exec``, so a child of a test
+    process that holds a 32 MiB hostile body would be charged for the test process's memory. Output
+    goes to files in ``cwd``, so a child that floods its output never blocks on a pipe."""
     import os
     import subprocess
     import sys
 
     out_path, err_path = os.path.join(cwd, "cli.stdout"), os.path.join(cwd, "cli.stderr")
+    peak = 0
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.monotonic()
         child = subprocess.Popen(
@@ -740,15 +754,16 @@ def run_cli(args: list[str], cwd: str, *, kill_after: float, env: dict[str, str]
         )
         killed = False
         while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            peak = max(peak, _vm_hwm(child.pid))  # before reaping: a reaped child has no /proc entry
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
             if pid:
                 break
             if not killed and time.monotonic() - started > kill_after:
                 child.kill()
                 killed = True
-            time.sleep(0.02)
+            time.sleep(0.01)
         wall = time.monotonic() - started
         child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
     with open(out_path, "rb") as out, open(err_path, "rb") as err:
         stdout, stderr = out.read(), err.read()
-    return Measured(None if killed else child.returncode, wall, usage.ru_maxrss * 1024, stdout, stderr)
+    return Measured(None if killed else child.returncode, wall, peak, stdout, stderr)

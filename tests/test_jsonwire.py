@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.protocol.errors import InvalidJson
-from conformance.protocol.jsonwire import dumps, json_type, loads, loads_object, strict_equal
+from conformance.protocol.jsonwire import MAX_ITEMS, dumps, json_type, loads, loads_object, strict_equal
 
 SECRET = "SECRET-PLAINTEXT-7f3a"
 
@@ -433,3 +433,20 @@ def test_long_keys_are_written_correctly_but_not_cached() -> None:
     key = "k" * 100
     assert dumps({key: 1}) == dumps({key: 1}) == b'{"' + key.encode() + b'":1}'
     assert key not in _KEY_BYTES
+
+
+def test_a_document_too_wide_to_parse_is_refused_before_it_is_parsed() -> None:
+    """A wide object just under the response cap would take gigabytes once parsed (issue 14)."""
+    import tracemalloc
+
+    wide = b"{" + b",".join(b'"k%d":0' % i for i in range(MAX_ITEMS // 2 + 1)) + b"}"
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidJson, match=r"has 1,000,001 ',' and ':' separators, more than the 1,000,000"):
+            loads(wide)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(wide), "refused without building the members"
+    narrow = b"[" + b",".join(b"0" for _ in range(MAX_ITEMS)) + b"]"  # exactly the bound: parsed
+    assert len(loads(narrow)) == MAX_ITEMS

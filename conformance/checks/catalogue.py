@@ -18,6 +18,7 @@ from ..evidence import MISSING, ExchangeRecord, HttpRecord, LockRecord, MessageR
 from ..protocol.nonces import RANDOM_NONCE_BUDGET
 from ..protocol.primitives import blake2b_256, is_low_order
 from ..protocol.sui import Scheme
+from ..textsafe import one_line
 from .base import Precondition, Skip, Verdict, check, failed, passed, verdict
 from .judging import refusal_problem, response_of, secrets_of
 from .run import Run
@@ -48,6 +49,12 @@ def _messages(run: Run, names: Iterable[str]) -> list[tuple[str, MessageRecord]]
     if not out:
         raise Precondition("the exchanges returned no messages to examine")
     return out
+
+
+def _names(members: list[str], shown: int = 8) -> str:
+    """Member names as a reason shows them: the first few, each escaped and capped, and how many."""
+    head = ", ".join(repr(one_line(name, 40)) for name in members[:shown])
+    return f"[{head}{f', … {len(members)} in all' if len(members) > shown else ''}]"
 
 
 def _all_ok(pairs: list[tuple[str, MessageRecord]], bad: Any, what: str, **evidence: Any) -> Verdict:
@@ -94,7 +101,8 @@ def lock_001(run: Run) -> Verdict:
     return verdict(
         ok,
         "200 JSON with public_key, node_small_id, stack_entry_digest, stack_small_id",
-        f"status {record.http.status}, {record.http.media_type or 'no content type'}, members {record.members}",
+        f"status {record.http.status}, {one_line(record.http.media_type, 80) or 'no content type'}, "
+        f"members {_names(record.members)}",
         status=record.http.status,
         members=record.members,
     )

@@ -76,8 +76,9 @@ class Run:
                     raise Precondition(f"not evaluated: the {name} exchange {cut}")
                 self._cache[name] = result
             except (Skip, Precondition) as exc:
-                # Remembered: a probe that failed once is not re-sent for every check that reads it.
-                self._failed[name] = exc
+                # Remembered: a probe that failed once is not re-sent for every check that reads it. A
+                # copy without the traceback, which would keep the probe's frames (and a huge record) alive.
+                self._failed[name] = type(exc)(*exc.args)
                 raise
             finally:
                 self._running.discard(name)

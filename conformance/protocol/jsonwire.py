@@ -57,6 +57,12 @@ def loads(data: bytes | bytearray | memoryview | str, *, field: str | None = Non
         text = data if isinstance(data, str) else bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidJson(f"is not valid UTF-8 (bad byte at offset {exc.start})", field=field) from None
+    wide = _too_wide(text)
+    if wide is not None:
+        raise InvalidJson(
+            f"has {wide:,} ',' and ':' separators, more than the {MAX_ITEMS:,} any protocol message needs",
+            field=field,
+        )
     try:
         value, end = _DECODER.raw_decode(text.lstrip(" \t\r\n"))
     except InvalidJson as exc:
@@ -79,6 +85,20 @@ def loads(data: bytes | bytearray | memoryview | str, *, field: str | None = Non
 
 
 _MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+# Parsed, each object member costs ~200 bytes of Python objects and each array element ~30: a wide
+# document just under the 32 MiB response cap would take gigabytes. So a document is refused before it
+# is parsed when its ``,`` and ``:`` characters, an upper bound on its members and elements, exceed
+# MAX_ITEMS. No protocol message comes near it (an envelope has a dozen members, and prose has a comma
+# every few dozen characters); counting them is a single pass in C, where an exact count that skips
+# the separators inside strings would cost seconds and a copy of the text.
+MAX_ITEMS = 1_000_000
+
+
+def _too_wide(text: str) -> int | None:
+    """The number of ``,`` and ``:`` in ``text`` when over MAX_ITEMS, else None."""
+    separators = text.count(",") + text.count(":")
+    return separators if separators > MAX_ITEMS else None
 
 
 def _has_lone_surrogate(value: JsonValue) -> bool:
