@@ -34,6 +34,7 @@ from .evidence import (
     LockRecord,
     analyse_lock,
     analyse_message,
+    shed,
 )
 from .protocol import jsonwire
 from .protocol.b64 import b64encode
@@ -340,6 +341,7 @@ class _Base:
         if record.http.status == 200 and record.http.media_type == "application/json":
             value = record.http.json()
             record.response = analyse_message("response", value, record.exchange)
+            shed(record, value)
         return record
 
     def _lock_body(self, model: str, max_num_tokens: int | None, timeout: int | None) -> bytes:

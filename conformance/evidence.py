@@ -43,6 +43,11 @@ class HttpRecord:
     body: bytes = b""
     error: str | None = None  # transport-level failure, e.g. "timeout", "too-large"
     detail: str | None = None  # that failure in words (conformance.transport_errors), sanitised
+    # A served body over RETAINED_BODY_BYTES is analysed, then kept only as a prefix: these say what the
+    # whole body was, for the checks that judge its bytes (ENC-010) and for the summary.
+    full_bytes: int | None = None
+    full_sha256: str | None = None
+    compact: bool | None = None
     elapsed_s: float = 0.0
 
     @property
@@ -76,8 +81,8 @@ class HttpRecord:
             "path": self.path,
             "status": self.status,
             "content_type": self.content_type,
-            "body_bytes": len(self.body),
-            "body_sha256": digest(self.body),
+            "body_bytes": self.full_bytes if self.full_bytes is not None else len(self.body),
+            "body_sha256": self.full_sha256 or digest(self.body),
             "error": self.error,
         }
 
@@ -135,6 +140,7 @@ class MessageRecord:
     plaintext: bytes | None = field(default=None, repr=False)
     aead_error: str | None = None
     computed_hash: bytes | None = None
+    ciphertext_bytes: int | None = None  # set when a large ciphertext was let go after analysis (shed)
     inner: Any = field(default=MISSING, repr=False)  # the decrypted plaintext parsed as JSON
     inner_error: str | None = None
 
@@ -155,7 +161,9 @@ class MessageRecord:
             "where": self.where,
             "members": self.members,
             "nonce": self.nonce.hex() if self.nonce is not None else self.nonce_error,
-            "ciphertext_bytes": len(self.ciphertext) if self.ciphertext is not None else self.ciphertext_error,
+            "ciphertext_bytes": len(self.ciphertext)
+            if self.ciphertext is not None
+            else self.ciphertext_bytes or self.ciphertext_error,
             "response_hash_ok": self.hash_matches,
             "signature": self.signature.scheme.label if self.signature else self.signature_error,
             "signature_verify_error": self.signature_verify_error,
@@ -286,3 +294,35 @@ def cut_off(answer: Answer) -> str | None:
     if http.error is not None and http.error != "stopped":
         return http.error
     return None
+
+
+RETAINED_BODY_BYTES = 1024 * 1024
+_PREFIX_BYTES = 64 * 1024
+
+
+def shed(record: ExchangeRecord, value: Any) -> None:
+    """Let go of a large served body once it is analysed.
+
+    A run keeps every record until it ends, and a hostile target can answer each of ~70 probes with a
+    body just under the 32 MiB cap: kept whole, with its parsed envelope beside it, that is gigabytes.
+    What the checks read after analysis is kept: the message record (members, hashes, signature, the
+    plaintext), whether the body was compact JSON (ENC-010), and the body's length and hash; the body
+    itself shrinks to a prefix, and any envelope string over the prefix size to a note of its length.
+    """
+    http = record.http
+    if len(http.body) <= RETAINED_BODY_BYTES:
+        return
+    from .protocol import jsonwire
+
+    http.compact = value is not MISSING and jsonwire.dumps(value) == http.body
+    http.full_bytes, http.full_sha256 = len(http.body), digest(http.body)
+    http.body = http.body[:_PREFIX_BYTES]
+    message = record.response
+    if message is not None:
+        message.envelope = {key: _kept(item) for key, item in message.envelope.items()}
+        if message.ciphertext is not None and len(message.ciphertext) > _PREFIX_BYTES:
+            message.ciphertext_bytes, message.ciphertext = len(message.ciphertext), None
+
+
+def _kept(item: Any) -> Any:
+    return f"<{len(item):,} characters, not kept>" if isinstance(item, str) and len(item) > _PREFIX_BYTES else item

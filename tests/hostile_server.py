@@ -30,7 +30,8 @@ confidential endpoints answer with the selected behaviour:
 ``lock-<behaviour>`` applies the same behaviour to the lock instead (the confidential endpoints then
 answer 400); ``lock-huge-key`` (a 32 MiB ``public_key``) and ``lock-long-key`` (200 KB) exist only
 for the lock. Everything the server does is bounded by time: an endless response stops when the
-client disconnects, when the server stops, or after ``MAX_RESPONSE_S``; large bodies are built once
+client disconnects, when the server stops, or after ``MAX_RESPONSE_S`` (``max_response_s``: longer
+for a benchmark with the client's default 120 s deadline); large bodies are built once
 per process and kept (about 100 MB at most).
 
 Raw TCP helpers cover what an ASGI server cannot do. :func:`raw_target` is a whole target (a correct
@@ -240,6 +241,7 @@ class HostileNode:
     requests: list[Seen] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     open_responses: int = 0  # responses still being written (an endless one that did not stop shows here)
+    max_response_s: float = MAX_RESPONSE_S
 
     def count(self, path: str) -> int:
         return sum(1 for r in self.requests if r.path == path)
@@ -250,7 +252,7 @@ class _Response:
 
     def __init__(self, node: HostileNode, send: Send, gone: Callable[[], bool]) -> None:
         self._node, self._send, self._gone = node, send, gone
-        self._until = time.monotonic() + MAX_RESPONSE_S
+        self._until = time.monotonic() + node.max_response_s
 
     @property
     def over(self) -> bool:
@@ -427,7 +429,9 @@ def _loopback_socket(host: str) -> socket.socket:
 
 
 @contextmanager
-def hostile_node(behaviour: str, host: str = "127.0.0.1") -> Iterator[HostileNode]:
+def hostile_node(
+    behaviour: str, host: str = "127.0.0.1", *, max_response_s: float = MAX_RESPONSE_S
+) -> Iterator[HostileNode]:
     """Serve a hostile node on an ephemeral loopback port; yields it; stops it (and every response) on exit."""
     import uvicorn
 
@@ -435,7 +439,7 @@ def hostile_node(behaviour: str, host: str = "127.0.0.1") -> Iterator[HostileNod
         raise ValueError(f"unknown behaviour {behaviour!r}")
     sock = _loopback_socket(host)
     port = sock.getsockname()[1]
-    node = HostileNode(f"http://{host}:{port}", behaviour)
+    node = HostileNode(f"http://{host}:{port}", behaviour, max_response_s=max_response_s)
     config = uvicorn.Config(
         make_app(node),
         http="h11",
@@ -470,14 +474,17 @@ class RawServer:
     url: str
     connections: int = 0
     stopping: threading.Event = field(default_factory=threading.Event)
+    max_response_s: float = MAX_RESPONSE_S
 
 
 @contextmanager
-def _raw_server(host: str, handle: Callable[[socket.socket, RawServer], None]) -> Iterator[RawServer]:
+def _raw_server(
+    host: str, handle: Callable[[socket.socket, RawServer], None], max_response_s: float = MAX_RESPONSE_S
+) -> Iterator[RawServer]:
     listener = _loopback_socket(host)
     listener.listen(16)
     listener.settimeout(0.05)
-    server = RawServer(f"http://{host}:{listener.getsockname()[1]}")
+    server = RawServer(f"http://{host}:{listener.getsockname()[1]}", max_response_s=max_response_s)
     workers: list[threading.Thread] = []
 
     def serve(conn: socket.socket) -> None:
@@ -529,7 +536,7 @@ def drip_headers_server(host: str = "127.0.0.1") -> Iterator[RawServer]:
         with suppress(TimeoutError):
             conn.recv(65536)
         head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-drip: "
-        until = time.monotonic() + MAX_RESPONSE_S
+        until = time.monotonic() + server.max_response_s
         i = 0
         while not server.stopping.is_set() and time.monotonic() < until:
             conn.sendall(head[i : i + 1] if i < len(head) else b"a")
@@ -588,7 +595,7 @@ _ERROR_BODY = jsonwire.dumps({"error": {"code": "BAD_REQUEST", "message": "no su
 
 
 def _raw_behave(behaviour: str, conn: socket.socket, server: RawServer) -> None:
-    until = time.monotonic() + MAX_RESPONSE_S
+    until = time.monotonic() + server.max_response_s
 
     def going() -> bool:
         return not server.stopping.is_set() and time.monotonic() < until
@@ -631,7 +638,9 @@ def _raw_behave(behaviour: str, conn: socket.socket, server: RawServer) -> None:
 
 
 @contextmanager
-def raw_target(behaviour: str, host: str = "127.0.0.1") -> Iterator[RawServer]:
+def raw_target(
+    behaviour: str, host: str = "127.0.0.1", *, max_response_s: float = MAX_RESPONSE_S
+) -> Iterator[RawServer]:
     """A whole target on raw TCP, one request per connection: a correct lock and ``behaviour`` on the
     confidential endpoints, or (``lock-<behaviour>``) the behaviour on the lock and 400 elsewhere."""
     if behaviour not in (*RAW_BEHAVIOURS, *RAW_LOCK_BEHAVIOURS):
@@ -656,7 +665,7 @@ def raw_target(behaviour: str, host: str = "127.0.0.1") -> Iterator[RawServer]:
         else:
             _whole(conn, b"404 Not Found", _ERROR_BODY)
 
-    with _raw_server(host, handle) as server:
+    with _raw_server(host, handle, max_response_s) as server:
         yield server
 
 
@@ -694,15 +703,16 @@ CORPUS: dict[str, str] = {
 
 
 @contextmanager
-def serve(name: str) -> Iterator[str]:
-    """Start the corpus target ``name`` on loopback; yields its base URL; stops it on exit."""
+def serve(name: str, *, max_response_s: float = MAX_RESPONSE_S) -> Iterator[str]:
+    """Start the corpus target ``name`` on loopback; yields its base URL; stops it on exit. No response
+    lasts longer than ``max_response_s``."""
     if name not in CORPUS:
         raise ValueError(f"unknown corpus target {name!r}")
     if name in (*RAW_BEHAVIOURS, *RAW_LOCK_BEHAVIOURS):
-        with raw_target(name) as raw:
+        with raw_target(name, max_response_s=max_response_s) as raw:
             yield raw.url
     else:
-        with hostile_node(name) as node:
+        with hostile_node(name, max_response_s=max_response_s) as node:
             yield node.url
 
 
@@ -710,11 +720,12 @@ def serve(name: str) -> Iterator[str]:
 class Measured:
     """One ``atoma-conformance`` process: how it ended, how long it took, and its peak memory."""
 
-    code: int | None  # None: killed after ``kill_after`` seconds
+    code: int | None  # None: killed (see ``killed_for``)
     wall_s: float
     peak_rss_bytes: int  # the child's VmHWM, the last value read before it exited (see run_cli)
     stdout: bytes
     stderr: bytes
+    killed_for: str | None = None  # "time" or "memory"
 
     @property
     def killed(self) -> bool:
@@ -733,8 +744,11 @@ def _vm_hwm(pid: int) -> int:
     return 0
 
 
-def run_cli(args: list[str], cwd: str, *, kill_after: float, env: dict[str, str] | None = None) -> Measured:
-    """Run ``python -m conformance.cli ARGS`` in ``cwd``; kill it (and say so) after ``kill_after`` s.
+def run_cli(
+    args: list[str], cwd: str, *, kill_after: float, kill_above: int | None = None, env: dict[str, str] | None = None
+) -> Measured:
+    """Run ``python -m conformance.cli ARGS`` in ``cwd``; kill it (and say so) after ``kill_after`` s, or
+    once its peak memory passes ``kill_above`` bytes (so that a regression cannot exhaust the machine).
 
     Peak memory is the child's ``VmHWM`` (``/proc/PID/status``), read every 10 ms until the child
     exits; the high-water mark only grows, so the last reading misses at most the final 10 ms. Not
@@ -752,18 +766,22 @@ def run_cli(args: list[str], cwd: str, *, kill_after: float, env: dict[str, str]
         child = subprocess.Popen(
             [sys.executable, "-m", "conformance.cli", *args], cwd=cwd, stdout=out, stderr=err, env=env
         )
-        killed = False
+        killed_for: str | None = None
         while True:
             peak = max(peak, _vm_hwm(child.pid))  # before reaping: a reaped child has no /proc entry
             pid, status = os.waitpid(child.pid, os.WNOHANG)
             if pid:
                 break
-            if not killed and time.monotonic() - started > kill_after:
+            if killed_for is None and time.monotonic() - started > kill_after:
+                killed_for = "time"
+            elif killed_for is None and kill_above is not None and peak > kill_above:
+                killed_for = "memory"
+            if killed_for is not None:
                 child.kill()
-                killed = True
             time.sleep(0.01)
         wall = time.monotonic() - started
         child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
     with open(out_path, "rb") as out, open(err_path, "rb") as err:
         stdout, stderr = out.read(), err.read()
-    return Measured(None if killed else child.returncode, wall, peak, stdout, stderr)
+    code = None if killed_for is not None else child.returncode
+    return Measured(code, wall, peak, stdout, stderr, killed_for)
