@@ -19,7 +19,7 @@ from .transport_errors import describe_transport_error
 WINDOW = 6  # the first exchanges, where a target that cannot be tested shows at once
 WINDOW_HITS = 5
 IN_A_ROW = 5
-SLOW = frozenset({"timeout", "deadline"})
+SLOW = frozenset({"timeout", "deadline", "slow"})
 LOCK_PATH = "/v1/nodes/lock"
 
 
@@ -50,6 +50,7 @@ class Usability:
         self.max_chunks = max_chunks
         self.judged = 0  # whole answers
         self.cut: Counter[str] = Counter()  # cut-off answers, by why
+        self.strikes: Counter[str] = Counter()  # cut-off answers, and whole ones slower than the read timeout
         self._details: dict[str, str] = {}
         self._seen = 0
         self._cut_in_window = 0
@@ -70,16 +71,23 @@ class Usability:
             return self._count(why, http)
 
     def _count(self, why: str | None, http: HttpRecord) -> str | None:
+        """A strike is a cut-off answer, or a whole one that took longer than the read timeout: a body
+        dripped over 30 s and then ended is judged like any answer, but a target that answers every
+        probe that way cannot be tested within any sensible time."""
         self._seen += 1
+        strike = why if why is not None else ("slow" if http.elapsed_s >= self.timeout_s else None)
         if why is None:
             self.judged += 1
+        else:
+            self.cut[why] += 1
+        if strike is None:
             self._in_a_row = 0
             return None
-        self.cut[why] += 1
-        if why == "deadline":
+        self.strikes[strike] += 1
+        if strike == "deadline":
             self._longest_deadline_cut = max(self._longest_deadline_cut, http.elapsed_s)
-        if http.detail and why not in self._details:
-            self._details[why] = one_line(http.detail, 120)
+        if http.detail and strike not in self._details:
+            self._details[strike] = one_line(http.detail, 120)
         self._in_a_row += 1
         if self._seen <= WINDOW:
             self._cut_in_window += 1
@@ -98,14 +106,16 @@ class Usability:
         return self.unusable
 
     def _sentence(self, how_many: str) -> str:
-        why, _ = self.cut.most_common(1)[0]
-        slow = all(reason in SLOW for reason in self.cut)
+        why, _ = self.strikes.most_common(1)[0]
+        slow = all(reason in SLOW for reason in self.strikes)
         head = "target too slow" if slow else "target unusable"
-        others = sum(self.cut.values()) - self.cut[why]
-        tail = f" ({others} more cut off otherwise)" if others else ""
+        others = sum(self.strikes.values()) - self.strikes[why]
+        tail = f" ({others} more otherwise)" if others else ""
         return f"{head}: {how_many} {self.describe(why)}{tail}"
 
     def describe(self, why: str) -> str:
+        if why == "slow":
+            return f"took longer than the {self.timeout_s:g} s read timeout to answer"
         if why == "timeout":
             return f"hit the {self.timeout_s:g} s read timeout"
         if why == "deadline":

@@ -97,3 +97,16 @@ def test_a_slow_target_stops_the_run_with_exit_2_and_nothing_judged(
     assert results["stopped_early"].startswith("target too slow")
     judged = [c for c in results["checks"] if c["category"] not in ("LOCK",) and c["outcome"] in ("pass", "fail")]
     assert judged == [], "a cut-off answer is neither a served answer nor a refusal"
+
+
+def test_whole_answers_slower_than_the_read_timeout_count_too() -> None:
+    """A body dripped for 30 s and then ended is judged, but five of them make a target untestable."""
+    judge = Usability(timeout_s=30, deadline_s=120)
+    for _ in range(4):
+        assert judge.observe(HttpRecord("POST", CHAT, 200, elapsed_s=31.0)) is None, "still judged"
+    judge.observe(HttpRecord("POST", CHAT, 200, elapsed_s=2.0))
+    assert judge.unusable is None and judge.cut_total == 0
+    judge.observe(HttpRecord("POST", CHAT, 200, elapsed_s=45.0))
+    assert (
+        judge.unusable == "target too slow: 5 of the first 6 exchanges took longer than the 30 s read timeout to answer"
+    )
