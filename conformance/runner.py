@@ -344,6 +344,8 @@ def summary(results: Results, path: Path, *, bound: int | None = None, preflight
     bad = [
         r for r in results.checks if r.outcome in ("fail", "error") and not (r.level == "INFO" and r.outcome == "fail")
     ]
+    if results.stopped_early:  # the checks the stop left say so once, on the STOPPED line below
+        bad = [r for r in bad if not r.reason.startswith(f"not evaluated: {results.stopped_early}")]
     if bad:
         lines.append("failures:")
         for r in bad:
