@@ -82,6 +82,19 @@ def _nearest_existing(path: Path) -> tuple[Path, os.stat_result]:
             probe = probe.parent
 
 
+def _stat_if_any(file: Path, field: str, *, follow: bool = True) -> os.stat_result | None:
+    """The file's status (``os.lstat`` unless ``follow``), None when nothing is there; a path through a
+    file, or one that cannot be looked at, is refused naming ``field``."""
+    try:
+        return file.stat() if follow else os.lstat(file)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            raise UserError(field, f"{shown(file)}: a part of the path is a file, not a directory") from None
+        raise UserError(field, f"{shown(file)}: cannot be used ({_reason(exc)})") from None
+
+
 def writable_dir(path: str | os.PathLike[str], field: str, *, create: bool = True) -> Path:
     """``path`` as a directory the user can write into; created with its parents when ``create``.
 
@@ -90,14 +103,7 @@ def writable_dir(path: str | os.PathLike[str], field: str, *, create: bool = Tru
     directory before a long run without leaving an empty directory behind when something else fails.
     """
     directory = _plain(path, field)
-    try:
-        info = directory.stat()
-    except FileNotFoundError:
-        info = None
-    except OSError as exc:
-        if exc.errno == errno.ENOTDIR:
-            raise UserError(field, f"{shown(directory)}: a part of the path is a file, not a directory") from None
-        raise UserError(field, f"{shown(directory)}: cannot be used ({_reason(exc)})") from None
+    info = _stat_if_any(directory, field)
     if info is not None:
         if not stat.S_ISDIR(info.st_mode):
             raise UserError(field, f"{shown(directory)} exists and is {_kind(info.st_mode)}, not a directory")
@@ -129,14 +135,7 @@ def output_file(path: str | os.PathLike[str], field: str, *, overwrite: bool = T
     """``path`` as a file that can be written: not a directory, not a FIFO or device, in an existing
     writable directory; an existing file is refused unless ``overwrite`` (then ``hint`` says how)."""
     file = _plain(path, field)
-    try:
-        info: os.stat_result | None = file.stat()
-    except FileNotFoundError:
-        info = None
-    except OSError as exc:
-        if exc.errno == errno.ENOTDIR:
-            raise UserError(field, f"{shown(file)}: a part of the path is a file, not a directory") from None
-        raise UserError(field, f"{shown(file)}: cannot be used ({_reason(exc)})") from None
+    info = _stat_if_any(file, field)
     if info is not None:
         if not stat.S_ISREG(info.st_mode):
             raise UserError(field, f"{shown(file)} is {_kind(info.st_mode)}; name a file to write")
@@ -244,14 +243,7 @@ def atomic_target(path: str | os.PathLike[str], field: str) -> Path:
     Exposed so that a long command can refuse a planted link before its work rather than after it.
     """
     file = _plain(path, field)
-    try:
-        info: os.stat_result | None = os.lstat(file)
-    except FileNotFoundError:
-        info = None
-    except OSError as exc:
-        if exc.errno == errno.ENOTDIR:
-            raise UserError(field, f"{shown(file)}: a part of the path is a file, not a directory") from None
-        raise UserError(field, f"{shown(file)}: cannot be used ({_reason(exc)})") from None
+    info = _stat_if_any(file, field, follow=False)
     if info is not None:
         if stat.S_ISLNK(info.st_mode):
             raise UserError(
