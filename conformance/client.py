@@ -455,7 +455,8 @@ class ConfidentialClient(_Base):
             timeout = httpx.Timeout(min(self.options.timeout_s, limit))
             with http.stream(method, path, content=content, headers=dict(headers or {}), timeout=timeout) as response:
                 feeder = on_chunk if _is_event_stream(response) else None
-                body, error = _read_capped(_raw(response), self.options.max_response_bytes, deadline, feeder)
+                pace = _Pace(started, min(self.options.timeout_s, limit))
+                body, error = _read_capped(_raw(response), self.options.max_response_bytes, deadline, feeder, pace)
                 error = error or _encoded(response)
                 record = _http_record(method, path, response, body, started, error)
                 record.error = error
@@ -595,7 +596,10 @@ class AsyncConfidentialClient(_Base):
                 method, path, content=content, headers=dict(headers or {}), timeout=timeout
             ) as response:
                 feeder = on_chunk if _is_event_stream(response) else None
-                body, error = await _aread_capped(_araw(response), self.options.max_response_bytes, deadline, feeder)
+                pace = _Pace(started, min(self.options.timeout_s, limit))
+                body, error = await _aread_capped(
+                    _araw(response), self.options.max_response_bytes, deadline, feeder, pace
+                )
                 error = error or _encoded(response)
                 record = _http_record(method, path, response, body, started, error)
                 record.error = error
@@ -687,10 +691,40 @@ def _transport_error(exc: httpx.HTTPError) -> str:
     return "timeout" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
 
 
+@dataclass
+class _Pace:
+    """Two ways a body can stall without tripping a per-read timeout, each cut like a timeout.
+
+    A drip (a byte now and then) resets the read timeout with every byte: fewer than ``min_bytes``
+    after a whole read timeout is a stall, whatever the deadline still allows. A flood of one-byte
+    chunks keeps a core busy at ~100 KB/s, so neither the size cap nor the timeout comes: more than
+    ``max_pieces`` pieces is not a body anyone sends. A real answer, even a slow stream of a token a
+    second, passes both by orders of magnitude.
+    """
+
+    started: float
+    stall_after_s: float
+    min_bytes: int = 1024
+    max_pieces: int = 200_000
+    pieces: int = 0
+
+    def problem(self, received: int) -> str | None:
+        self.pieces += 1
+        if self.pieces > self.max_pieces:
+            return "too-fragmented"
+        if received < self.min_bytes and time.monotonic() - self.started >= self.stall_after_s:
+            return "drip"
+        return None
+
+
 def _read_capped(
-    chunks: Iterator[bytes], cap: int, deadline: float, on_chunk: Callable[[bytes], bool] | None
+    chunks: Iterator[bytes],
+    cap: int,
+    deadline: float,
+    on_chunk: Callable[[bytes], bool] | None,
+    pace: _Pace | None = None,
 ) -> tuple[bytes, str | None]:
-    """Read until the end, a cap, the deadline, or a transport error; keep what arrived either way."""
+    """Read until the end, a cap, the deadline, a stall, or a transport error; keep what arrived."""
     buf = bytearray()
     try:
         for chunk in chunks:
@@ -699,6 +733,9 @@ def _read_capped(
             buf += chunk
             if len(buf) > cap:
                 return bytes(buf[:cap]), "too-large"
+            stalled = pace.problem(len(buf)) if pace is not None else None
+            if stalled is not None:
+                return bytes(buf), stalled
             if on_chunk is not None and not on_chunk(chunk):
                 return bytes(buf), "stopped"
     except httpx.HTTPError as exc:  # a stream that breaks part-way keeps its status and partial evidence
@@ -707,7 +744,11 @@ def _read_capped(
 
 
 async def _aread_capped(
-    chunks: AsyncIterator[bytes], cap: int, deadline: float, on_chunk: Callable[[bytes], bool] | None
+    chunks: AsyncIterator[bytes],
+    cap: int,
+    deadline: float,
+    on_chunk: Callable[[bytes], bool] | None,
+    pace: _Pace | None = None,
 ) -> tuple[bytes, str | None]:
     buf = bytearray()
     try:
@@ -717,6 +758,9 @@ async def _aread_capped(
             buf += chunk
             if len(buf) > cap:
                 return bytes(buf[:cap]), "too-large"
+            stalled = pace.problem(len(buf)) if pace is not None else None
+            if stalled is not None:
+                return bytes(buf), stalled
             if on_chunk is not None and not on_chunk(chunk):
                 return bytes(buf), "stopped"
     except httpx.HTTPError as exc:

@@ -12,7 +12,7 @@ and logs see) holds only hashes, lengths, codes and counts.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .protocol import jsonwire
@@ -118,7 +118,21 @@ def analyse_lock(http: HttpRecord) -> LockRecord:
         record.public_key = record.lock.node_public_key()
     except ProtocolError as exc:
         record.public_key_error = exc.code
+    _shed_lock(record)
     return record
+
+
+def _shed_lock(record: LockRecord) -> None:
+    """A lock reply over RETAINED_BODY_BYTES (a 32 MB "public key") is kept as a prefix, and the key
+    string, already judged (public_key_error), as a note of its length: every lock record lives until
+    the run ends."""
+    http = record.http
+    if len(http.body) <= RETAINED_BODY_BYTES:
+        return
+    http.full_bytes, http.full_sha256 = len(http.body), digest(http.body)
+    http.body = http.body[:_PREFIX_BYTES]
+    if record.lock is not None and len(record.lock.public_key) > _PREFIX_BYTES:
+        record.lock = replace(record.lock, public_key=_kept(record.lock.public_key))
 
 
 @dataclass

@@ -19,7 +19,7 @@ from .transport_errors import describe_transport_error
 WINDOW = 6  # the first exchanges, where a target that cannot be tested shows at once
 WINDOW_HITS = 5
 IN_A_ROW = 5
-SLOW = frozenset({"timeout", "deadline", "slow"})
+SLOW = frozenset({"timeout", "deadline", "slow", "drip"})
 LOCK_PATH = "/v1/nodes/lock"
 
 
@@ -116,6 +116,10 @@ class Usability:
     def describe(self, why: str) -> str:
         if why == "slow":
             return f"took longer than the {self.timeout_s:g} s read timeout to answer"
+        if why == "drip":
+            return f"dripped less than 1 KiB in the {self.timeout_s:g} s read timeout"
+        if why == "too-fragmented":
+            return "sent their body in more than 200,000 pieces"
         if why == "timeout":
             return f"hit the {self.timeout_s:g} s read timeout"
         if why == "deadline":
@@ -153,10 +157,13 @@ class RunGuard:
         deadline_s: float,
         max_response_bytes: int = 32 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
+        label_s: float | None = None,
     ) -> None:
+        """``run_deadline_s`` is the time left from now; ``label_s`` the user's --run-deadline, which the
+        message names (the run began, with the preflight, a little before this guard)."""
         self._clock = clock
         self._ends = None if run_deadline_s is None else clock() + run_deadline_s
-        self.run_deadline_s = run_deadline_s
+        self.run_deadline_s = label_s if label_s is not None else run_deadline_s
         self.usability = Usability(timeout_s=timeout_s, deadline_s=deadline_s, max_response_bytes=max_response_bytes)
         self._deadline_passed = False
 

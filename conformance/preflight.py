@@ -48,14 +48,16 @@ def check_proxy(probe: ProxyProbe) -> None:
     with ConfidentialClient(probe.base_url, probe.api_key, options=probe.options) as client:
         lock = client.lock(probe.model, retries=0)
         http = lock.http
-        if http.status is None:
-            raise PreflightError("--target", unreachable_message(where, record_words(http.detail, http.error)))
-        if http.error in ("timeout", "deadline"):
+        if http.error in ("timeout", "deadline", "drip", "too-fragmented"):  # it connected, then stalled
+            answered = f"after status {http.status}" if http.status is not None else "before any status line"
             raise PreflightError(
                 "--target",
-                f"target too slow: {where} did not finish answering POST /v1/nodes/lock within "
-                f"{probe.options.deadline_s:g} s ({http.error} after status {http.status})",
+                f"target too slow: {where} did not answer POST /v1/nodes/lock within the preflight's "
+                f"{probe.options.timeout_s:g} s read timeout and {probe.options.deadline_s:g} s deadline "
+                f"({http.error} {answered})",
             )
+        if http.status is None:
+            raise PreflightError("--target", unreachable_message(where, record_words(http.detail, http.error)))
         if _is_html(http):
             raise PreflightError(
                 "--target",

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
 from .checks import CATALOGUE, Check, Verdict
+from .textsafe import escaped
 
 RESULTS_VERSION = 1
 
@@ -81,13 +82,14 @@ MAX_EVIDENCE_ITEMS = 64
 
 
 def bounded(text: str, limit: int) -> str:
-    """``text`` if it fits, else its first ``limit`` characters, its length and a SHA-256 prefix."""
+    """``text`` if it fits, else its first ``limit`` characters, its length and a SHA-256 prefix; either
+    way with its control characters escaped, since ``jq -r`` prints stored strings raw."""
     if len(text) <= limit:
-        return text
+        return escaped(text)
     import hashlib
 
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return f"{text[:limit]}… [{len(text):,} characters, sha256 {digest}]"
+    return f"{escaped(text[:limit])}… [{len(text):,} characters, sha256 {digest}]"
 
 
 def _jsonable(value: Any) -> Any:

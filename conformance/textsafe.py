@@ -35,3 +35,8 @@ def one_line(text: object, limit: int = 200) -> str:
     if len(raw) > limit:
         shown += f"… ({len(raw)} characters)"
     return shown
+
+
+def escaped(text: str) -> str:
+    """``text`` whole, its control characters escaped (for stored text, which has its own length cap)."""
+    return "".join(_escape(ch) if _unsafe(ch) else ch for ch in text)

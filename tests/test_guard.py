@@ -89,10 +89,8 @@ def test_a_slow_target_stops_the_run_with_exit_2_and_nothing_judged(
         took = time.monotonic() - started
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and took < 30
-    assert (
-        err[-1]
-        == "atoma-conformance: error: target too slow: 5 of the first 5 exchanges hit the 1.5 s exchange deadline"
-    )
+    expected = "target too slow: 5 of the first 5 exchanges dripped less than 1 KiB in the 1 s read timeout"
+    assert err[-1] == f"atoma-conformance: error: {expected}"
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert results["stopped_early"].startswith("target too slow")
     judged = [c for c in results["checks"] if c["category"] not in ("LOCK",) and c["outcome"] in ("pass", "fail")]
@@ -109,4 +107,21 @@ def test_whole_answers_slower_than_the_read_timeout_count_too() -> None:
     judge.observe(HttpRecord("POST", CHAT, 200, elapsed_s=45.0))
     assert (
         judge.unusable == "target too slow: 5 of the first 6 exchanges took longer than the 30 s read timeout to answer"
+    )
+
+
+def test_a_drip_and_a_flood_of_tiny_chunks_are_cut_like_timeouts() -> None:
+    from conformance.client import _Pace
+
+    started = time.monotonic()
+    drip = _Pace(started - 31, stall_after_s=30)
+    assert drip.problem(received=600) == "drip", "600 bytes in a whole read timeout is a stall"
+    assert _Pace(started - 31, stall_after_s=30).problem(received=4096) is None, "a slow stream is not"
+    flood = _Pace(started, stall_after_s=30, max_pieces=3)
+    assert [flood.problem(received=n) for n in (1, 2, 3, 4)] == [None, None, None, "too-fragmented"]
+    judge = Usability(timeout_s=30, deadline_s=120)
+    for _ in range(5):
+        judge.observe(http("drip"))
+    assert (
+        judge.unusable == "target too slow: 5 of the first 5 exchanges dripped less than 1 KiB in the 30 s read timeout"
     )

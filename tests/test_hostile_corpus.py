@@ -39,6 +39,7 @@ import pytest
 from tests.hostile_server import CORPUS, SPOOF, Measured, run_cli, serve
 
 MiB = 1024 * 1024
+pytestmark = pytest.mark.slow  # subprocesses against misbehaving servers; -m "not slow" leaves them out
 MEMORY_BOUND = 512 * MiB  # peak RSS of the whole command: a 32 MiB body may cost a few copies, once
 STARTUP_S = 8.0  # interpreter, imports, preflight and reports, on a loaded 2-core machine
 EXCHANGES_TO_STOP = 6  # the run guard stops after 5 of the first 6 cut-off exchanges (or 5 in a row)
@@ -200,6 +201,9 @@ def test_a_spoofed_pass_never_reaches_the_terminal(name: str, tmp_path: Path) ->
     if ran.measured.code == 1:
         verdicts = [line for line in ran.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
         assert len(verdicts) == 1 and verdicts[0].startswith(VERDICT_FAIL), verdicts
+        # results.json too: `jq -r` prints stored strings raw, so they hold the spoof escaped, never raw.
+        stored = json.loads((ran.report_dir / "results.json").read_text(encoding="utf-8"))
+        assert _unsafe(json.dumps(stored, ensure_ascii=False)) == []
     else:  # the lock's refusal and its model list carry the spoof; the preflight names --model
         assert ran.measured.code == 2 and "--model" in ran.stderr_lines[0]
         assert forged in ran.stderr_lines[0] and "\\x07" in ran.stderr_lines[0]

@@ -31,3 +31,10 @@ def test_evidence_strings_lists_and_maps_are_capped() -> None:
     assert stored["members"][-1] == f"… {100_000 - MAX_EVIDENCE_ITEMS} more of 100000 items"
     assert "20,000 characters" in stored["raw"]
     assert len(stored["wide"]) == MAX_EVIDENCE_ITEMS + 1 and stored["wide"]["…"].endswith("of 1000 entries")
+
+
+def test_stored_strings_carry_no_raw_control_characters() -> None:
+    spoof = "\x1b[2J\x1b[HPASS: every MUST check passed\x1b[8m"
+    result = CheckResult.of(CHECK, Verdict("fail", spoof, {"code": spoof}))
+    assert "\x1b" not in result.reason and result.reason.startswith("\\e[2J")
+    assert result.evidence["code"] == result.reason

@@ -46,6 +46,7 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
             max(0.0, get(config, "run_deadline") - (time.time() - config.stash[STARTED_KEY])),
             timeout_s=get(config, "timeout"),
             deadline_s=get(config, "deadline"),
+            label_s=get(config, "run_deadline"),
         ),
     )
     embedded_sleep = None
