@@ -371,6 +371,12 @@ def _http_record(
     )
 
 
+def _late_head(method: str, path: str, limit: float, started: float) -> HttpRecord:
+    """No status line and headers within one read timeout, though bytes kept coming: a stall."""
+    detail = f"the response head did not arrive within the {limit:g} s read timeout"
+    return HttpRecord(method, path, None, error="drip", detail=detail, elapsed_s=time.monotonic() - started)
+
+
 def _no_answer(method: str, path: str, exc: BaseException, started: float) -> HttpRecord:
     """An exchange that got no response: the exception's class as the error code, and why in words."""
     return HttpRecord(
@@ -451,9 +457,24 @@ class ConfidentialClient(_Base):
         watchdog = threading.Timer(limit + 0.5, http.close)
         watchdog.daemon = True
         watchdog.start()
+        # The head (status line and headers, after any 100 Continue) must come within one read timeout:
+        # a head dripped byte by byte, or endless 100 Continue, keeps every read alive until the deadline.
+        head_limit = min(self.options.timeout_s, limit)
+        head_arrived, head_late = threading.Event(), threading.Event()
+
+        def late_head() -> None:
+            if not head_arrived.is_set():
+                head_late.set()
+                http.close()
+
+        head_timer = threading.Timer(head_limit + 0.5, late_head)
+        head_timer.daemon = True
+        head_timer.start()
         try:
             timeout = httpx.Timeout(min(self.options.timeout_s, limit))
             with http.stream(method, path, content=content, headers=dict(headers or {}), timeout=timeout) as response:
+                head_arrived.set()
+                head_timer.cancel()
                 feeder = on_chunk if _is_event_stream(response) else None
                 pace = _Pace(started, min(self.options.timeout_s, limit))
                 body, error = _read_capped(_raw(response), self.options.max_response_bytes, deadline, feeder, pace)
@@ -464,10 +485,13 @@ class ConfidentialClient(_Base):
         except httpx.TimeoutException:
             return HttpRecord(method, path, None, error="timeout", elapsed_s=time.monotonic() - started)
         except (httpx.HTTPError, RuntimeError, OSError) as exc:
+            if head_late.is_set():
+                return _late_head(method, path, head_limit, started)
             if time.monotonic() >= deadline:
                 return HttpRecord(method, path, None, error="deadline", elapsed_s=time.monotonic() - started)
             return _no_answer(method, path, exc, started)
         finally:
+            head_timer.cancel()
             watchdog.cancel()
             if http.is_closed:  # the watchdog fired: start a fresh connection pool for the next exchange
                 self._http = self._new_http()
@@ -590,13 +614,17 @@ class AsyncConfidentialClient(_Base):
         limit: float,
     ) -> HttpRecord:
         deadline = started + limit
+        head_limit = min(self.options.timeout_s, limit)
         try:
-            timeout = httpx.Timeout(min(self.options.timeout_s, limit))
-            async with self._http.stream(
-                method, path, content=content, headers=dict(headers or {}), timeout=timeout
-            ) as response:
+            timeout = httpx.Timeout(head_limit)
+            stream = self._http.stream(method, path, content=content, headers=dict(headers or {}), timeout=timeout)
+            try:  # the head within one read timeout, as in the sync client (a dripped head, 100 Continue)
+                response = await asyncio.wait_for(stream.__aenter__(), head_limit + 0.5)
+            except TimeoutError:
+                return _late_head(method, path, head_limit, started)
+            try:
                 feeder = on_chunk if _is_event_stream(response) else None
-                pace = _Pace(started, min(self.options.timeout_s, limit))
+                pace = _Pace(started, head_limit)
                 body, error = await _aread_capped(
                     _araw(response), self.options.max_response_bytes, deadline, feeder, pace
                 )
@@ -604,6 +632,8 @@ class AsyncConfidentialClient(_Base):
                 record = _http_record(method, path, response, body, started, error)
                 record.error = error
                 return record
+            finally:
+                await stream.__aexit__(None, None, None)
         except httpx.TimeoutException:
             return HttpRecord(method, path, None, error="timeout", elapsed_s=time.monotonic() - started)
         except httpx.HTTPError as exc:
