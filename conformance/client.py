@@ -721,6 +721,10 @@ def _transport_error(exc: httpx.HTTPError) -> str:
     return "timeout" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
 
 
+DRIP_MIN_BYTES = 1024  # less than this after a whole read timeout is a drip
+MAX_PIECES = 200_000  # more pieces than this in one body is a flood of tiny chunks
+
+
 @dataclass
 class _Pace:
     """Two ways a body can stall without tripping a per-read timeout, each cut like a timeout.
@@ -734,8 +738,8 @@ class _Pace:
 
     started: float
     stall_after_s: float
-    min_bytes: int = 1024
-    max_pieces: int = 200_000
+    min_bytes: int = DRIP_MIN_BYTES
+    max_pieces: int = MAX_PIECES
     pieces: int = 0
 
     def problem(self, received: int) -> str | None:

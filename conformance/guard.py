@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from .budget import RunStopped
+from .client import DRIP_MIN_BYTES, MAX_PIECES
 from .evidence import Answer, HttpRecord, LockRecord, cut_off
 from .textsafe import one_line
 from .transport_errors import describe_transport_error
@@ -117,9 +118,9 @@ class Usability:
         if why == "slow":
             return f"took longer than the {self.timeout_s:g} s read timeout to answer"
         if why == "drip":
-            return f"dripped less than 1 KiB in the {self.timeout_s:g} s read timeout"
+            return f"dripped less than {DRIP_MIN_BYTES // 1024} KiB in the {self.timeout_s:g} s read timeout"
         if why == "too-fragmented":
-            return "sent their body in more than 200,000 pieces"
+            return f"sent their body in more than {MAX_PIECES:,} pieces"
         if why == "timeout":
             return f"hit the {self.timeout_s:g} s read timeout"
         if why == "deadline":
