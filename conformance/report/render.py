@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import atomic_target, write_atomic
+from ..spec import REQUIREMENT_ID, Spec, github_slug, load, parse
 from ..textsafe import one_line
 
 __all__ = ["SpecIndex", "github_slug", "html_report", "junit_xml", "markdown_summary", "parse_spec", "write_all"]
@@ -324,28 +325,11 @@ def _nonce_line(audit: Mapping[str, Any]) -> str:
 
 # --- docs/spec.md --------------------------------------------------------------------------------------
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_SECTION = re.compile(r"^(\d+)\.\s+(.*)$")
-_REQUIREMENT = re.compile(
-    r"^\s*[-*]\s+\*\*(R(\d+)\.(\d+))\*\*\s*(?:(MUST NOT|SHOULD NOT|MUST|SHOULD|MAY)\b:?)?\s*(.*)$"
-)
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_REQ_ID = re.compile(r"^R(\d+)\.(\d+)$")
-
-
-def github_slug(heading: str) -> str:
-    """GitHub's anchor for a Markdown heading (without the -1, -2 suffix of repeated headings): the
-    rendered text lowercased, punctuation dropped, spaces turned into hyphens."""
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # [text](url) renders as text
-    text = re.sub(r"<[^>]+>", "", text)  # inline HTML tags
-    text = text.replace("`", "").replace("*", "")
-    text = re.sub(r"[^\w\- ]", "", text.strip().lower())
-    return text.replace(" ", "-")
-
 
 @dataclass
 class SpecIndex:
-    """What the report needs from docs/spec.md: top-level sections, and where each requirement lives."""
+    """What the report needs from docs/spec.md (parsed by :mod:`conformance.spec`), in the shape its
+    renderers index by: top-level sections, and where each requirement lives."""
 
     sections: dict[int, tuple[str, str]] = field(default_factory=dict)  # number -> (title, anchor)
     requirements: dict[str, str] = field(default_factory=dict)  # R<s>.<n> -> anchor of the heading above it
@@ -362,49 +346,34 @@ class SpecIndex:
         return f"{head}: {text}" if text else f"{head}: not in docs/spec.md"
 
 
-def parse_spec(text: str) -> SpecIndex:
-    """Headings (with GitHub's de-duplicated anchors) and requirement items of docs/spec.md."""
+def _index(spec: Spec) -> SpecIndex:
     index = SpecIndex()
-    seen: dict[str, int] = {}
-    anchor = ""
-    in_fence = False
-    for line in text.splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            slug = github_slug(heading.group(2))
-            count = seen.get(slug, 0)
-            seen[slug] = count + 1
-            anchor = slug if count == 0 else f"{slug}-{count}"
-            section = _SECTION.match(heading.group(2))
-            if len(heading.group(1)) == 2 and section:
-                index.sections[int(section.group(1))] = (section.group(2).strip(), anchor)
-            continue
-        requirement = _REQUIREMENT.match(line)
-        if requirement:
-            rid = requirement.group(1)
-            index.requirements.setdefault(rid, anchor)
-            index.by_section.setdefault(int(requirement.group(2)), []).append(rid)
-            index.texts.setdefault(rid, (requirement.group(4) or "", requirement.group(5).strip()))
+    for heading in spec.headings:
+        if heading.section is not None:
+            index.sections[heading.section] = (spec.sections[heading.section], heading.anchor)
+        index.requirements.update(dict.fromkeys(heading.requirements, heading.anchor))
+    for rid, requirement in spec.requirements.items():
+        index.by_section.setdefault(requirement.section, []).append(rid)
+        index.texts[rid] = (requirement.level, requirement.text)
     return index
 
 
+def parse_spec(text: str) -> SpecIndex:
+    """Headings (with GitHub's de-duplicated anchors) and requirement items of docs/spec.md; raises
+    :class:`conformance.spec.SpecError` on a malformed requirement."""
+    return _index(parse(text))
+
+
 def _section_of(requirement: str) -> int | None:
-    match = _REQ_ID.match(requirement)
-    return int(match.group(1)) if match else None
+    match = REQUIREMENT_ID.fullmatch(requirement)
+    return int(match["section"]) if match else None
 
 
 @functools.cache
 def packaged_spec() -> SpecIndex:
     """The spec the suite ships with (conformance.resources): a report quotes the requirements it cites
     instead of linking to a spec.md that is not beside report.html wherever the report is opened."""
-    from ..resources import spec_text
-
-    return parse_spec(spec_text())
+    return _index(load())
 
 
 def _load_spec(spec_path: Path | None) -> SpecIndex:
