@@ -80,12 +80,20 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from conformance.protocol.b64 import b64decode, b64encode
-from conformance.protocol.envelope import open_request, open_response, seal_request, seal_response
-from conformance.protocol.models import ConfidentialComputeRequest, ConfidentialComputeResponse
-from conformance.protocol.primitives import x25519_public_key
-from conformance.protocol.randomness import SeededRandom
-from conformance.protocol.sui import Scheme, SuiSigner
+from conformance.protocol import (
+    ConfidentialComputeRequest,
+    ConfidentialComputeResponse,
+    Scheme,
+    SeededRandom,
+    SuiSigner,
+    b64decode,
+    b64encode,
+    open_request,
+    open_response,
+    seal_request,
+    seal_response,
+    x25519_public_key,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SDK_PYTHON = ROOT / ".venv-bench-sdk" / "bin" / "python"

@@ -29,20 +29,26 @@ from typing import Any
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from conformance.protocol.b64 import b64decode, b64encode
-from conformance.protocol.envelope import (
+from conformance.protocol import (
+    ConfidentialComputeRequest,
+    ConfidentialComputeResponse,
     Exchange,
+    Scheme,
+    SeededRandom,
+    StreamChunk,
+    SuiSigner,
+    b64decode,
+    b64encode,
+    blake2b_256,
     open_chunk,
     open_request,
     open_response,
     seal_chunk,
     seal_request,
     seal_response,
+    verify,
+    x25519_public_key,
 )
-from conformance.protocol.models import ConfidentialComputeRequest, ConfidentialComputeResponse, StreamChunk
-from conformance.protocol.primitives import blake2b_256, x25519_public_key
-from conformance.protocol.randomness import SeededRandom
-from conformance.protocol.sui import Scheme, SuiSigner, verify
 
 MODEL = "meta-llama/Llama-3.3-70B-Instruct"
 SIZES = {"256B": 256, "4KiB": 4096, "64KiB": 65536, "1MiB": 1 << 20}

@@ -27,10 +27,17 @@ import httpx
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from conformance.protocol import jsonwire
-from conformance.protocol.envelope import SealedRequest, open_chunk, open_response, seal_request
-from conformance.protocol.models import ConfidentialComputeResponse, LockResponse, StreamChunk
-from conformance.protocol.sse import SseParser
+from conformance.protocol import (
+    ConfidentialComputeResponse,
+    LockResponse,
+    SealedRequest,
+    SseParser,
+    StreamChunk,
+    jsonwire,
+    open_chunk,
+    open_response,
+    seal_request,
+)
 from mock_node.app import create_app
 from mock_node.config import MockConfig
 from mock_node.testing import running_node

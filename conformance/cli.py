@@ -12,36 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .exits import ExitCode, UserError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from .exits import NOT_RUN, ExitCode, UserError, describe  # noqa: F401 - re-exported for the subcommands
 
 DEBUG_ENV = "ATOMA_CONFORMANCE_DEBUG"
-NOT_RUN = "the command could not be carried out (bad usage, a bad file or directory); one line on stderr"
-
-
-class UsageError(UserError):
-    """A problem with how the command was called; printed as one line, exit 2."""
-
-
-def describe(text: str, *, ok: str, failed: str | None, not_run: str = NOT_RUN) -> str:
-    """A subcommand's --help description: what it does, then its exit codes, one per line.
-
-    Every description ends with the codes because a CI author reads ``X --help`` to learn what a
-    non-zero exit means, and the README is not on the build machine."""
-    body = "\n\n".join(textwrap.fill(" ".join(p.split()), 100) for p in text.split("\n\n"))
-    codes = [f"  0    {ok}"]
-    if failed is not None:
-        codes.append(f"  1    {failed}")
-    codes += [f"  2    {not_run}", "  130  interrupted (Ctrl-C)"]
-    return body + "\n\nExit codes:\n" + "\n".join(codes)
 
 
 def _cmd_vectors_generate(args: argparse.Namespace) -> int:
@@ -54,10 +31,10 @@ def _cmd_vectors_generate(args: argparse.Namespace) -> int:
     try:
         files = write_all(directory)
     except OSError as exc:
-        raise UsageError("--dir", f"{shown(directory)}: cannot write the vectors ({exc.strerror or exc})") from None
+        raise UserError("--dir", f"{shown(directory)}: cannot write the vectors ({exc.strerror or exc})") from None
     total = sum(data.count(b'"id": ') for data in files.values())
     print(f"generated {total} vectors in {len(files)} files under {shown(directory)}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _cmd_vectors_check(args: argparse.Namespace) -> int:
@@ -65,16 +42,16 @@ def _cmd_vectors_check(args: argparse.Namespace) -> int:
     from .vectors import check, default_dir
 
     if args.dir is not None and (not args.dir or "\0" in args.dir):
-        raise UsageError("--dir", "is empty; name the vectors directory" if not args.dir else "contains a NUL")
+        raise UserError("--dir", "is empty; name the vectors directory" if not args.dir else "contains a NUL")
     directory = Path(args.dir) if args.dir is not None else default_dir()
     if not directory.is_dir():
-        raise UsageError(f"--dir: {shown(directory)} is not a directory")
+        raise UserError(f"--dir: {shown(directory)} is not a directory")
     report = check(directory)
     for problem in report.problems:
         print(f"FAIL {problem}")
     verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problem(s))"
     print(f"verified {report.vectors} vectors in {report.files} files under {shown(directory)}: {verdict}")
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return ExitCode.OK if report.ok else ExitCode.FAILED
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -124,11 +101,11 @@ def _cmd_checks(args: argparse.Namespace) -> int:
 
     if args.json:
         if args.format != "text":
-            raise UsageError("--json", f"cannot be combined with --format {args.format}")
+            raise UserError("--json", f"cannot be combined with --format {args.format}")
         print(to_json(), end="")
-        return EXIT_OK
+        return ExitCode.OK
     print(render(args.format), end="")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -152,7 +129,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     write_atomic(path, (signer.to_keystore() + "\n").encode("ascii"), "--out", mode=0o600, exclusive=not args.force)
     print(signer.address)
     print(f"wrote the {scheme.label} keystore entry to {shown(path)} (keep it secret)", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _cmd_clients(args: argparse.Namespace) -> int:
@@ -168,7 +145,7 @@ def _cmd_mock(args: argparse.Namespace) -> int:
     try:
         return run(args)
     except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -180,7 +157,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
+        raise UserError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -369,21 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_clients_arguments(clients)
     clients.set_defaults(func=_cmd_clients)
 
-    from mock_node.serve import add_arguments
+    # The mock node sits below the command line: it knows its own options and help (``python -m
+    # mock_node`` is the same command without this module), and never imports this one.
+    from mock_node import serve
 
     mock = commands.add_parser(
         "mock",
         help="serve the mock Atoma node on loopback",
-        description=describe(
-            "Serve the mock Atoma node (the proxy face, or with --face node a node's own face): strict by "
-            "default, or the upstream-compatible profile, optionally with named faults. It serves until "
-            "interrupted.",
-            ok="--list-faults printed the catalogue, or the server stopped",
-            failed=None,
-            not_run="not served: bad usage, or the address cannot be listened on",
-        ),
+        description=describe(serve.DESCRIPTION, ok=serve.EXIT_OK, failed=None, not_run=serve.EXIT_NOT_RUN),
     )
-    add_arguments(mock)
+    serve.add_arguments(mock)
     mock.set_defaults(func=_cmd_mock)
     return parser
 

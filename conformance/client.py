@@ -1,7 +1,13 @@
 """The reference confidential client, on httpx, sync and async, recording what the checks need.
 
-I/O is a thin shell: building a request and turning bytes into records are shared pure functions
-(``_prepare``, ``_StreamCollector``, ``analyse_*``), so the sync and async clients cannot drift apart.
+I/O is a thin shell: everything that is not I/O lives once, in a core both clients inherit
+(``_ClientCore``: budget, headers, sealing, records, the lock's retry policy) and in the per-exchange
+``_Attempt`` and ``_BodyReader`` (caps, stalls, and how every failure becomes a record). The two
+clients have the same public methods with the same signatures (``close``/``with`` are
+``aclose``/``async with`` in the async one), raise the same exceptions (:data:`CLIENT_EXCEPTIONS`)
+and turn the same transport failures (:data:`TRANSPORT_FAILURES`) into the same records;
+tests/test_client_parity.py keeps it so.
+
 A hostile target cannot hang or exhaust it: every read has a timeout, a whole exchange has a
 deadline, and bodies and chunk counts are capped. Redirects are never followed. The API key is sent
 as a bearer token and never appears in a repr, a record, a log or an error.
@@ -18,24 +24,16 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from .budget import RequestBudget
+from .budget import RequestBudget, RunStopped
 
 if TYPE_CHECKING:
     from .guard import RunGuard
-from .evidence import (
-    ExchangeRecord,
-    HttpRecord,
-    LockRecord,
-    analyse_lock,
-    analyse_message,
-    shed,
-)
 from .protocol import jsonwire
 from .protocol.b64 import b64encode
 from .protocol.envelope import SealedRequest, seal_request
@@ -44,6 +42,14 @@ from .protocol.models import LockResponse
 from .protocol.randomness import SYSTEM_RANDOM, RandomSource
 from .protocol.sse import SseParser
 from .protocol.sui import SuiSigner
+from .records import (
+    ExchangeRecord,
+    HttpRecord,
+    LockRecord,
+    analyse_lock,
+    analyse_message,
+    shed,
+)
 from .transport_errors import describe_transport_error
 
 ENDPOINT_PATHS = {
@@ -206,7 +212,34 @@ class _StreamCollector:
         self.record.sse = self.parser.stats
 
 
-class _Base:
+# --- what the two clients share: everything that is not I/O -----------------------------------------
+
+# What a transport may raise while an exchange is under way. Both clients turn each of these into
+# ``HttpRecord.error`` (with the status and a bounded prefix of the body when a response had begun),
+# never into an exception: a hostile target must not be able to end a check by breaking a connection.
+# (asyncio's and socket's TimeoutError are OSErrors, so a timer that cuts an exchange is one too.)
+TRANSPORT_FAILURES: tuple[type[Exception], ...] = (httpx.HTTPError, RuntimeError, OSError)
+
+# What either client raises, and nothing else (every other failure is a record; a caller's own
+# ``mutate`` may of course raise): the budget is spent, the run was stopped (its deadline, or an
+# unusable target), or the caller asked for something impossible (``prepare`` without a usable lock, or
+# for an unknown endpoint). Both clients raise them from the shared core, so the same situation is the
+# same exception class in each.
+CLIENT_EXCEPTIONS: tuple[type[Exception], ...] = (BudgetExceeded, RunStopped, ValueError)
+
+EVIDENCE_PREFIX = 64 * 1024
+DRIP_MIN_BYTES = 1024  # less than this after a whole read timeout is a drip
+MAX_PIECES = 200_000  # more pieces than this in one body is a flood of tiny chunks
+TIMER_GRACE_S = 0.5  # how long past its limit a head, a body or a whole exchange runs before our own timer cuts it
+
+
+class _ClientCore:
+    """The sync and the async client alike: options, budget, headers, sealing, records, retry policy.
+
+    The two client classes add only I/O (``request``, sleeping, closing) and the public methods that
+    call it, each a few lines that hand straight back to this core, so their behaviour cannot drift.
+    """
+
     def __init__(
         self,
         base_url: str,
@@ -267,8 +300,23 @@ class _Base:
             self._raise_if_spent()
         self.requests_sent += 1
 
+    def _begin_exchange(self, method: str, path: str) -> _Attempt:
+        """Spend one request of the budget and start the clock of one exchange."""
+        self._spend()
+        return _Attempt(method, path, self.options, self._deadline_s())
+
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.options.timeout_s)
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        """What both httpx clients are built with: no redirects, identity coding, the extra headers."""
+        return {
+            "base_url": self.base_url,
+            "timeout": self._timeout(),
+            "follow_redirects": False,
+            "verify": _tls_verify(self.options.verify),
+            "headers": {"accept-encoding": "identity", **dict(self.options.extra_headers)},
+        }
 
     def prepare(
         self,
@@ -284,6 +332,8 @@ class _Base:
         stack_small_id: int | None = None,
     ) -> Prepared:
         """Seal a request without sending it (probes and replays need the exact bytes first)."""
+        if endpoint not in ENDPOINT_PATHS:
+            raise ValueError(f"unknown endpoint {endpoint!r} (one of {', '.join(ENDPOINT_PATHS)})")
         if lock is None or lock.lock is None or lock.public_key is None:
             raise ValueError("a usable lock (with a 32-byte public key) is required to seal a request")
         sealed = seal_request(
@@ -310,36 +360,36 @@ class _Base:
             lock,
         )
 
-    @staticmethod
-    def _record(prepared: Prepared, http: HttpRecord) -> ExchangeRecord:
-        return ExchangeRecord(
+    def _begin_post(self, prepared: Prepared) -> tuple[ExchangeRecord, _StreamCollector | None, dict[str, Any]]:
+        """The record of a prepared request, its stream collector (streams only), and ``request``'s
+        keyword arguments."""
+        record = ExchangeRecord(
             endpoint=prepared.endpoint,
             streaming=prepared.stream,
             request=prepared.sealed.request,
             request_body=prepared.body,
             exchange=prepared.sealed.exchange,
             plaintext=prepared.plaintext,
-            http=http,
+            http=HttpRecord("POST", prepared.path, None),
             lock=prepared.lock,
         )
+        collector = _StreamCollector(record, self.options.max_chunks) if prepared.stream else None
+        arguments: dict[str, Any] = {"content": prepared.body, "headers": prepared.headers}
+        if collector is not None:
+            arguments["on_chunk"] = collector.feed
+        return record, collector, arguments
 
-    def _begin_stream(self, prepared: Prepared) -> tuple[ExchangeRecord, _StreamCollector]:
-        record = self._record(prepared, HttpRecord("POST", prepared.path, None))
-        return record, _StreamCollector(record, self.options.max_chunks)
-
-    @staticmethod
-    def _end_stream(record: ExchangeRecord, collector: _StreamCollector, http: HttpRecord) -> ExchangeRecord:
-        """The request only feeds the collector for 200 text/event-stream; anything else has no chunks."""
+    def _end_post(self, record: ExchangeRecord, collector: _StreamCollector | None, http: HttpRecord) -> ExchangeRecord:
+        """A stream's chunks were recorded as they came (only for 200 text/event-stream: anything else has
+        none); a JSON answer is analysed whole."""
         record.http = http
-        if http.status == 200 and http.media_type == "text/event-stream":
-            collector.finish()
-            http.body = b""  # the events are recorded; do not keep the body twice
-        return record
-
-    @staticmethod
-    def _finish_json(record: ExchangeRecord) -> ExchangeRecord:
-        if record.http.status == 200 and record.http.media_type == "application/json":
-            value = record.http.json()
+        if collector is not None:
+            if http.status == 200 and http.media_type == "text/event-stream":
+                collector.finish()
+                http.body = b""  # the events are recorded; do not keep the body twice
+            return record
+        if http.status == 200 and http.media_type == "application/json":
+            value = http.json()
             record.response = analyse_message("response", value, record.exchange)
             shed(record, value)
         return record
@@ -352,44 +402,147 @@ class _Base:
             body["timeout"] = timeout
         return jsonwire.dumps(body)
 
+    def _lock_headers(self) -> dict[str, str]:
+        return _json_headers(self._api_key)
 
-EVIDENCE_PREFIX = 64 * 1024
+    def _lock_retry_delay(self, http: HttpRecord, attempt: int, retries: int | None) -> float | None:
+        """How long to wait before lock attempt ``attempt + 1``, or None when ``http`` is the answer.
 
-
-def _http_record(
-    method: str, path: str, response: httpx.Response, body: bytes, started: float, error: str | None = None
-) -> HttpRecord:
-    if error in ("too-large", "deadline"):
-        body = body[:EVIDENCE_PREFIX]  # a truncated body is evidence, not content: keep a bounded prefix
-    return HttpRecord(
-        method,
-        path,
-        response.status_code,
-        {k.lower(): v for k, v in response.headers.items()},
-        body,
-        elapsed_s=time.monotonic() - started,
-    )
+        Only 429 and 503 are retried (the lock is the one call that is safe to repeat), with exponential
+        backoff, at most ``retries`` times (default: the option). Raises :class:`BudgetExceeded` rather
+        than sleep before a retry the budget forbids."""
+        limit = self.options.lock_retries if retries is None else retries
+        if http.status not in (429, 503) or attempt >= limit:
+            return None
+        self._raise_if_spent()
+        return self.options.backoff_s * 2.0**attempt
 
 
-def _late_head(method: str, path: str, limit: float, started: float) -> HttpRecord:
-    """No status line and headers within one read timeout, though bytes kept coming: a stall."""
-    detail = f"the response head did not arrive within the {limit:g} s read timeout"
-    return HttpRecord(method, path, None, error="drip", detail=detail, elapsed_s=time.monotonic() - started)
+@dataclass
+class _Attempt:
+    """One HTTP exchange in progress: its clock, its caps, and every way it can end as a record.
+
+    Both clients read a response through this, so a cap, a stall, a cut-off body or a broken
+    connection is the same record in each; only the waiting (threads or the event loop) differs.
+    """
+
+    method: str
+    path: str
+    options: ClientOptions
+    limit: float  # this exchange's deadline, in seconds from ``started``
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.limit
+
+    @property
+    def head_limit(self) -> float:
+        """The response head must arrive within one read timeout (a dripped head, endless 100 Continue)."""
+        return min(self.options.timeout_s, self.limit)
+
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.head_limit)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def reader(self, response: httpx.Response, on_chunk: Callable[[bytes], bool] | None) -> _BodyReader:
+        """Only an event stream feeds ``on_chunk``."""
+        feeder = on_chunk if _is_event_stream(response) else None
+        pace = _Pace(self.started, self.head_limit)
+        return _BodyReader(self.options.max_response_bytes, self.deadline, feeder, pace)
+
+    def answered(self, response: httpx.Response, reader: _BodyReader) -> HttpRecord:
+        error = reader.error or _encoded(response)
+        body = reader.body
+        if error in ("too-large", "deadline"):
+            body = body[:EVIDENCE_PREFIX]  # a truncated body is evidence, not content: keep a bounded prefix
+        return HttpRecord(
+            self.method,
+            self.path,
+            response.status_code,
+            {k.lower(): v for k, v in response.headers.items()},
+            body,
+            error=error,
+            elapsed_s=self.elapsed(),
+        )
+
+    def late_head(self) -> HttpRecord:
+        """No status line and headers within one read timeout, though bytes kept coming: a stall."""
+        detail = f"the response head did not arrive within the {self.head_limit:g} s read timeout"
+        return HttpRecord(self.method, self.path, None, error="drip", detail=detail, elapsed_s=self.elapsed())
+
+    def failed(self, exc: BaseException, *, head_late: bool = False) -> HttpRecord:
+        """An exchange that got no response: a timeout, a head too late, the deadline, or the exception's
+        class as the error code (and why, in words)."""
+        if isinstance(exc, httpx.TimeoutException):
+            return HttpRecord(self.method, self.path, None, error="timeout", elapsed_s=self.elapsed())
+        if head_late:
+            return self.late_head()
+        if time.monotonic() >= self.deadline:
+            return HttpRecord(self.method, self.path, None, error="deadline", elapsed_s=self.elapsed())
+        return HttpRecord(
+            self.method,
+            self.path,
+            None,
+            error=type(exc).__name__,
+            detail=describe_transport_error(exc),
+            elapsed_s=self.elapsed(),
+        )
 
 
-def _no_answer(method: str, path: str, exc: BaseException, started: float) -> HttpRecord:
-    """An exchange that got no response: the exception's class as the error code, and why in words."""
-    return HttpRecord(
-        method,
-        path,
-        None,
-        error=type(exc).__name__,
-        detail=describe_transport_error(exc),
-        elapsed_s=time.monotonic() - started,
-    )
+@dataclass
+class _BodyReader:
+    """Reads a body until its end, a cap, the deadline, a stall, or a transport error; keeps what arrived.
+
+    ``take`` each chunk until it returns True; a transport failure part-way goes to ``broke``, and the
+    response keeps its status and partial evidence either way.
+    """
+
+    cap: int
+    deadline: float
+    on_chunk: Callable[[bytes], bool] | None
+    pace: _Pace
+    buf: bytearray = field(default_factory=bytearray)
+    error: str | None = None
+
+    def take(self, chunk: bytes) -> bool:
+        """Add one chunk; True when reading must stop (``error`` says why)."""
+        if time.monotonic() > self.deadline:
+            self.error = "deadline"
+            return True
+        self.buf += chunk
+        if len(self.buf) > self.cap:
+            del self.buf[self.cap :]
+            self.error = "too-large"
+            return True
+        stalled = self.pace.problem(len(self.buf))
+        if stalled is not None:
+            self.error = stalled
+            return True
+        if self.on_chunk is not None and not self.on_chunk(chunk):
+            self.error = "stopped"
+            return True
+        return False
+
+    def broke(self, exc: BaseException) -> None:
+        if isinstance(exc, httpx.TimeoutException):
+            self.error = "timeout"
+        elif time.monotonic() >= self.deadline:
+            self.error = "deadline"  # the client's own timer (watchdog, event loop) cut the read
+        else:
+            self.error = type(exc).__name__
+
+    @property
+    def body(self) -> bytes:
+        return bytes(self.buf)
 
 
-class ConfidentialClient(_Base):
+# --- the two clients: I/O only -------------------------------------------------------------------------
+
+
+class ConfidentialClient(_ClientCore):
     """Synchronous client. ``transport`` lets tests mount respx or an in-process app."""
 
     def __init__(
@@ -400,28 +553,21 @@ class ConfidentialClient(_Base):
         options: ClientOptions | None = None,
         rng: RandomSource = SYSTEM_RANDOM,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         node_face: NodeFace | None = None,
     ) -> None:
         super().__init__(base_url, api_key, options=options, rng=rng, node_face=node_face)
         self._transport = transport
         self._http = self._new_http()
-        self._sleep = sleep
+        self._sleep = time.sleep if sleep is None else sleep
 
     def _new_http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            timeout=self._timeout(),
-            transport=self._transport,
-            follow_redirects=False,
-            verify=_tls_verify(self.options.verify),
-            headers={"accept-encoding": "identity", **dict(self.options.extra_headers)},
-        )
+        return httpx.Client(transport=self._transport, **self._client_kwargs())
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> ConfidentialClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -437,63 +583,55 @@ class ConfidentialClient(_Base):
         on_chunk: Callable[[bytes], bool] | None = None,
     ) -> HttpRecord:
         """One HTTP exchange with every cap applied. Transport failures become ``HttpRecord.error``."""
-        self._spend()
-        return self._finished(self._exchange(method, path, content, headers, on_chunk))
+        attempt = self._begin_exchange(method, path)
+        return self._finished(self._exchange(attempt, content, headers, on_chunk))
 
     def _exchange(
         self,
-        method: str,
-        path: str,
+        attempt: _Attempt,
         content: bytes,
         headers: Mapping[str, str] | None,
         on_chunk: Callable[[bytes], bool] | None,
     ) -> HttpRecord:
-        started = time.monotonic()
-        limit = self._deadline_s()
-        deadline = started + limit
         # The per-read timeout restarts with every byte, so a server that drips its status line and
         # headers never trips it; a watchdog closes the connection when the exchange's deadline passes.
         http = self._http
-        watchdog = threading.Timer(limit + 0.5, http.close)
+        watchdog = threading.Timer(attempt.limit + TIMER_GRACE_S, http.close)
         watchdog.daemon = True
         watchdog.start()
         # The head (status line and headers, after any 100 Continue) must come within one read timeout:
         # a head dripped byte by byte, or endless 100 Continue, keeps every read alive until the deadline.
-        head_limit = min(self.options.timeout_s, limit)
-        head_arrived, head_late = threading.Event(), threading.Event()
+        head_arrived = threading.Event()
 
         def late_head() -> None:
             if not head_arrived.is_set():
-                head_late.set()
                 http.close()
 
-        head_timer = threading.Timer(head_limit + 0.5, late_head)
+        head_timer = threading.Timer(attempt.head_limit + TIMER_GRACE_S, late_head)
         head_timer.daemon = True
         head_timer.start()
         try:
-            timeout = httpx.Timeout(min(self.options.timeout_s, limit))
-            with http.stream(method, path, content=content, headers=dict(headers or {}), timeout=timeout) as response:
+            with http.stream(
+                attempt.method, attempt.path, content=content, headers=dict(headers or {}), timeout=attempt.timeout()
+            ) as response:
                 head_arrived.set()
                 head_timer.cancel()
-                feeder = on_chunk if _is_event_stream(response) else None
-                pace = _Pace(started, min(self.options.timeout_s, limit))
-                body, error = _read_capped(_raw(response), self.options.max_response_bytes, deadline, feeder, pace)
-                error = error or _encoded(response)
-                record = _http_record(method, path, response, body, started, error)
-                record.error = error
-                return record
-        except httpx.TimeoutException:
-            return HttpRecord(method, path, None, error="timeout", elapsed_s=time.monotonic() - started)
-        except (httpx.HTTPError, RuntimeError, OSError) as exc:
-            if head_late.is_set():
-                return _late_head(method, path, head_limit, started)
-            if time.monotonic() >= deadline:
-                return HttpRecord(method, path, None, error="deadline", elapsed_s=time.monotonic() - started)
-            return _no_answer(method, path, exc, started)
+                reader = attempt.reader(response, on_chunk)
+                try:
+                    for chunk in _raw(response):
+                        if reader.take(chunk):
+                            break
+                except TRANSPORT_FAILURES as exc:
+                    reader.broke(exc)
+                return attempt.answered(response, reader)
+        except TRANSPORT_FAILURES as exc:
+            # Either timer closed the client before the head came: the head was late, whichever fired
+            # (the head's never fires after the watchdog), as in the async client.
+            return attempt.failed(exc, head_late=http.is_closed and not head_arrived.is_set())
         finally:
             head_timer.cancel()
             watchdog.cancel()
-            if http.is_closed:  # the watchdog fired: start a fresh connection pool for the next exchange
+            if http.is_closed:  # a timer fired: start a fresh connection pool for the next exchange
                 self._http = self._new_http()
 
     def lock(
@@ -503,14 +641,14 @@ class ConfidentialClient(_Base):
         if self.node_face is not None:
             return self.node_face.lock_record(model)
         body = self._lock_body(model, max_num_tokens, timeout)
-        retries = self.options.lock_retries if retries is None else retries
-        for attempt in range(retries + 1):
-            http = self.request("POST", LOCK_PATH, content=body, headers=_json_headers(self._api_key))
-            if http.status not in (429, 503) or attempt == retries:
-                break
-            self._raise_if_spent()  # no point sleeping before a retry the budget forbids
-            self._sleep(self.options.backoff_s * 2**attempt)
-        return analyse_lock(http)
+        attempt = 0
+        while True:
+            http = self.request("POST", LOCK_PATH, content=body, headers=self._lock_headers())
+            delay = self._lock_retry_delay(http, attempt, retries)
+            if delay is None:
+                return analyse_lock(http)
+            self._sleep(delay)
+            attempt += 1
 
     def send(
         self,
@@ -525,6 +663,7 @@ class ConfidentialClient(_Base):
         headers: Mapping[str, str] | None = None,
         stack_small_id: int | None = None,
     ) -> ExchangeRecord:
+        """Seal ``plaintext`` under ``lock`` and send it (``post_prepared``)."""
         prepared = self.prepare(
             endpoint,
             plaintext,
@@ -539,18 +678,14 @@ class ConfidentialClient(_Base):
         return self.post_prepared(prepared)
 
     def post_prepared(self, prepared: Prepared) -> ExchangeRecord:
-        if prepared.stream:
-            record, collector = self._begin_stream(prepared)
-            http = self.request(
-                "POST", prepared.path, content=prepared.body, headers=prepared.headers, on_chunk=collector.feed
-            )
-            return self._end_stream(record, collector, http)
-        http = self.request("POST", prepared.path, content=prepared.body, headers=prepared.headers)
-        return self._finish_json(self._record(prepared, http))
+        """Send a request ``prepare`` sealed, exactly as prepared; record the answer."""
+        record, collector, arguments = self._begin_post(prepared)
+        return self._end_post(record, collector, self.request("POST", prepared.path, **arguments))
 
 
-class AsyncConfidentialClient(_Base):
-    """Asynchronous client with the same behaviour and records as :class:`ConfidentialClient`."""
+class AsyncConfidentialClient(_ClientCore):
+    """Asynchronous client with the same methods, behaviour, records and exceptions as
+    :class:`ConfidentialClient` (``aclose`` and ``async with`` for ``close`` and ``with``)."""
 
     def __init__(
         self,
@@ -560,24 +695,17 @@ class AsyncConfidentialClient(_Base):
         options: ClientOptions | None = None,
         rng: RandomSource = SYSTEM_RANDOM,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Any] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         node_face: NodeFace | None = None,
     ) -> None:
         super().__init__(base_url, api_key, options=options, rng=rng, node_face=node_face)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=self._timeout(),
-            transport=transport,
-            follow_redirects=False,
-            verify=_tls_verify(self.options.verify),
-            headers={"accept-encoding": "identity", **dict(self.options.extra_headers)},
-        )
-        self._sleep = sleep or asyncio.sleep
+        self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
+        self._sleep = asyncio.sleep if sleep is None else sleep
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> AsyncConfidentialClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -592,67 +720,62 @@ class AsyncConfidentialClient(_Base):
         headers: Mapping[str, str] | None = None,
         on_chunk: Callable[[bytes], bool] | None = None,
     ) -> HttpRecord:
-        self._spend()
-        started = time.monotonic()
-        limit = self._deadline_s()
-        try:
+        """One HTTP exchange with every cap applied. Transport failures become ``HttpRecord.error``."""
+        attempt = self._begin_exchange(method, path)
+        try:  # a last resort: every step below has a timer of its own that ends it sooner
             record = await asyncio.wait_for(
-                self._request(method, path, content, headers, on_chunk, started, limit), limit + 0.5
+                self._exchange(attempt, content, headers, on_chunk), attempt.limit + 2 * TIMER_GRACE_S
             )
-        except TimeoutError:  # headers dripped byte by byte: the per-read timeout never fires
-            record = HttpRecord(method, path, None, error="deadline", elapsed_s=time.monotonic() - started)
+        except TimeoutError as exc:
+            record = attempt.failed(exc)
         return self._finished(record)
 
-    async def _request(
+    async def _exchange(
         self,
-        method: str,
-        path: str,
+        attempt: _Attempt,
         content: bytes,
         headers: Mapping[str, str] | None,
         on_chunk: Callable[[bytes], bool] | None,
-        started: float,
-        limit: float,
     ) -> HttpRecord:
-        deadline = started + limit
-        head_limit = min(self.options.timeout_s, limit)
         try:
-            timeout = httpx.Timeout(head_limit)
-            stream = self._http.stream(method, path, content=content, headers=dict(headers or {}), timeout=timeout)
+            stream = self._http.stream(
+                attempt.method, attempt.path, content=content, headers=dict(headers or {}), timeout=attempt.timeout()
+            )
             try:  # the head within one read timeout, as in the sync client (a dripped head, 100 Continue)
-                response = await asyncio.wait_for(stream.__aenter__(), head_limit + 0.5)
-            except TimeoutError:
-                return _late_head(method, path, head_limit, started)
+                async with asyncio.timeout(attempt.head_limit + TIMER_GRACE_S):
+                    response = await stream.__aenter__()
+            except TimeoutError as exc:
+                return attempt.failed(exc, head_late=True)
             try:
-                feeder = on_chunk if _is_event_stream(response) else None
-                pace = _Pace(started, head_limit)
-                body, error = await _aread_capped(
-                    _araw(response), self.options.max_response_bytes, deadline, feeder, pace
-                )
-                error = error or _encoded(response)
-                record = _http_record(method, path, response, body, started, error)
-                record.error = error
-                return record
+                reader = attempt.reader(response, on_chunk)
+                try:  # the body within the deadline, as the sync client's watchdog ensures
+                    async with asyncio.timeout(attempt.deadline + TIMER_GRACE_S - time.monotonic()):
+                        async for chunk in _araw(response):
+                            if reader.take(chunk):
+                                break
+                except TRANSPORT_FAILURES as exc:
+                    reader.broke(exc)
+                return attempt.answered(response, reader)
             finally:
                 await stream.__aexit__(None, None, None)
-        except httpx.TimeoutException:
-            return HttpRecord(method, path, None, error="timeout", elapsed_s=time.monotonic() - started)
-        except httpx.HTTPError as exc:
-            return _no_answer(method, path, exc, started)
+        except TRANSPORT_FAILURES as exc:
+            return attempt.failed(exc)
 
     async def lock(
         self, model: str, *, max_num_tokens: int | None = None, timeout: int | None = None, retries: int | None = None
     ) -> LockRecord:
+        """Take a lock, retrying 429 and 503 with exponential backoff (``retries`` overrides the option)."""
         if self.node_face is not None:
             return self.node_face.lock_record(model)
         body = self._lock_body(model, max_num_tokens, timeout)
-        retries = self.options.lock_retries if retries is None else retries
-        for attempt in range(retries + 1):
-            http = await self.request("POST", LOCK_PATH, content=body, headers=_json_headers(self._api_key))
-            if http.status not in (429, 503) or attempt == retries:
-                break
-            self._raise_if_spent()
-            await self._sleep(self.options.backoff_s * 2**attempt)
-        return analyse_lock(http)
+        attempt = 0
+        while True:
+            http = await self.request("POST", LOCK_PATH, content=body, headers=self._lock_headers())
+            delay = self._lock_retry_delay(http, attempt, retries)
+            if delay is None:
+                return analyse_lock(http)
+            await self._sleep(delay)
+            attempt += 1
 
     async def send(
         self,
@@ -667,6 +790,7 @@ class AsyncConfidentialClient(_Base):
         headers: Mapping[str, str] | None = None,
         stack_small_id: int | None = None,
     ) -> ExchangeRecord:
+        """Seal ``plaintext`` under ``lock`` and send it (``post_prepared``)."""
         prepared = self.prepare(
             endpoint,
             plaintext,
@@ -678,14 +802,12 @@ class AsyncConfidentialClient(_Base):
             headers=headers,
             stack_small_id=stack_small_id,
         )
-        if prepared.stream:
-            record, collector = self._begin_stream(prepared)
-            http = await self.request(
-                "POST", prepared.path, content=prepared.body, headers=prepared.headers, on_chunk=collector.feed
-            )
-            return self._end_stream(record, collector, http)
-        http = await self.request("POST", prepared.path, content=prepared.body, headers=prepared.headers)
-        return self._finish_json(self._record(prepared, http))
+        return await self.post_prepared(prepared)
+
+    async def post_prepared(self, prepared: Prepared) -> ExchangeRecord:
+        """Send a request ``prepare`` sealed, exactly as prepared; record the answer."""
+        record, collector, arguments = self._begin_post(prepared)
+        return self._end_post(record, collector, await self.request("POST", prepared.path, **arguments))
 
 
 def _raw(response: httpx.Response) -> Iterator[bytes]:
@@ -717,14 +839,6 @@ def _is_event_stream(response: httpx.Response) -> bool:
     return response.status_code == 200 and media == "text/event-stream"
 
 
-def _transport_error(exc: httpx.HTTPError) -> str:
-    return "timeout" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
-
-
-DRIP_MIN_BYTES = 1024  # less than this after a whole read timeout is a drip
-MAX_PIECES = 200_000  # more pieces than this in one body is a flood of tiny chunks
-
-
 @dataclass
 class _Pace:
     """Two ways a body can stall without tripping a per-read timeout, each cut like a timeout.
@@ -749,54 +863,3 @@ class _Pace:
         if received < self.min_bytes and time.monotonic() - self.started >= self.stall_after_s:
             return "drip"
         return None
-
-
-def _read_capped(
-    chunks: Iterator[bytes],
-    cap: int,
-    deadline: float,
-    on_chunk: Callable[[bytes], bool] | None,
-    pace: _Pace | None = None,
-) -> tuple[bytes, str | None]:
-    """Read until the end, a cap, the deadline, a stall, or a transport error; keep what arrived."""
-    buf = bytearray()
-    try:
-        for chunk in chunks:
-            if time.monotonic() > deadline:
-                return bytes(buf), "deadline"
-            buf += chunk
-            if len(buf) > cap:
-                return bytes(buf[:cap]), "too-large"
-            stalled = pace.problem(len(buf)) if pace is not None else None
-            if stalled is not None:
-                return bytes(buf), stalled
-            if on_chunk is not None and not on_chunk(chunk):
-                return bytes(buf), "stopped"
-    except httpx.HTTPError as exc:  # a stream that breaks part-way keeps its status and partial evidence
-        return bytes(buf), _transport_error(exc)
-    return bytes(buf), None
-
-
-async def _aread_capped(
-    chunks: AsyncIterator[bytes],
-    cap: int,
-    deadline: float,
-    on_chunk: Callable[[bytes], bool] | None,
-    pace: _Pace | None = None,
-) -> tuple[bytes, str | None]:
-    buf = bytearray()
-    try:
-        async for chunk in chunks:
-            if time.monotonic() > deadline:
-                return bytes(buf), "deadline"
-            buf += chunk
-            if len(buf) > cap:
-                return bytes(buf[:cap]), "too-large"
-            stalled = pace.problem(len(buf)) if pace is not None else None
-            if stalled is not None:
-                return bytes(buf), stalled
-            if on_chunk is not None and not on_chunk(chunk):
-                return bytes(buf), "stopped"
-    except httpx.HTTPError as exc:
-        return bytes(buf), _transport_error(exc)
-    return bytes(buf), None

@@ -11,6 +11,7 @@ from .checks import Target
 from .client import NodeFace
 from .protocol.primitives import blake2b_256
 from .protocol.sui import Scheme, SuiSigner
+from .taxonomy import Face
 
 EMBEDDED_KEYS = ("atoma-conformance-embedded-key-1", "atoma-conformance-embedded-key-2")
 EMBEDDED_STACK = 7  # the stack the embedded node face registers to the suite's signer
@@ -31,7 +32,7 @@ def embedded_target(
     *,
     chat_model: str | None = None,
     node_address: str | None = None,
-    face: str = "proxy",
+    face: Face = "proxy",
     signer: SuiSigner | None = None,
     stack_small_id: int = EMBEDDED_STACK,
 ) -> Iterator[Embedded]:

@@ -2,8 +2,8 @@
 
 A paid endpoint bills every request, so ``run --dry-run`` must promise a number the real run never
 exceeds. The bound is built from data: each selected check declares the probes it reads
-(``Check.scenarios``), each probe declares its own cost and the probes it reads first
-(``checks.run.COSTS``), and every xdist worker keeps its own probe cache, so each may send the whole
+(``Check.reads``), each probe declares its own cost and the probes it reads first
+(``Probe.cost``), and every xdist worker keeps its own probe cache, so each may send the whole
 closure. Lock retries (on 429 and 503) are counted at their maximum. tests/test_estimate.py holds real
 runs to this bound.
 """
@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .checks import CATALOGUE, Check
-from .checks.run import COSTS, FACE_ONLY
+from .checks.probe import PROBES
 from .exits import UserError
+from .taxonomy import Face
 from .textsafe import one_line
 
 LOCK_RETRIES = 3  # ClientOptions.lock_retries, the suite's default
@@ -25,7 +26,7 @@ PREFLIGHT_REQUESTS = {"proxy": 3, "node": 1}  # conformance.preflight: lock, the
 @dataclass(frozen=True)
 class Bound:
     checks: int
-    scenarios: int
+    probes: int
     requests: int  # the promise: never exceeded
     without_retries: int  # what it comes to when no lock is retried
     preflight: int
@@ -54,29 +55,29 @@ def _marks_of(check: Check) -> Callable[..., bool]:
     return lambda name, /, **_kwargs: name in marks
 
 
-def closure(names: set[str], face: str) -> set[str]:
+def closure(names: set[str], face: Face) -> set[str]:
     """The probes ``names`` run, with everything they read first; probes of the other face skip."""
-    todo = [name for name in names if FACE_ONLY.get(name, face) == face]
+    todo = [name for name in names if PROBES[name].face in (None, face)]
     seen: set[str] = set()
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        todo.extend(read for read in COSTS[name].reads if FACE_ONLY.get(read, face) == face)
+        todo.extend(read for read in PROBES[name].cost.reads if PROBES[read].face in (None, face))
     return seen
 
 
-def estimate_run(*, select_expr: str | None, workers: int, face: str, embedded: bool) -> Bound:
+def estimate_run(*, select_expr: str | None, workers: int, face: Face, embedded: bool) -> Bound:
     checks = select(select_expr)
-    probes = closure({name for check in checks for name in check.scenarios}, face)
+    probes = closure({name for check in checks for name in check.probes}, face)
     per_lock = 0 if face == "node" else 1
-    sends = sum(COSTS[name].sends for name in probes)
-    locks = sum(COSTS[name].locks for name in probes) * per_lock
+    sends = sum(PROBES[name].cost.sends for name in probes)
+    locks = sum(PROBES[name].cost.locks for name in probes) * per_lock
     preflight = 0 if embedded else PREFLIGHT_REQUESTS[face]
     return Bound(
         checks=len(checks),
-        scenarios=len(probes),
+        probes=len(probes),
         requests=preflight + workers * (sends + locks * (1 + LOCK_RETRIES)),
         without_retries=preflight + workers * (sends + locks),
         preflight=preflight,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from .budget import RunStopped
 from .client import DRIP_MIN_BYTES, MAX_PIECES
-from .evidence import Answer, HttpRecord, LockRecord, cut_off
+from .records import Answer, HttpRecord, LockRecord, cut_off
 from .textsafe import one_line
 from .transport_errors import describe_transport_error
 
@@ -28,7 +28,7 @@ class Usability:
     """The judgement that a target is unusable, shared by ``run`` (RunGuard) and ``fuzz`` (fuzz.guard).
 
     An answer cut off by a timeout, the deadline, the size cap or a transport error says nothing about
-    the rules, so it is never judged (``evidence.cut_off``). When cut-off answers are most of what a
+    the rules, so it is never judged (``records.cut_off``). When cut-off answers are most of what a
     target gives (5 of the first 6 exchanges, or 5 in a row), nothing more is worth sending: the
     command stops with exit 2 and this sentence, never a verdict about a target it could not test.
     A lock answered whole is not counted, so a target that locks at once and then stalls every answer

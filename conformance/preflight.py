@@ -15,16 +15,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .client import ClientOptions, ConfidentialClient
-from .evidence import HttpRecord
 from .exits import UserError
 from .protocol import jsonwire
+from .records import HttpRecord
 from .results import redact_url
 from .textsafe import one_line
 from .transport_errors import record_words, unreachable_message
-
-
-class PreflightError(UserError):
-    """The target or the options are wrong in a way no verdict could be reached through (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -50,37 +46,37 @@ def check_proxy(probe: ProxyProbe) -> None:
         http = lock.http
         if http.error in ("timeout", "deadline", "drip", "too-fragmented"):  # it connected, then stalled
             answered = f"after status {http.status}" if http.status is not None else "before any status line"
-            raise PreflightError(
+            raise UserError(
                 "--target",
                 f"target too slow: {where} did not answer POST /v1/nodes/lock within the preflight's "
                 f"{probe.options.timeout_s:g} s read timeout and {probe.options.deadline_s:g} s deadline "
                 f"({http.error} {answered})",
             )
         if http.status is None:
-            raise PreflightError("--target", unreachable_message(where, record_words(http.detail, http.error)))
+            raise UserError("--target", unreachable_message(where, record_words(http.detail, http.error)))
         if _is_html(http):
-            raise PreflightError(
+            raise UserError(
                 "--target",
                 f"{where} answered POST /v1/nodes/lock with an HTML page (status {http.status}), not the Atoma "
                 "API: is this the API's base URL?",
             )
         if http.status == 401:
-            raise PreflightError("--api-key", f"the target refused the API key (401 on /v1/nodes/lock at {where})")
+            raise UserError("--api-key", f"the target refused the API key (401 on /v1/nodes/lock at {where})")
         if http.status in (404, 405):
             path = urlsplit(probe.base_url).path.rstrip("/")
             if path.endswith("/v1"):
-                raise PreflightError(
+                raise UserError(
                     "--target",
                     f"{where} ends in /v1, and the suite adds /v1/... itself: use "
                     f"{redact_url(probe.base_url.rstrip('/')[: -len('/v1')])}",
                 )
             if _serves_confidential_chat(client):
-                raise PreflightError(
+                raise UserError(
                     "--face",
                     f"{where} has no /v1/nodes/lock but serves /v1/confidential/chat/completions: it looks like "
                     "a node's own face; run with --face node (docs/node-operators.md)",
                 )
-            raise PreflightError(
+            raise UserError(
                 "--target",
                 f"{where} has no /v1/nodes/lock ({http.status}): is this an Atoma proxy's base URL?",
             )
@@ -89,13 +85,13 @@ def check_proxy(probe: ProxyProbe) -> None:
             if known is not None and probe.model not in known:
                 shown = ", ".join(one_line(name, 60) for name in known[:5])
                 more = f" and {len(known) - 5} more" if len(known) > 5 else ""
-                raise PreflightError(
+                raise UserError(
                     "--model",
                     f"{one_line(probe.model, 80)!r} is not among the {len(known)} models the target lists on "
                     f"/v1/models ({shown or 'none'}{more})",
                 )
             if http.status == 503 and known is None:
-                raise PreflightError(
+                raise UserError(
                     "--model",
                     f"the target has no node for {one_line(probe.model, 80)!r} (503 on /v1/nodes/lock at {where}); "
                     "check the model name, or retry if the target is overloaded",

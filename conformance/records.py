@@ -1,5 +1,8 @@
 """What the suite observed, as plain records, and the pure analysis that fills them.
 
+Words: *records* are what was seen on the wire (this module); *evidence* is what a check keeps of
+them to explain its verdict (``conformance.checks.evidence``); *probes* are what a run sends.
+
 The client records every exchange; checks are predicates over these records. Analysis never
 raises: a field that cannot be decoded, a tag that does not verify or a signature by the wrong key is
 written down as an error code on the record, because a conformance suite must describe a broken

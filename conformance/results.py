@@ -69,7 +69,7 @@ class CheckResult:
             list(check.spec),
             verdict.outcome,
             bounded(verdict.reason, MAX_REASON_CHARS),
-            _jsonable(verdict.evidence),
+            _jsonable(verdict.evidence_json()),
         )
 
 

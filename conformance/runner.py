@@ -42,10 +42,6 @@ from .textsafe import one_line
 from .transport_errors import record_words, unreachable_message
 
 
-class RunError(UserError):
-    """The run could not be carried out (exit 2); the message is one line for the user."""
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The run options (declared once in conformance.options, shared with the plugin) and the CLI's own."""
     add_to_argparse(parser, exclude=("report_dir",))
@@ -94,18 +90,18 @@ def preflight(args: argparse.Namespace) -> None:
     if args.face == "proxy":
         for flag in ("signer_key", "stack_small_id", "node_public_key"):
             if getattr(args, flag) is not None:
-                raise RunError(f"--{flag.replace('_', '-')}: only applies to --face node")
+                raise UserError(f"--{flag.replace('_', '-')}: only applies to --face node")
     if args.face == "node":
         for flag in ("api_key", "second_api_key"):
             if getattr(args, flag) is not None:
-                raise RunError(f"--{flag.replace('_', '-')}: the node face has no bearer tokens (only --face proxy)")
+                raise UserError(f"--{flag.replace('_', '-')}: the node face has no bearer tokens (only --face proxy)")
         if not args.target and args.node_public_key is not None:
-            raise RunError("--node-public-key: only with --target (the embedded node's key is known)")
+            raise UserError("--node-public-key: only with --target (the embedded node's key is known)")
     if args.signer_key is not None:  # the run itself starts in another directory: an absolute path
         args.signer_key = str(existing_file(args.signer_key, "--signer-key", MAX_KEY_FILE_BYTES).resolve())
     if args.ca_bundle is not None:
         if args.insecure:
-            raise RunError("--insecure: cannot be combined with --ca-bundle")
+            raise UserError("--insecure: cannot be combined with --ca-bundle")
         args.ca_bundle = str(existing_file(args.ca_bundle, "--ca-bundle", 16 * 1024 * 1024).resolve())
     if args.insecure:
         print(INSECURE_WARNING, file=sys.stderr, flush=True)
@@ -118,7 +114,7 @@ def preflight(args: argparse.Namespace) -> None:
     from .estimate import select
 
     if not select(args.select):  # a malformed or empty -m is a usage error now, not "no tests ran" later
-        raise RunError(
+        raise UserError(
             "-m",
             f"{one_line(args.select, 80)!r} selects no check (levels: must, should, info; categories: "
             f"{', '.join(c.lower() for c in CATEGORIES)}; or ids such as LOCK-001)",
@@ -131,21 +127,21 @@ def preflight(args: argparse.Namespace) -> None:
         elif args.signer_key is not None:
             load_signer(args.signer_key)
     except ValueError as exc:
-        raise RunError(str(exc)) from None
+        raise UserError(str(exc)) from None
     if not args.target:
         if args.mock_fault:
             from mock_node.faults import FAULTS
 
             for name in args.mock_fault:
                 if name not in FAULTS:
-                    raise RunError(
+                    raise UserError(
                         f"--mock-fault: unknown fault {one_line(name, 60)!r} (atoma-conformance mock --list-faults)"
                     )
         return
     if args.mock_fault:
-        raise RunError("--mock-fault: only applies to the embedded mock, not to --target")
+        raise UserError("--mock-fault: only applies to the embedded mock, not to --target")
     if not args.model:
-        raise RunError("--model: required with --target (the chat model the suite sends requests to)")
+        raise UserError("--model: required with --target (the chat model the suite sends requests to)")
     if args.dry_run:
         return
     if args.face == "node":
@@ -156,7 +152,7 @@ def preflight(args: argparse.Namespace) -> None:
         try:
             api_key_type(api_key)
         except argparse.ArgumentTypeError as exc:
-            raise RunError("--api-key", f"the key (from the option or $ATOMA_API_KEY) {exc}") from None
+            raise UserError("--api-key", f"the key (from the option or $ATOMA_API_KEY) {exc}") from None
     check_proxy(ProxyProbe(args.target, api_key, args.model, _preflight_options(args, lock_retries=0)))
 
 
@@ -180,7 +176,7 @@ def _charge_preflight(args: argparse.Namespace) -> int:
     sent = budget.spent() if budget is not None else 0
     if args.max_requests is not None and sent:
         if args.max_requests - sent < 1:
-            raise RunError(
+            raise UserError(
                 f"--max-requests: the preflight's {sent} requests used the whole budget of {args.max_requests}"
             )
         args.max_requests -= sent
@@ -204,15 +200,15 @@ def _preflight_node(args: argparse.Namespace) -> None:
     status, error = record.http.status, record.http.error_body()
     code = one_line(error[0], 60) if error else None
     if status is None:
-        raise RunError("--target", unreachable_message(where, record_words(record.http.detail, record.http.error)))
+        raise UserError("--target", unreachable_message(where, record_words(record.http.detail, record.http.error)))
     if status == 200:
         return
     if code in ("AUTH_ERROR", "INVALID_HEADER", "MISSING_HEADER") or status == 401:
-        raise RunError(
+        raise UserError(
             f"--signer-key/--stack-small-id: {where} refused a valid signed request ({status} {code}); "
             "does the signer own that stack on this node?"
         )
-    raise RunError(
+    raise UserError(
         f"--node-public-key/--model: {where} refused a valid request ({status} {code}); is the key the node's "
         "current X25519 key, and does the node serve the model?"
     )
@@ -252,7 +248,7 @@ def dry_run(args: argparse.Namespace) -> int:
     bound = estimate_run(select_expr=args.select, workers=args.workers or 1, face=args.face, embedded=not args.target)
     cap = f"; --max-requests caps it at {args.max_requests}" if args.max_requests else ""
     print(
-        f"dry run: {bound.checks} checks over {bound.scenarios} probes, at most {bound.requests} requests "
+        f"dry run: {bound.checks} checks over {bound.probes} probes, at most {bound.requests} requests "
         f"({bound.detail}){cap}; nothing was sent"
     )
     return ExitCode.OK
@@ -285,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.INTERRUPTED
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or not results_path.exists():
         tail = [one_line(line, 200) for line in output.getvalue().splitlines() if line.strip()][-3:]
-        raise RunError("the suite did not run" + (f": {' / '.join(tail)}" if tail else ""))
+        raise UserError("the suite did not run" + (f": {' / '.join(tail)}" if tail else ""))
     results = Results.read(results_path)
     exit_code = ExitCode.FAILED if results.must_failures else ExitCode.OK
     if results.stopped_early:  # the run was cut short: the reports say so, and no gate may pass it

@@ -44,20 +44,22 @@ from typing import Any, Literal
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64decode, b64encode
-from conformance.protocol.primitives import (
+from conformance.protocol import (
     HASH_LEN,
     NONCE_LEN,
     SALT_LEN,
     TAG_LEN,
     X25519_KEY_LEN,
+    b64decode,
+    b64encode,
     canonical_public_key,
+    jsonwire,
     low_order_encodings,
     x25519_public_key,
 )
 
 __all__ = [
+    "MUTATION_FAMILIES",
     "Mutation",
     "chat_requests",
     "completions_requests",
@@ -814,7 +816,7 @@ _FAMILY_LIST = (
     _Family(
         "ciphertext-bit-flip",
         "ERR-001",
-        ("R5.4", "R10.5"),
+        ("R5.4", "R10.5", "R10.8"),
         _REFUSE,
         st.tuples(st.integers(min_value=0, max_value=4095), st.integers(min_value=0, max_value=7)),
         lambda p: f"bit {p[1]} of byte {p[0]} (modulo the body length) of the ciphertext body flipped",
@@ -823,7 +825,7 @@ _FAMILY_LIST = (
     _Family(
         "tag-bit-flip",
         "ERR-002",
-        ("R5.4", "R10.5"),
+        ("R5.4", "R10.5", "R10.8"),
         _REFUSE,
         _bits(TAG_LEN),
         lambda p: f"bit {p[1]} of byte {p[0]} of the GCM tag flipped",
@@ -832,7 +834,7 @@ _FAMILY_LIST = (
     _Family(
         "ciphertext-truncated",
         "ERR-002",
-        ("R5.2", "R5.4"),
+        ("R5.2", "R5.4", "R10.5", "R10.8"),
         _REFUSE,
         st.tuples(st.integers(min_value=1, max_value=TAG_LEN)),
         lambda p: f"the last {p[0]} byte(s) of the decoded ciphertext dropped",
@@ -841,7 +843,7 @@ _FAMILY_LIST = (
     _Family(
         "nonce-bit-flip",
         "ERR-003",
-        ("R5.4",),
+        ("R5.4", "R10.8"),
         _REFUSE,
         _bits(NONCE_LEN),
         lambda p: f"bit {p[1]} of byte {p[0]} of the nonce flipped",
@@ -850,7 +852,7 @@ _FAMILY_LIST = (
     _Family(
         "salt-bit-flip",
         "ERR-004",
-        ("R5.4",),
+        ("R5.4", "R10.8"),
         _REFUSE,
         _bits(SALT_LEN),
         lambda p: f"bit {p[1]} of byte {p[0]} of the salt flipped",
@@ -959,7 +961,7 @@ _FAMILY_LIST = (
     _Family(
         "wrong-length",
         "ERR-024",
-        ("R3.5", "R3.6", "R3.7", "R3.8", "R3.9"),
+        ("R3.5", "R3.6", "R3.7", "R3.8", "R3.9", "R10.3"),
         _REFUSE,
         st.tuples(
             st.sampled_from(tuple(_FIXED_LENGTH)),
@@ -975,7 +977,7 @@ _FAMILY_LIST = (
     _Family(
         "extra-member",
         "ENDPOINT-001",
-        ("R3.2",),
+        ("R3.2", "R1.1", "R8.1"),
         _ACCEPT,
         st.tuples(
             st.sampled_from(_EXTRA_NAMES),
@@ -988,13 +990,16 @@ _FAMILY_LIST = (
     _Family(
         "reserialized",
         "ENDPOINT-001",
-        ("R3.2",),
+        ("R3.2", "R1.1", "R8.1"),
         _ACCEPT,
         st.tuples(_LAYOUTS, st.permutations(_MEMBERS).map(tuple)),
         lambda p: f"members in the order {', '.join(p[1])}; {p[0].describe()}",
         _reserialized,
     ),
 )
+# Public: what a campaign can mutate, each family naming the catalogue check it violates and citing
+# at least that check's requirements (tests/test_rulebook.py holds them to the catalogue).
+MUTATION_FAMILIES: tuple[_Family, ...] = _FAMILY_LIST
 _FAMILIES: dict[str, _Family] = {family.name: family for family in _FAMILY_LIST}
 
 

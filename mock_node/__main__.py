@@ -1,4 +1,4 @@
-"""``python -m mock_node``: the same as ``atoma-conformance mock``."""
+"""``python -m mock_node``: the same as ``atoma-conformance mock`` (see :func:`mock_node.serve.main`)."""
 
 import sys
 

@@ -20,23 +20,32 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64decode, b64encode
-from conformance.protocol.envelope import Exchange, node_exchange
-from conformance.protocol.errors import (
+from conformance.protocol import (
+    DONE,
+    HASH_LEN,
+    KEEPALIVE,
     AeadError,
+    ConfidentialComputeRequest,
+    DecodedRequest,
+    ErrorBody,
+    Exchange,
     HashMismatch,
     KeyMismatch,
     LengthError,
+    LockRequest,
+    LockResponse,
     LowOrderPoint,
     ProtocolError,
     ZeroSharedSecret,
+    b64decode,
+    b64encode,
+    blake2b_256,
+    encode_event,
+    jsonwire,
+    node_exchange,
+    parse_signature,
 )
-from conformance.protocol.models import ConfidentialComputeRequest, DecodedRequest, ErrorBody, LockRequest, LockResponse
-from conformance.protocol.primitives import HASH_LEN, blake2b_256
-from conformance.protocol.sse import DONE, KEEPALIVE, encode_event
-from conformance.protocol.sui import parse_signature
-from conformance.protocol.sui import verify as verify_signature
+from conformance.protocol import verify as verify_signature
 
 from . import fake_model
 from .backend import Backend, BackendError

@@ -13,9 +13,7 @@ from typing import Any
 
 import httpx
 
-from conformance.protocol import jsonwire
-from conformance.protocol.errors import ProtocolError
-from conformance.protocol.sse import SseParser
+from conformance.protocol import ProtocolError, SseParser, jsonwire
 
 BACKEND_PATHS = {
     "chat": "/v1/chat/completions",

@@ -11,9 +11,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.protocol.primitives import blake2b_256, x25519_public_key
-from conformance.protocol.randomness import SYSTEM_RANDOM, RandomSource
-from conformance.protocol.sui import Scheme, SuiSigner, is_sui_address
+from conformance.protocol import (
+    SYSTEM_RANDOM,
+    RandomSource,
+    Scheme,
+    SuiSigner,
+    blake2b_256,
+    is_sui_address,
+    x25519_public_key,
+)
+from conformance.taxonomy import Face
 
 from .behaviour import PROFILES, Behaviour
 from .faults import Fault, apply_all, resolve
@@ -55,7 +62,7 @@ class MockConfig:
     wall_clock: Callable[[], float] = time.time
     extra: dict[str, str] = field(default_factory=dict)
     judge: Any = None  # a mock_node.judge.ClientJudge, to certify the clients that talk to this node
-    face: str = "proxy"  # "proxy": lock + bearer tokens (what clients see); "node": X-Signature (the proxy's hop)
+    face: Face = "proxy"  # "proxy": lock + bearer tokens (what clients see); "node": X-Signature (the proxy's hop)
     stack_owners: dict[int, str] = field(default_factory=dict)  # node face: stack_small_id -> owner Sui address
 
     def __post_init__(self) -> None:

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
-from conformance.protocol.jsonwire import json_type
+from conformance.protocol import json_type
 
 __all__ = [
     "STREAMABLE",

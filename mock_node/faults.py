@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from conformance.taxonomy import Face
+
 from .behaviour import Behaviour
 
 
@@ -23,7 +25,7 @@ class Fault:
     violates: tuple[str, ...]
     changes: dict[str, object]
     caught_by: tuple[str, ...] = ()  # the suite's check ids that must fail under this fault
-    face: str = "proxy"  # the face the meta-test serves while proving the fault is caught
+    face: Face = "proxy"  # the face the meta-test serves while proving the fault is caught
 
     def apply(self, behaviour: Behaviour) -> Behaviour:
         merged: dict[str, object] = {}

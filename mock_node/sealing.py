@@ -1,27 +1,41 @@
 """Turn a plaintext answer into the wire envelope, honouring the node's behaviour knobs.
 
-The conformant path is exactly :func:`conformance.protocol.seal_response` / ``seal_chunk``; each
-knob replaces one step of it with a named wrong variant, still built from the protocol core's
-primitives so the mock never re-implements crypto.
+Every message is sealed by the core's :func:`~conformance.protocol.envelope.seal_response` or
+``seal_chunk`` itself. A strict node passes no nonce and the default steps; each sealing knob passes
+its named wrong variant to the same call, as the ``nonce`` argument or as one field of
+:class:`~conformance.protocol.envelope.SealSteps`. Nothing here derives a key, hashes, or
+base64-encodes: this module only says *which* step is wrong.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64encode
-from conformance.protocol.envelope import Exchange
-from conformance.protocol.primitives import NONCE_LEN, AeadKey, blake2b_256, hkdf_sha256
-from conformance.protocol.randomness import RandomSource
-from conformance.protocol.sui import Scheme, SuiSignature, SuiSigner, to_high_s
+from conformance.protocol import (
+    Exchange,
+    ProtocolError,
+    RandomSource,
+    Rekey,
+    Scheme,
+    SealedParts,
+    SealSteps,
+    SuiSignature,
+    SuiSigner,
+    Usage,
+    draw_response_nonce,
+    jsonwire,
+    seal_chunk,
+    seal_response,
+    to_high_s,
+)
 
 from .behaviour import Behaviour, NonceMode
 
-STATIC_NONCE = blake2b_256(b"atoma-conformance mock static nonce")[:NONCE_LEN]
+# BLAKE2b-256(b"atoma-conformance mock static nonce")[:12], written out (tests/test_sealing_core.py checks it).
+STATIC_NONCE = bytes.fromhex("f9d4af12bfa78529d6313938")
 ED25519_L = 2**252 + 27742317777372353535851937790883648493
 
 
@@ -36,9 +50,13 @@ class Sealer:
     shared_secret: bytes
     streaming: bool = False
     _stream_nonce: bytes | None = field(default=None, init=False)
-    _key: AeadKey | None = field(default=None, init=False)
+    _steps: SealSteps = field(init=False)
 
-    def _nonce(self) -> bytes:
+    def __post_init__(self) -> None:
+        self._steps = seal_steps(self.behaviour, self.shared_secret, self.rng)
+
+    def _nonce(self) -> bytes | None:
+        """The nonce to pass to the core, or None for the core's own fresh draw (the conformant step)."""
         mode: NonceMode = self.behaviour.stream_nonce if self.streaming else self.behaviour.response_nonce
         if mode == "static":
             return STATIC_NONCE
@@ -46,76 +64,56 @@ class Sealer:
             return self.exchange.request_nonce
         if mode == "per-stream":
             if self._stream_nonce is None:
-                self._stream_nonce = self._fresh()
+                self._stream_nonce = draw_response_nonce(self.exchange, self.rng)
             return self._stream_nonce
-        return self._fresh()
-
-    def _fresh(self) -> bytes:
-        # R12.4: a conformant node draws again if the random nonce equals the request nonce.
-        while True:
-            nonce = self.rng.token_bytes(NONCE_LEN)
-            if nonce != self.exchange.request_nonce:
-                return nonce
-
-    def _aead(self) -> AeadKey:
-        if self._key is None:
-            variant = self.behaviour.response_key
-            if variant == "request-key":
-                self._key = self.exchange.aead
-            elif variant == "other-salt":
-                other = blake2b_256(b"other salt" + self.exchange.salt)[:16]
-                self._key = AeadKey(hkdf_sha256(self.shared_secret, other, b"", 32))
-            else:
-                self._key = AeadKey(hkdf_sha256(self.shared_secret, self.exchange.salt, b"response", 32))
-        return self._key
-
-    def _hash(self, plaintext: bytes, sealed: bytes) -> bytes:
-        variant = self.behaviour.response_hash
-        if variant == "wrong":
-            return blake2b_256(plaintext + b" ")
-        if variant == "sha256":
-            return hashlib.sha256(plaintext).digest()
-        if variant == "reserialized":
-            return blake2b_256(json.dumps(json.loads(plaintext)).encode())
-        return blake2b_256(plaintext)
-
-    def _signature(self, digest: bytes, sealed: bytes) -> str | None:
-        variant = self.behaviour.signature
-        if variant == "missing":
-            return None
-        if variant == "wrong-bytes":
-            return self.signer.sign(blake2b_256(sealed)).to_b64()
-        if variant == "foreign-signer":
-            return SuiSigner(self.signer.scheme, self.rng.token_bytes(32)).sign(digest).to_b64()
-        sig = self.signer.sign(digest)
-        if variant == "malleated":
-            sig = _malleate(sig)
-        return sig.to_b64()
+        return None
 
     def seal(self, plaintext: bytes, usage: Any | None) -> dict[str, Any]:
         """The envelope members for one message, in the node's key order, as a JSON-ready dict."""
+        clear = _clear_usage(usage, self.behaviour.clear_usage)
+        model = _usage_model(clear)
         nonce = self._nonce()
-        sealed = self._aead().seal(nonce, plaintext)
-        if self.behaviour.tag == "truncated":
-            sealed = sealed[:-4]
-        digest = self._hash(plaintext, sealed)
-        ciphertext = b64encode(sealed)
-        if self.behaviour.ciphertext_encoding == "urlsafe":
-            ciphertext = ciphertext.replace("+", "-").replace("/", "_")
-        nonce_text = b64encode(nonce)
-        hash_text = b64encode(digest)
-        if self.behaviour.hash_encoding == "unpadded":
-            hash_text = hash_text.rstrip("=")  # 32 bytes always encode with exactly one "="
-        clear_usage = _clear_usage(usage, self.behaviour.clear_usage)
-        members: dict[str, Any] = {
-            "nonce": nonce_text,
-            "ciphertext": ciphertext,
-            "response_hash": hash_text,
-            "signature": self._signature(digest, sealed),
-        }
-        if clear_usage is not None:
-            members["usage"] = clear_usage
+        members: dict[str, Any]
+        if self.streaming:
+            chunk = seal_chunk(
+                plaintext, self.exchange, self.signer, usage=model, nonce=nonce, rng=self.rng, steps=self._steps
+            )
+            members = chunk.to_json()
+        else:
+            response = seal_response(
+                plaintext, self.exchange, self.signer, usage=model, nonce=nonce, rng=self.rng, steps=self._steps
+            )
+            members = response.to_json()
+        if clear is not None and model is None:
+            members["usage"] = clear  # a usage the core's model cannot hold is relayed as the backend sent it
         return members
+
+
+def seal_steps(behaviour: Behaviour, shared_secret: bytes, rng: RandomSource) -> SealSteps:
+    """The core's sealing steps with the behaviour's wrong variants in place (all defaults when strict).
+
+    ``shared_secret`` is only read by the wrong-key variants, and ``rng`` only by ``foreign-signer``
+    (a fresh key per message, drawn after the message's nonce).
+    """
+
+    def foreign_sign(signer: SuiSigner, data: bytes) -> SuiSignature:
+        return SuiSigner(signer.scheme, rng.token_bytes(32)).sign(data)
+
+    rekeys = {
+        "other-salt": Rekey(shared_secret, salt_label=b"other salt"),
+        "hkdf-info": Rekey(shared_secret, info=b"response"),
+    }
+    hashed = {"wrong": _other_bytes, "reserialized": _reserialized}
+    signs = {"foreign-signer": foreign_sign, "malleated": _malleated_sign}
+    return SealSteps(
+        key=rekeys.get(behaviour.response_key),
+        ciphertext=_truncated_tag if behaviour.tag == "truncated" else None,
+        hashed=hashed.get(behaviour.response_hash),
+        hash_algorithm="sha-256" if behaviour.response_hash == "sha256" else "blake2b-256",
+        signed=_the_ciphertext if behaviour.signature == "wrong-bytes" else None,
+        sign=signs.get(behaviour.signature),
+        members=_member_changes(behaviour),
+    )
 
 
 def response_body(members: dict[str, Any]) -> bytes:
@@ -133,6 +131,53 @@ def chunk_body(members: dict[str, Any]) -> bytes:
     return jsonwire.dumps(ordered)
 
 
+# --- the wrong variants of single steps --------------------------------------------------------------
+
+
+def _truncated_tag(sealed: bytes) -> bytes:
+    return sealed[:-4]  # the 16-byte GCM tag cut to 12
+
+
+def _other_bytes(plaintext: bytes) -> bytes:
+    return plaintext + b" "
+
+
+def _reserialized(plaintext: bytes) -> bytes:
+    return json.dumps(json.loads(plaintext)).encode()  # Python's separators add spaces
+
+
+def _the_ciphertext(plaintext: bytes, sealed: bytes) -> bytes:
+    return sealed
+
+
+def _malleated_sign(signer: SuiSigner, data: bytes) -> SuiSignature:
+    return _malleate(signer.sign(data))
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+
+
+def _member_changes(behaviour: Behaviour) -> Callable[[SealedParts], SealedParts] | None:
+    """The encoding knobs and a missing signature, as one final change of the core's base64 members."""
+    urlsafe = behaviour.ciphertext_encoding == "urlsafe"
+    unpadded = behaviour.hash_encoding == "unpadded"
+    missing = behaviour.signature == "missing"
+    if not (urlsafe or unpadded or missing):
+        return None
+
+    def change(parts: SealedParts) -> SealedParts:
+        hash_text = parts.response_hash
+        return replace(
+            parts,
+            ciphertext=parts.ciphertext.translate(_URLSAFE) if urlsafe else parts.ciphertext,
+            # 32 bytes always encode with exactly one "="
+            response_hash=hash_text.rstrip("=") if unpadded and hash_text is not None else hash_text,
+            signature=None if missing else parts.signature,
+        )
+
+    return change
+
+
 def _clear_usage(usage: Any | None, mode: str) -> Any | None:
     if usage is None or mode == "absent":
         return None
@@ -142,6 +187,16 @@ def _clear_usage(usage: Any | None, mode: str) -> Any | None:
         forged["total_tokens"] = int(forged.get("total_tokens") or 0) + 1
         return forged
     return usage
+
+
+def _usage_model(usage: Any | None) -> Usage | None:
+    """The clear usage as the core's model, which keeps the exact JSON object; None if it cannot hold it."""
+    if not isinstance(usage, dict):
+        return None
+    try:
+        return Usage.from_json(usage)
+    except ProtocolError:
+        return None
 
 
 def _malleate(sig: SuiSignature) -> SuiSignature:

@@ -1,4 +1,10 @@
-"""Serving the mock node over loopback HTTP, and the ``mock`` command's options."""
+"""Serving the mock node over loopback HTTP: the ``mock`` command's options, and ``python -m mock_node``.
+
+The command line sits above the mock node: ``atoma-conformance mock`` (conformance.cli) builds its
+parser with :func:`add_arguments` and runs :func:`run`. ``python -m mock_node`` is the same command on
+its own (:func:`main`), with the same options, help and one-line errors, so that nothing here imports
+the command line (tests/test_layers.py keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ import ipaddress
 import re
 import socket
 import sys
+import textwrap
+from collections.abc import Sequence
 
 from conformance.protocol.b64 import b64encode
 from conformance.protocol.sui import Scheme, is_sui_address
@@ -15,6 +23,15 @@ from conformance.protocol.sui import Scheme, is_sui_address
 from .behaviour import PROFILES
 from .config import DEFAULT_MODELS, DEFAULT_SEED, FACES, MAX_BODY_BYTES, ConfigError, MockConfig
 from .faults import CATALOGUE
+
+# The command's --help, shared with ``atoma-conformance mock`` (conformance.cli lays it out the same way).
+DESCRIPTION = (
+    "Serve the mock Atoma node (the proxy face, or with --face node a node's own face): strict by default, or "
+    "the upstream-compatible profile, optionally with named faults. It serves until interrupted."
+)
+EXIT_OK = "--list-faults printed the catalogue, or the server stopped"
+EXIT_NOT_RUN = "not served: bad usage, or the address cannot be listened on"
+ERROR_PREFIX = "atoma-conformance: error: "  # what every command's one-line error starts with
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -304,7 +321,40 @@ def _why(exc: OSError) -> str:
     return (exc.strerror or type(exc).__name__).lower()
 
 
-def main(argv: list[str] | None = None) -> int:
-    from conformance.cli import main as cli_main
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line (a :class:`ConfigError`), not a usage dump; the exit codes stay a list."""
 
-    return cli_main(["mock", *(sys.argv[1:] if argv is None else argv)])
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def description() -> str:
+    """:data:`DESCRIPTION` and the exit codes, laid out as every ``atoma-conformance`` command's help."""
+    codes = [f"  0    {EXIT_OK}", f"  2    {EXIT_NOT_RUN}", "  130  interrupted (Ctrl-C)"]
+    return textwrap.fill(" ".join(DESCRIPTION.split()), 100) + "\n\nExit codes:\n" + "\n".join(codes)
+
+
+def build_parser(prog: str = "python -m mock_node") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description=description())
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mock_node``: the ``mock`` command, keeping the command line's contract: a bad value is
+    one line on stderr and exit 2, Ctrl-C is exit 130."""
+    from conformance.exits import ExitCode
+    from conformance.textsafe import one_line
+
+    try:
+        return run(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
+    except ConfigError as exc:
+        print(ERROR_PREFIX + one_line(str(exc), 1000), file=sys.stderr)
+        return ExitCode.NOT_RUN
+    except KeyboardInterrupt:
+        print("atoma-conformance: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED

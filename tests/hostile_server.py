@@ -59,9 +59,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64encode
-from conformance.protocol.primitives import x25519_public_key
+from conformance.protocol import b64encode, jsonwire, x25519_public_key
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

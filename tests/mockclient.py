@@ -14,11 +14,21 @@ from typing import Any
 
 import httpx
 
-from conformance.protocol import jsonwire
-from conformance.protocol.envelope import OpenedMessage, SealedRequest, open_chunk, open_response, seal_request
-from conformance.protocol.models import ConfidentialComputeResponse, LockResponse, StreamChunk
-from conformance.protocol.randomness import RandomSource, SeededRandom
-from conformance.protocol.sse import SseEvent, SseParser
+from conformance.protocol import (
+    ConfidentialComputeResponse,
+    LockResponse,
+    OpenedMessage,
+    RandomSource,
+    SealedRequest,
+    SeededRandom,
+    SseEvent,
+    SseParser,
+    StreamChunk,
+    jsonwire,
+    open_chunk,
+    open_response,
+    seal_request,
+)
 from mock_node.app import create_app
 from mock_node.config import MockConfig
 

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.protocol.b64 import b64decode, b64decode_fixed, b64encode
-from conformance.protocol.errors import (
+from conformance.protocol import (
     Base64BadPadding,
     Base64Error,
     Base64InvalidCharacter,
@@ -21,6 +20,9 @@ from conformance.protocol.errors import (
     Base64Whitespace,
     LengthError,
     ProtocolError,
+    b64decode,
+    b64decode_fixed,
+    b64encode,
 )
 
 FIELD = "plaintext_body_hash"

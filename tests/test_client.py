@@ -32,14 +32,24 @@ from conformance.client import (
     ConfidentialClient,
     resolve_api_key,
 )
-from conformance.evidence import MISSING, ExchangeRecord, HttpRecord, LockRecord, analyse_lock
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64encode
-from conformance.protocol.envelope import OpenedRequest, open_request, seal_chunk, seal_response
-from conformance.protocol.models import ConfidentialComputeRequest, ErrorBody, LockResponse, Usage
-from conformance.protocol.primitives import blake2b_256, x25519_public_key
-from conformance.protocol.randomness import SeededRandom
-from conformance.protocol.sui import Scheme, SuiSigner
+from conformance.protocol import (
+    ConfidentialComputeRequest,
+    ErrorBody,
+    LockResponse,
+    OpenedRequest,
+    Scheme,
+    SeededRandom,
+    SuiSigner,
+    Usage,
+    b64encode,
+    blake2b_256,
+    jsonwire,
+    open_request,
+    seal_chunk,
+    seal_response,
+    x25519_public_key,
+)
+from conformance.records import MISSING, ExchangeRecord, HttpRecord, LockRecord, analyse_lock
 
 BASE = "http://node.test"
 LOCK_PATH = "/v1/nodes/lock"

@@ -29,7 +29,7 @@ from conformance.clients.contract import (
 )
 from conformance.clients.report import SCHEMA_PATH, to_json
 from conformance.clients.runner import ClientUnderTest, Matrix, clean_result, run_matrix
-from conformance.protocol.envelope import seal_request
+from conformance.protocol import seal_request
 
 TOY = Path(__file__).parent / "client_adapters" / "misbehave.py"
 REFERENCE = f"{shlex.quote(sys.executable)} -m conformance.clients.adapters.reference"

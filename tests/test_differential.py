@@ -27,19 +27,26 @@ from Crypto.Signature import DSS
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from conformance.protocol.envelope import seal_request, seal_response
-from conformance.protocol.errors import AeadError, HighS, LowOrderPoint, SignatureVerificationFailed
-from conformance.protocol.primitives import (
+from conformance.protocol import (
+    AeadError,
     AeadKey,
+    HighS,
+    LowOrderPoint,
+    Scheme,
+    SeededRandom,
+    SignatureVerificationFailed,
+    SuiSignature,
+    SuiSigner,
     aead_open,
     blake2b_256,
     hkdf_sha256,
     low_order_encodings,
+    seal_request,
+    seal_response,
+    verify,
     x25519_public_key,
     x25519_shared_secret,
 )
-from conformance.protocol.randomness import SeededRandom
-from conformance.protocol.sui import Scheme, SuiSignature, SuiSigner, verify
 
 # Group orders from SEC 2 and FIPS 186-4, written out here rather than taken from the core.
 N_K1 = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from conformance.checks import CATALOGUE
-from conformance.checks.run import FACE_ONLY
 from conformance.clients.checks import SCENARIOS as CLIENT_SCENARIOS
 from conformance.strategies import _FAMILY_LIST
 from conformance.vectors import default_dir, load
@@ -36,7 +35,7 @@ COUNTED = re.compile(
 
 def _node_face_only() -> list[str]:
     """Checks that probe a scenario existing only on the node face: a proxy-face run skips them."""
-    return [c.id for c in CATALOGUE if any(FACE_ONLY.get(s) == "node" for s in c.scenarios)]
+    return [c.id for c in CATALOGUE if any(p.face == "node" for p in c.reads)]
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ RULES = (
          "checks a proxy-face run evaluates (the catalogue minus the node-face-only checks)"),
     Rule(("README.md",), r"proxy-face checks \(of (\d+);", lambda: len(CATALOGUE), CHECKS),
     Rule(("README.md",), r"the (\d+) NODE checks skip", lambda: len(_node_face_only()),
-         "checks that probe only the node face (conformance.checks.run.FACE_ONLY)"),
+         "checks that probe only the node face (Probe.face)"),
     Rule(("README.md",), r"\((\d+) checks as data", lambda: len(CATALOGUE), CHECKS),
     Rule(("README.md",), r"(\d+) named(?:, deterministic)? faults", lambda: len(FAULTS), NAMED_FAULTS),
     Rule(("docs/mock-node.md",), r"lists the (\d+) faults", lambda: len(FAULTS), NAMED_FAULTS),

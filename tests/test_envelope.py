@@ -9,23 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.protocol.b64 import b64decode, b64encode
-from conformance.protocol.envelope import (
-    Exchange,
-    OpenedMessage,
-    SealedRequest,
-    client_exchange,
-    key_id,
-    open_chunk,
-    open_request,
-    open_response,
-    seal_chunk,
-    seal_request,
-    seal_response,
-)
-from conformance.protocol.errors import (
+from conformance.protocol import (
+    RANDOM_NONCE_BUDGET,
     AeadError,
+    AeadKey,
     Base64MissingPadding,
+    ConfidentialComputeRequest,
+    ConfidentialComputeResponse,
+    Exchange,
+    FixedBytes,
     HashMismatch,
     HighS,
     InvalidJson,
@@ -33,25 +25,39 @@ from conformance.protocol.errors import (
     LengthError,
     LowOrderPoint,
     MissingField,
+    NonceLedger,
     NonceReuse,
+    NonceUse,
+    OpenedMessage,
     ProtocolError,
+    Scheme,
+    SealedRequest,
+    SeededRandom,
     SignatureVerificationFailed,
     SignerMismatch,
+    StreamChunk,
+    SuiSignature,
+    SuiSigner,
+    Usage,
     UsageMismatch,
-)
-from conformance.protocol.jsonwire import dumps
-from conformance.protocol.models import ConfidentialComputeRequest, ConfidentialComputeResponse, StreamChunk, Usage
-from conformance.protocol.nonces import RANDOM_NONCE_BUDGET, NonceLedger, NonceUse
-from conformance.protocol.primitives import (
-    AeadKey,
+    b64decode,
+    b64encode,
     blake2b_256,
+    client_exchange,
     derive_key,
+    dumps,
+    key_id,
     low_order_encodings,
+    open_chunk,
+    open_request,
+    open_response,
+    seal_chunk,
+    seal_request,
+    seal_response,
+    to_high_s,
     x25519_public_key,
     x25519_shared_secret,
 )
-from conformance.protocol.randomness import FixedBytes, SeededRandom
-from conformance.protocol.sui import Scheme, SuiSignature, SuiSigner, to_high_s
 
 NODE_SK = SeededRandom("node key").token_bytes(32)
 NODE_PK = x25519_public_key(NODE_SK)

@@ -14,7 +14,7 @@ import pytest
 
 from conformance.checks import CATALOGUE, Run
 from conformance.checks.base import Precondition, Skip
-from conformance.checks.run import COSTS, FACE_ONLY, SCENARIOS
+from conformance.checks.probe import PROBES, Probe
 from conformance.client import ConfidentialClient
 from conformance.embedded import Embedded, embedded_target
 from conformance.estimate import closure, estimate_run, select
@@ -47,17 +47,17 @@ class Counting:
 
         self.run = Run(embedded.target, make(embedded.target.api_key), client_factory=make)
         self.run.sleep = embedded.sleep
-        scenario = self.run.scenario
+        get = self.run.get
 
-        def counted(name: str) -> Any:
-            self.reads[self.stack[-1] if self.stack else "<check>"].add(name)
-            self.stack.append(name)
+        def counted(probe: Probe[Any]) -> Any:
+            self.reads[self.stack[-1] if self.stack else "<check>"].add(probe.name)
+            self.stack.append(probe.name)
             try:
-                return scenario(name)
+                return get(probe)
             finally:
                 self.stack.pop()
 
-        self.run.scenario = counted  # type: ignore[method-assign]
+        self.run.get = counted  # type: ignore[method-assign]
 
 
 @pytest.fixture(params=CASES, ids=[f"{face}-{profile}" for face, profile in CASES])
@@ -80,20 +80,20 @@ def counting(request: pytest.FixtureRequest) -> Iterator[Callable[[], Counting]]
 
 
 def _applies(name: str, face: str) -> bool:
-    return FACE_ONLY.get(name, face) == face
+    return PROBES[name].face in (None, face)
 
 
 def test_every_probe_sends_at_most_what_it_declares(counting: Callable[[], Counting]) -> None:
     """Each probe alone, on a fresh run (nothing cached), so it pays for everything it reads too."""
     checked = 0
-    for name in sorted(SCENARIOS):
+    for name in sorted(PROBES):
         counted = counting()
         face = counted.run.target.face
         if not _applies(name, face):
             continue
         with contextlib.suppress(Skip, Precondition):
-            counted.run.scenario(name)
-        cost = COSTS[name]
+            counted.run.get(PROBES[name])
+        cost = PROBES[name].cost
         own_sends, own_locks = counted.requests[(name, "send")], counted.requests[(name, "lock")]
         assert own_sends <= cost.sends, f"{name} sent {own_sends} requests, declares {cost.sends}"
         assert own_locks <= cost.locks, f"{name} took {own_locks} locks, declares {cost.locks}"
@@ -109,7 +109,8 @@ def test_every_check_reads_only_what_it_declares(counting: Callable[[], Counting
         counted.reads["<check>"] = set()
         check.run(counted.run)
         read = {name for name in counted.reads["<check>"] if _applies(name, face)}
-        assert read <= closure(set(check.scenarios), face), f"{check.id} reads {read - set(check.scenarios)}"
+        declared = closure(set(check.probes), face)
+        assert read <= declared, f"{check.id} reads {read - declared}"
     assert counted.requests[("<check>", "send")] == counted.requests[("<check>", "lock")] == 0, (
         "a check sent a request outside any probe"
     )
@@ -131,5 +132,5 @@ def test_selection_matches_pytest_marker_semantics() -> None:
     assert all(c.level == "MUST" for c in select("must and not err"))
     assert len(select(None)) == len(CATALOGUE)
     narrow = estimate_run(select_expr="LOCK-001", workers=1, face="proxy", embedded=True)
-    assert narrow.scenarios == 1 and narrow.without_retries == 1
+    assert narrow.probes == 1 and narrow.without_retries == 1
     assert estimate_run(select_expr=None, workers=2, face="proxy", embedded=False).preflight == 3

@@ -11,8 +11,8 @@ import pytest
 from conformance.budget import RunStopped
 from conformance.cli import main
 from conformance.client import ClientOptions, ConfidentialClient
-from conformance.evidence import HttpRecord, cut_off
 from conformance.guard import RunGuard, Usability
+from conformance.records import HttpRecord, cut_off
 from tests.hostile_server import hostile_node
 
 CHAT = "/v1/confidential/chat/completions"

@@ -38,9 +38,8 @@ import pytest
 from conformance.checks import CATALOGUE, Run, Target, Verdict
 from conformance.cli import main
 from conformance.client import EVIDENCE_PREFIX, AsyncConfidentialClient, ClientOptions, ConfidentialClient
-from conformance.evidence import MISSING, ExchangeRecord, HttpRecord, LockRecord
-from conformance.protocol import jsonwire
-from conformance.protocol.sse import SseParser
+from conformance.protocol import SseParser, jsonwire
+from conformance.records import MISSING, ExchangeRecord, HttpRecord, LockRecord
 from tests.hostile_server import (
     LOCK_PATH,
     HostileNode,

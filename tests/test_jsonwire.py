@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.protocol.errors import InvalidJson
-from conformance.protocol.jsonwire import MAX_ITEMS, dumps, json_type, loads, loads_object, strict_equal
+from conformance.protocol import MAX_ITEMS, InvalidJson, dumps, json_type, loads, loads_object, strict_equal
 
 SECRET = "SECRET-PLAINTEXT-7f3a"
 

@@ -11,9 +11,8 @@ import tracemalloc
 import httpx
 
 from conformance.client import ConfidentialClient
-from conformance.evidence import RETAINED_BODY_BYTES
-from conformance.protocol.b64 import b64encode
-from conformance.protocol.primitives import x25519_public_key
+from conformance.protocol import b64encode, x25519_public_key
+from conformance.records import RETAINED_BODY_BYTES
 
 NODE = x25519_public_key(bytes(range(1, 33)))
 LOCK = json.dumps(

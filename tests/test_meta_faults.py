@@ -9,6 +9,7 @@ import pytest
 from conformance.checks import CATALOGUE, Run, Target
 from conformance.client import ConfidentialClient, NodeFace
 from conformance.protocol.sui import Scheme, SuiSigner
+from conformance.taxonomy import Face
 from mock_node.config import DEFAULT_MODELS, MockConfig
 from mock_node.faults import CATALOGUE as FAULTS
 from mock_node.faults import Fault
@@ -22,7 +23,7 @@ SIGNER = SuiSigner(Scheme.ED25519, bytes(range(32)))  # the suite's key when it 
 STACK = 3
 
 
-def run_catalogue(faults: tuple[str, ...] = (), face: str = "proxy") -> dict[str, str]:
+def run_catalogue(faults: tuple[str, ...] = (), face: Face = "proxy") -> dict[str, str]:
     """Every check's outcome against a mock with ``faults`` on (its clock skips the lock-expiry wait)."""
     clock = SkewClock()
     owners = {STACK: SIGNER.address} if face == "node" else {}

@@ -20,54 +20,55 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from conformance import spec
 from conformance.client import DROP, ConfidentialClient, NodeFace
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64decode, b64encode
-from conformance.protocol.envelope import Exchange, open_response, seal_request
-from conformance.protocol.errors import (
+from conformance.protocol import (
+    CURVE_ORDER,
+    KEEPALIVE,
+    TAG_LEN,
     AeadError,
+    AeadKey,
     Base64MissingPadding,
     Base64UrlSafeAlphabet,
+    ConfidentialComputeRequest,
+    ConfidentialComputeResponse,
+    Exchange,
     HashMismatch,
     HighS,
     LengthError,
+    LockResponse,
     LowOrderPoint,
     MissingField,
     NonceReuse,
+    Scheme,
+    SeededRandom,
     SignatureVerificationFailed,
     SignerMismatch,
+    SseParser,
+    SuiSignature,
+    SuiSigner,
     UsageMismatch,
-)
-from conformance.protocol.models import ConfidentialComputeRequest, ConfidentialComputeResponse, LockResponse
-from conformance.protocol.primitives import (
-    TAG_LEN,
-    AeadKey,
+    b64decode,
+    b64encode,
     blake2b_256,
     derive_key,
     hkdf_sha256,
     is_low_order,
-    x25519_public_key,
-    x25519_shared_secret,
-)
-from conformance.protocol.randomness import SeededRandom
-from conformance.protocol.sse import KEEPALIVE, SseParser
-from conformance.protocol.sui import (
-    CURVE_ORDER,
-    Scheme,
-    SuiSignature,
-    SuiSigner,
+    jsonwire,
+    open_response,
     parse_signature,
+    seal_request,
     verify,
     verify_b64,
+    x25519_public_key,
+    x25519_shared_secret,
 )
 from mock_node.behaviour import ATOMA_NODE_COMPAT, STRICT, Behaviour
 from mock_node.config import MAX_BODY_BYTES, ConfigError, MockConfig
@@ -79,7 +80,6 @@ from tests.mockclient import CHAT_MODEL, PATHS, MockClient, Sent, plaintext_for
 MakeClient = Callable[..., MockClient]
 TestFn = TypeVar("TestFn", bound=Callable[..., None])
 
-SPEC = Path(__file__).resolve().parent.parent / "docs" / "spec.md"
 ED25519_L = 2**252 + 27742317777372353535851937790883648493  # written out, not taken from the mock
 FIXED_WALL_CLOCK = 1_700_000_000.0
 INTERNAL = (500, "INTERNAL_ERROR", "Internal server error occurred")
@@ -895,12 +895,8 @@ def test_every_fault_has_a_wire_effect_test() -> None:
         assert fn.__name__.startswith("test_") and globals()[fn.__name__] is fn, fault
 
 
-def spec_requirement_ids() -> set[str]:
-    return set(re.findall(r"^- \*\*(R\d+\.\d+)\*\*", SPEC.read_text(encoding="utf-8"), flags=re.MULTILINE))
-
-
 def test_the_catalogue_is_well_formed_and_cites_existing_requirements() -> None:
-    ids = spec_requirement_ids()
+    ids = set(spec.load().requirements)
     assert len(ids) > 100, "the spec parsed"
     names = [fault.name for fault in CATALOGUE]
     assert len(names) == len(set(names)) == len(FAULTS) and len(names) >= 25

@@ -48,22 +48,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mock_node.app
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64decode, b64encode
-from conformance.protocol.envelope import SealedRequest, open_chunk, open_request, open_response, seal_request
-from conformance.protocol.errors import ProtocolError
-from conformance.protocol.models import (
+from conformance.protocol import (
     ConfidentialComputeRequest,
     ConfidentialComputeResponse,
     DecodedRequest,
     LockRequest,
     LockResponse,
+    NonceLedger,
+    ProtocolError,
+    SealedRequest,
+    SeededRandom,
+    SseParser,
     StreamChunk,
+    b64decode,
+    b64encode,
+    jsonwire,
+    low_order_encodings,
+    open_chunk,
+    open_request,
+    open_response,
+    seal_request,
+    x25519_public_key,
 )
-from conformance.protocol.nonces import NonceLedger
-from conformance.protocol.primitives import low_order_encodings, x25519_public_key
-from conformance.protocol.randomness import SeededRandom
-from conformance.protocol.sse import SseParser
 from mock_node.app import LOCK_BODY_LIMIT, REPLAY_MEMORY, create_app
 from mock_node.config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TOKENS, MAX_BODY_BYTES, MockConfig
 from tests.mockclient import CHAT_MODEL, EMBED_MODEL, IMAGE_MODEL, PATHS

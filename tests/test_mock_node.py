@@ -11,11 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64decode, b64encode
-from conformance.protocol.models import LockResponse
-from conformance.protocol.primitives import blake2b_256
-from conformance.protocol.sui import Scheme
+from conformance.protocol import LockResponse, Scheme, b64decode, b64encode, blake2b_256, jsonwire
 from mock_node import fake_model
 from mock_node.config import ConfigError, MockConfig
 from tests.mockclient import CHAT_MODEL, PATHS, MockClient, plaintext_for

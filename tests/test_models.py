@@ -11,28 +11,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.protocol.b64 import b64encode
-from conformance.protocol.errors import (
+from conformance.protocol import (
+    U64_MAX,
     Base64MissingPadding,
     Base64UrlSafeAlphabet,
-    InvalidJson,
-    LengthError,
-    MissingField,
-    OutOfRange,
-    ProtocolError,
-    WrongType,
-)
-from conformance.protocol.jsonwire import dumps
-from conformance.protocol.models import (
-    U64_MAX,
     ConfidentialComputeRequest,
     ConfidentialComputeResponse,
     DecodedRequest,
     ErrorBody,
+    InvalidJson,
+    LengthError,
     LockRequest,
     LockResponse,
+    MissingField,
+    OutOfRange,
+    ProtocolError,
     StreamChunk,
     Usage,
+    WrongType,
+    b64encode,
+    dumps,
 )
 
 SECRET = "SECRET-VALUE-91bc"

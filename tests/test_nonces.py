@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.protocol.envelope import client_exchange, key_id
-from conformance.protocol.errors import LengthError
-from conformance.protocol.nonces import RANDOM_NONCE_BUDGET, NonceLedger, NonceUse
-from conformance.protocol.primitives import x25519_public_key
+from conformance.protocol import (
+    RANDOM_NONCE_BUDGET,
+    LengthError,
+    NonceLedger,
+    NonceUse,
+    client_exchange,
+    key_id,
+    x25519_public_key,
+)
 
 N1, N2, N3 = b"\x01" * 12, b"\x02" * 12, b"\x03" * 12
 

@@ -13,10 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.protocol.errors import AeadError, LengthError, LowOrderPoint, ProtocolError
-from conformance.protocol.primitives import (
+from conformance.protocol import (
     LOW_ORDER_U,
+    AeadError,
     AeadKey,
+    LengthError,
+    LowOrderPoint,
+    ProtocolError,
     aead_open,
     aead_seal,
     blake2b_256,
@@ -337,8 +340,7 @@ def test_blake2b_256_agrees_with_libsodium(data: bytes) -> None:
 
 
 def test_canonical_public_key_folds_bit_255_and_values_above_p() -> None:
-    from conformance.protocol.envelope import key_id
-    from conformance.protocol.primitives import canonical_public_key
+    from conformance.protocol import canonical_public_key, key_id
 
     key = bytes.fromhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
     high = key[:31] + bytes([key[31] | 0x80])

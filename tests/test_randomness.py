@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from conformance.protocol.randomness import SYSTEM_RANDOM, FixedBytes, RandomSource, SeededRandom, SystemRandom
+from conformance.protocol import SYSTEM_RANDOM, FixedBytes, RandomSource, SeededRandom, SystemRandom
 
 SEEDS: list[bytes | str | int] = [
     b"",

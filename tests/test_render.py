@@ -27,7 +27,6 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from conformance.checks import CATALOGUE, CATEGORIES, LEVELS
-from conformance.checks.run import FACE_ONLY
 from conformance.cli import main
 from conformance.report.baseline import create_baseline, gate, gate_record, parse_baseline
 from conformance.report.render import (
@@ -72,7 +71,7 @@ def compat(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def _node_face_only() -> set[str]:
     """The checks a proxy-face run must skip: those probing a scenario that exists only on the node face."""
-    return {c.id for c in CATALOGUE if any(FACE_ONLY.get(s) == "node" for s in c.scenarios)}
+    return {c.id for c in CATALOGUE if any(p.face == "node" for p in c.reads)}
 
 
 @pytest.fixture(scope="session")

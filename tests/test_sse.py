@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.protocol.sse import DONE, KEEPALIVE, SseError, SseEvent, SseEventTooLarge, SseParser, encode_event
+from conformance.protocol import DONE, KEEPALIVE, SseError, SseEvent, SseEventTooLarge, SseParser, encode_event
 
 STREAM = KEEPALIVE + encode_event(b'{"a":1}') + b": comment\n\n" + encode_event(b'{"b":2}') + DONE
 

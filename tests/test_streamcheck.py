@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.protocol import jsonwire
-from conformance.protocol.envelope import Exchange, open_request, seal_chunk, seal_request
-from conformance.protocol.errors import NonceReuse, SignatureError, StreamOrderError
-from conformance.protocol.models import StreamChunk, Usage
-from conformance.protocol.primitives import x25519_public_key
-from conformance.protocol.randomness import SeededRandom
-from conformance.protocol.streamcheck import StreamVerifier
-from conformance.protocol.sui import Scheme, SuiSigner
+from conformance.protocol import (
+    Exchange,
+    NonceReuse,
+    Scheme,
+    SeededRandom,
+    SignatureError,
+    StreamChunk,
+    StreamOrderError,
+    StreamVerifier,
+    SuiSigner,
+    Usage,
+    jsonwire,
+    open_request,
+    seal_chunk,
+    seal_request,
+    x25519_public_key,
+)
 
 RNG = SeededRandom("streamcheck")
 NODE_SK = RNG.token_bytes(32)
@@ -32,7 +41,8 @@ def chunk(
 ) -> StreamChunk:
     body: dict[str, object] = {"id": kw.get("id", "c1"), "model": "m", "choices": [{"delta": {"content": content}}]}
     clear = None
-    if usage:
+    if usage:  # R9.11: the usage chunk carries no choices
+        body["choices"] = []
         body["usage"] = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
         clear = Usage.from_json(body["usage"])
     signer = kw.get("signer", SIGNER)
@@ -46,7 +56,7 @@ def test_an_honest_stream_opens_chunk_by_chunk() -> None:
     texts = [verifier.open(chunk(node, t)).plaintext for t in ("a", "b")]
     texts.append(verifier.open(chunk(node, "", usage=True)).plaintext)
     contents = [jsonwire.loads_object(t)["choices"] for t in texts]
-    assert contents == [[{"delta": {"content": "a"}}], [{"delta": {"content": "b"}}], [{"delta": {"content": ""}}]]
+    assert contents == [[{"delta": {"content": "a"}}], [{"delta": {"content": "b"}}], []]
 
 
 def test_a_repeated_chunk_is_refused() -> None:
@@ -89,7 +99,7 @@ def test_a_change_of_stream_id_is_refused() -> None:
     client, node = exchange()
     verifier = StreamVerifier(client)
     verifier.open(chunk(node, "a"))
-    with pytest.raises(StreamOrderError, match="id or model"):
+    with pytest.raises(StreamOrderError, match="id, created or model"):
         verifier.open(chunk(node, "b", id="c2"))
 
 

@@ -16,26 +16,24 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.protocol.b64 import b64encode
-from conformance.protocol.errors import (
+from conformance.protocol import (
+    CURVE_ORDER,
+    SERIALIZED_LEN,
     Base64MissingPadding,
     HighS,
     InvalidPublicKey,
     InvalidSecretKey,
     LengthError,
     ProtocolError,
+    Scheme,
     SignatureLength,
     SignatureVerificationFailed,
     SignerMismatch,
-    UnknownSignatureScheme,
-)
-from conformance.protocol.primitives import blake2b_256
-from conformance.protocol.sui import (
-    CURVE_ORDER,
-    SERIALIZED_LEN,
-    Scheme,
     SuiSignature,
     SuiSigner,
+    UnknownSignatureScheme,
+    b64encode,
+    blake2b_256,
     parse_signature,
     parse_signature_bytes,
     sui_address,

@@ -4,7 +4,6 @@ writes, the schema holds, ids are stable and unique, and every spec reference ex
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from conformance import spec
 from conformance.cli import main
 from conformance.vectors import Vector, check, default_dir, iter_vectors, load
 from conformance.vectors.generate import BUILDERS, build_all
@@ -21,7 +21,7 @@ from conformance.vectors.verify import VectorFailure, verify_test
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "vectors"
 ALL = list(iter_vectors(VECTORS))
-SPEC_IDS = set(re.findall(r"^- \*\*(R\d+\.\d+)\*\* ", (ROOT / "docs" / "spec.md").read_text(encoding="utf-8"), re.M))
+SPEC_IDS = set(spec.load().requirements)
 
 
 def test_default_dir_is_the_repository_vectors() -> None:

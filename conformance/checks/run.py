@@ -1,4 +1,4 @@
-"""One conformance run against one target: the scenarios (probes) it sends, cached, and the nonce
+"""One conformance run against one target: the probes it sends, cached, and the nonce
 ledgers every exchange feeds.
 
 Every plaintext carries a fresh sentinel string, so that a leak of the plaintext into an error body,
@@ -11,15 +11,19 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..budget import RunStopped
 from ..client import BudgetExceeded, ConfidentialClient, Prepared
-from ..evidence import ExchangeRecord, HttpRecord, LockRecord, cut_off
 from ..protocol import jsonwire
 from ..protocol.nonces import NonceLedger
+from ..records import ExchangeRecord, HttpRecord, LockRecord, cut_off
+from ..taxonomy import Face
 from ..textsafe import one_line
 from .base import Precondition, Skip
+from .probe import Probe
+
+T = TypeVar("T")
 
 UNKNOWN_MODEL = "atoma-conformance/no-such-model"
 
@@ -37,7 +41,7 @@ class Target:
     second_api_key: str | None = None  # lets the suite test that one key cannot spend another's lock
     embedded: bool = False
     profile: str | None = None  # the embedded mock's profile, or the operator's expectation
-    face: str = "proxy"  # "node": the suite stands in for the proxy (X-Signature, no lock endpoint)
+    face: Face = "proxy"  # "node": the suite stands in for the proxy (X-Signature, no lock endpoint)
 
 
 @dataclass
@@ -53,20 +57,20 @@ class Run:
     _failed: dict[str, Exception] = field(default_factory=dict)
     _running: set[str] = field(default_factory=set)
 
-    def scenario(self, name: str) -> Any:
-        """The result of scenario ``name``, running it on first use."""
-        face_only = FACE_ONLY.get(name)
-        if face_only is not None and face_only != self.target.face:
-            raise Skip(f"{name} probes the {face_only} face; this run tests the {self.target.face} face")
+    def get(self, probe: Probe[T]) -> T:
+        """The result of ``probe``, sending it on first use."""
+        name = probe.name
+        if probe.face is not None and probe.face != self.target.face:
+            raise Skip(f"{name} probes the {probe.face} face; this run tests the {self.target.face} face")
         if name in self._failed:
             raise self._failed[name]
         if name not in self._cache:
             if name in self._running:
-                raise RuntimeError(f"scenario {name} depends on itself")
+                raise RuntimeError(f"probe {name} depends on itself")
             self._running.add(name)
             try:
                 try:
-                    result = SCENARIOS[name](self)
+                    result = probe.send(self)
                 except BudgetExceeded as exc:  # --max-requests: a check the budget stopped is not evaluated
                     raise Precondition(f"not evaluated: {exc} (--max-requests)") from None
                 except RunStopped as exc:  # the run's deadline passed, or the target proved unusable
@@ -82,12 +86,13 @@ class Run:
                 raise
             finally:
                 self._running.discard(name)
-        return self._cache[name]
+        cached: T = self._cache[name]
+        return cached
 
     def ran(self, name: str) -> bool:
         return name in self._cache
 
-    # --- building blocks for scenarios ---------------------------------------------------------------
+    # --- building blocks for probes ------------------------------------------------------------------
 
     def sentinel(self) -> str:
         return f"atoma-conformance-sentinel-{secrets.token_hex(8)}"
@@ -172,6 +177,19 @@ class Run:
         self._observe(record, mutated=mutate is not None)
         return record
 
+    def prepare(self, lock: LockRecord, plaintext: bytes | None = None) -> Prepared:
+        """A valid chat request, sealed and ready but not sent, for a probe to alter or inspect first."""
+        return self.client.prepare(
+            "chat",
+            plaintext if plaintext is not None else self.plaintext("chat"),
+            lock,
+            model_name=self.target.chat_model,
+            stream=False,
+            num_compute_units=None,
+            mutate=None,
+            headers=None,
+        )
+
     def post(self, prepared: Prepared, *, mutated: bool = True) -> ExchangeRecord:
         """Send a request prepared (and perhaps altered) by a probe, and observe it like :meth:`send`."""
         record = self.client.post_prepared(prepared)
@@ -201,7 +219,7 @@ class Run:
 
 
 def _cut_off(result: Any) -> str | None:
-    """Why a probe's answer was not a whole answer (``evidence.cut_off``), or None when every exchange
+    """Why a probe's answer was not a whole answer (``records.cut_off``), or None when every exchange
     in it was. An answer cut short or never given is evidence of nothing the rules judge: a 200 cut
     off at the deadline is not a served answer, and silence is not a refusal. Checks that read it are
     "not evaluated", never pass."""
@@ -216,43 +234,3 @@ def _cut_off(result: Any) -> str | None:
                 return f"got no answer ({one_line(http.detail or why, 160)})"
             return f"was cut off ({why}) after status {http.status}"
     return None
-
-
-ScenarioFn = Callable[[Run], Any]
-SCENARIOS: dict[str, ScenarioFn] = {}
-FACE_ONLY: dict[str, str] = {}  # scenario -> the one face it applies to
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What one probe may send, declared beside it so ``run --dry-run`` can bound a run before it starts.
-
-    ``sends`` counts its own requests other than locks, ``locks`` its lock requests (each may be retried
-    on 429/503, and costs nothing on the node face, which has no lock endpoint), and ``reads`` the other
-    probes it runs first. tests/test_estimate.py runs every probe and holds it to its declaration.
-    """
-
-    sends: int = 1
-    locks: int = 1
-    reads: tuple[str, ...] = ()
-
-
-COSTS: dict[str, Cost] = {}
-
-
-def scenario(
-    name: str, *, face: str | None = None, sends: int = 1, locks: int = 1, reads: tuple[str, ...] = ()
-) -> Callable[[ScenarioFn], ScenarioFn]:
-    """Register a probe; ``face`` limits it to the proxy or the node face (elsewhere it skips). The
-    default cost is the common probe: one lock and one confidential request."""
-
-    def register(fn: ScenarioFn) -> ScenarioFn:
-        if name in SCENARIOS:
-            raise ValueError(f"duplicate scenario {name}")
-        SCENARIOS[name] = fn
-        COSTS[name] = Cost(sends, locks, reads)
-        if face is not None:
-            FACE_ONLY[name] = face
-        return fn
-
-    return register

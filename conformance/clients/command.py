@@ -9,18 +9,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..exits import UserError
+from ..exits import ExitCode, UserError
 from ..options import finite_seconds
 from ..paths import shown, writable_dir
 from .checks import SCENARIOS
 from .contract import AdapterFailure, split_command
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_REPORT_DIR = Path("reports") / "clients"
-
-
-class ClientsUsageError(UserError):
-    """One line for the user, exit 2."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,25 +56,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def parse_adapters(specs: list[str]) -> list[tuple[str, str | None]]:
     """``NAME=COMMAND`` or a built-in ``NAME``; names must be unique and usable as column titles."""
     if not specs:
-        raise ClientsUsageError("--adapter: name at least one client (for example --adapter reference)")
+        raise UserError("--adapter: name at least one client (for example --adapter reference)")
     out: list[tuple[str, str | None]] = []
     for spec in specs:
         name, sep, command = spec.partition("=")
         name = name.strip()
         if not name or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in name):
-            raise ClientsUsageError(
-                f"--adapter: {shown(spec)}: the name must be ASCII letters, digits, '-', '_' or '.'"
-            )
+            raise UserError(f"--adapter: {shown(spec)}: the name must be ASCII letters, digits, '-', '_' or '.'")
         if sep and not command.strip():
-            raise ClientsUsageError(f"--adapter: {name}: the command after '=' is empty")
+            raise UserError(f"--adapter: {name}: the command after '=' is empty")
         if sep:
             try:
                 argv = split_command(command)
             except AdapterFailure as exc:
-                raise ClientsUsageError(f"--adapter: {name}: {shown(str(exc))}") from None
+                raise UserError(f"--adapter: {name}: {shown(str(exc))}") from None
             _check_program(name, argv[0])
         if any(existing == name for existing, _ in out):
-            raise ClientsUsageError(f"--adapter: {name} is named twice")
+            raise UserError(f"--adapter: {name} is named twice")
         out.append((name, command.strip() if sep else None))
     return out
 
@@ -87,17 +80,17 @@ def parse_adapters(specs: list[str]) -> list[tuple[str, str | None]]:
 def _check_program(name: str, program: str) -> None:
     """An adapter whose program cannot start fails every check: that is a typo, not a verdict."""
     if "\0" in program:
-        raise ClientsUsageError(f"--adapter: {name}: the command contains a NUL character")
+        raise UserError(f"--adapter: {name}: the command contains a NUL character")
     if os.sep in program or (os.altsep and os.altsep in program):
         path = Path(program)
         if not path.exists():
-            raise ClientsUsageError(f"--adapter: {name}: cannot start {shown(program)}: no such file")
+            raise UserError(f"--adapter: {name}: cannot start {shown(program)}: no such file")
         if not path.is_file():
-            raise ClientsUsageError(f"--adapter: {name}: cannot start {shown(program)}: not a regular file")
+            raise UserError(f"--adapter: {name}: cannot start {shown(program)}: not a regular file")
         if not os.access(path, os.X_OK):
-            raise ClientsUsageError(f"--adapter: {name}: cannot start {shown(program)}: not executable")
+            raise UserError(f"--adapter: {name}: cannot start {shown(program)}: not executable")
     elif shutil.which(program) is None:
-        raise ClientsUsageError(f"--adapter: {name}: cannot start {shown(program)}: no such command on PATH")
+        raise UserError(f"--adapter: {name}: cannot start {shown(program)}: no such command on PATH")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -108,15 +101,13 @@ def main(args: argparse.Namespace) -> int:
     adapters = parse_adapters(args.adapter)
     for name, command in adapters:
         if command is None and name not in BUILTIN:
-            raise ClientsUsageError(
-                f"--adapter: {name} is not a built-in adapter ({', '.join(BUILTIN)}); use {name}=COMMAND"
-            )
+            raise UserError(f"--adapter: {name} is not a built-in adapter ({', '.join(BUILTIN)}); use {name}=COMMAND")
     known = {s.check.id: s for s in SCENARIOS}
     unknown = [s for s in args.scenario if s not in known]
     if unknown:
-        raise ClientsUsageError(f"--scenario: unknown scenario check {shown(unknown[0])} (see docs/checks.md)")
+        raise UserError(f"--scenario: unknown scenario check {shown(unknown[0])} (see docs/checks.md)")
     if not math.isfinite(args.timeout) or args.timeout <= 0:
-        raise ClientsUsageError("--timeout: must be a positive number of seconds")
+        raise UserError("--timeout: must be a positive number of seconds")
     # By default never under the current directory: what is cached there gets executed (builtin.py).
     cache_dir = Path()  # only the built-in SDK adapters use it
     if any(command is None and name != "reference" for name, command in adapters):
@@ -147,4 +138,4 @@ def main(args: argparse.Namespace) -> int:
     print(f"matrix: {paths['markdown']} · {paths['html']} · {paths['json']} ({matrix.duration_s:.1f} s)")
     if not any(client.tested for client in matrix.clients):
         print("no client could be tested: nothing is certified", file=sys.stderr)
-    return EXIT_OK if matrix.passed else EXIT_FAILED
+    return ExitCode.OK if matrix.passed else ExitCode.FAILED

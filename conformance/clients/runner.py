@@ -144,7 +144,7 @@ def run_matrix(
         mine = cells[client.name]
         version = next((c.result.client for c in mine if c.result is not None and c.result.client), None)
         checks = [CheckResult(
-            check.id, check.level, "CLIENT", check.title, list(check.spec), v.outcome, v.reason, v.evidence
+            check.id, check.level, "CLIENT", check.title, list(check.spec), v.outcome, v.reason, v.evidence_json()
         ) for check, v in judge_all(client, mine, scenarios, keep_plaintext=keep_plaintext)]  # fmt: skip
         reports.append(ClientReport(client, mine, checks, version))
     return Matrix(reports, started, time.monotonic() - t0, node_address)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hypothesis import HealthCheck, Phase, Verbosity, example, find, given, seed, settings
 from hypothesis import strategies as st
@@ -32,13 +32,10 @@ from .. import strategies as fs
 from ..budget import LocalBudget, RequestBudget
 from ..checks import Target
 from ..client import BudgetExceeded, ClientOptions, ConfidentialClient, Prepared
-from ..evidence import ExchangeRecord, HttpRecord, LockRecord
 from ..exits import UserError
 from ..progress import format_seconds
-from ..protocol import jsonwire
-from ..protocol.b64 import b64decode, b64encode
-from ..protocol.primitives import AeadKey, blake2b_256, derive_key
-from ..protocol.randomness import FixedBytes, SeededRandom
+from ..protocol import AeadKey, FixedBytes, SeededRandom, b64decode, b64encode, blake2b_256, derive_key, jsonwire
+from ..records import ExchangeRecord, HttpRecord, LockRecord
 from ..textsafe import one_line
 from .cases import ReplayCase
 from .guard import Guard
@@ -96,10 +93,6 @@ class CampaignOver(BaseException):
 class FindingFailed(AssertionError):
     """A finding, raised inside a Hypothesis example so that Hypothesis shrinks it. The only failure
     the campaign expects from Hypothesis: anything else it re-raises is an error, not a result."""
-
-
-class CampaignError(UserError):
-    """The campaign reached no verdict (an unusable target, an unexpected error): one line, exit 2."""
 
 
 @dataclass
@@ -232,7 +225,7 @@ class CampaignMutation:
 
     name: str
     check_id: str
-    expect: str = "refuse"
+    expect: Literal["refuse", "accept"] = "refuse"
 
     def label(self) -> str:
         return f"{self.check_id} {self.name}"
@@ -647,7 +640,7 @@ class Campaign:
     # --- the campaign -----------------------------------------------------------------------------
 
     def run(self) -> CampaignResult:
-        """The campaign's result; :class:`CampaignError` when it reached no verdict (an unusable
+        """The campaign's result; :class:`UserError` when it reached no verdict (an unusable
         target, an unexpected error), after saving a finding seen before that."""
         c = self.config
         if self._own_guard:
@@ -663,10 +656,10 @@ class Campaign:
         if self._error is not None:
             error = self._error
             what = f"{type(error).__name__}: {one_line(str(error), 120)}"
-            raise CampaignError("fuzz", f"stopped by an unexpected error, no verdict: {what}{saved}") from error
+            raise UserError("fuzz", f"stopped by an unexpected error, no verdict: {what}{saved}") from error
         if unusable is not None:
             result.stopped_by = "unusable"
-            raise CampaignError(f"{unusable}{saved}")
+            raise UserError(f"{unusable}{saved}")
         return result
 
     def _explore(self) -> None:

@@ -53,10 +53,6 @@ STEP_MEMBERS = {
 _HEX = re.compile(r"[0-9a-f]*")
 
 
-class CaseError(UserError):
-    """A replay case that cannot be replayed as written: one line naming the member, exit 2."""
-
-
 @dataclass
 class ReplayCase:
     check_id: str
@@ -96,57 +92,57 @@ class ReplayCase:
 
     @classmethod
     def read(cls, path: Path, option: str | None = None) -> ReplayCase:
-        """The case in ``path``, every member checked; :class:`CaseError` names the first bad one
+        """The case in ``path``, every member checked; :class:`UserError` names the first bad one
         (after ``option``, the argument that named the file, when given)."""
         where = _shown_path(path) if option is None else f"{option}: {_shown_path(path)}"
         try:
             info = os.stat(path)
         except OSError as exc:
-            raise CaseError(where, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+            raise UserError(where, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
         if not stat.S_ISREG(info.st_mode):
-            raise CaseError(where, "not a regular file")  # a FIFO or a device would block or never end
+            raise UserError(where, "not a regular file")  # a FIFO or a device would block or never end
         if info.st_size > MAX_CASE_BYTES:
-            raise CaseError(
+            raise UserError(
                 where, f"{info.st_size} bytes, over the {MAX_CASE_BYTES // (1024 * 1024)} MiB a case can hold"
             )
         try:
             with open(path, "rb") as handle:
                 raw = handle.read(MAX_CASE_BYTES + 1)
         except OSError as exc:
-            raise CaseError(where, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+            raise UserError(where, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
         if len(raw) > MAX_CASE_BYTES:
-            raise CaseError(where, f"over the {MAX_CASE_BYTES // (1024 * 1024)} MiB a case can hold")
+            raise UserError(where, f"over the {MAX_CASE_BYTES // (1024 * 1024)} MiB a case can hold")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise CaseError(where, f"not UTF-8 text (byte {exc.start})") from None
+            raise UserError(where, f"not UTF-8 text (byte {exc.start})") from None
         try:
             data = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
-            raise CaseError(where, f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+            raise UserError(where, f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
         except (RecursionError, ValueError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            raise CaseError(where, f"not JSON ({reason})") from None
+            raise UserError(where, f"not JSON ({reason})") from None
         return cls.from_json(data, where)
 
     @classmethod
     def from_json(cls, data: Any, where: str = "case") -> ReplayCase:
         """A case from its parsed JSON, every member checked."""
         if isinstance(data, dict) and _is_int(data.get("version")) and data["version"] in OLD_VERSIONS:
-            raise CaseError(
+            raise UserError(
                 where,
                 f"written by an older version of atoma-conformance (case version {data['version']}, which kept "
                 "the request's secret): re-run the fuzz campaign",
             )
         if not isinstance(data, dict) or data.get("version") != CASE_VERSION:
-            raise CaseError(where, f"not an atoma-conformance replay case (version {CASE_VERSION})")
+            raise UserError(where, f"not an atoma-conformance replay case (version {CASE_VERSION})")
         known = {f.name for f in fields(cls)}
         for name in data:
             if name not in known:
-                raise CaseError(f"{where}: {_shown(name)}", "unknown member")
+                raise UserError(f"{where}: {_shown(name)}", "unknown member")
         for f in fields(cls):
             if f.name not in data and f.name not in ("plaintext", "extra", "shape", "mutation_params"):
-                raise CaseError(f"{where}: {f.name}", "missing")
+                raise UserError(f"{where}: {f.name}", "missing")
         _validate(data, where)
         return cls(**data)
 
@@ -185,8 +181,8 @@ def _validate(data: dict[str, Any], where: str) -> None:
     from ..client import ENDPOINT_PATHS
     from ..taxonomy import LEVELS
 
-    def bad(member: str, reason: str) -> CaseError:
-        return CaseError(f"{where}: {member}", reason)
+    def bad(member: str, reason: str) -> UserError:
+        return UserError(f"{where}: {member}", reason)
 
     def text(member: str, *, empty: bool = False) -> str:
         value = data[member]
@@ -273,8 +269,8 @@ def _validate(data: dict[str, Any], where: str) -> None:
 
 
 def _validate_session(extra: dict[str, Any], where: str) -> None:
-    def bad(member: str, reason: str) -> CaseError:
-        return CaseError(f"{where}.{member}", reason)
+    def bad(member: str, reason: str) -> UserError:
+        return UserError(f"{where}.{member}", reason)
 
     keys = extra.get("keys", ["a"])
     if not isinstance(keys, list) or not all(k in ("a", "b") for k in keys):

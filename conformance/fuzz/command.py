@@ -25,7 +25,7 @@ from ..budget import LocalBudget
 from ..checks import Target
 from ..client import API_KEY_ENV, ClientOptions, ConfidentialClient
 from ..embedded import EMBEDDED_KEYS, Embedded
-from ..exits import UserError
+from ..exits import ExitCode, UserError
 from ..options import display_url, positive_int, validate_api_key, validate_target_url
 from ..preflight import ProxyProbe, check_proxy
 from ..progress import LONG_RUNNING_S, Progress, choose_mode
@@ -34,13 +34,8 @@ from ..textsafe import one_line
 from .campaign import PROFILES, TARGET_MAX_REQUESTS, Campaign, CampaignConfig, CampaignResult, Plan, plan
 from .guard import Guard
 
-EXIT_OK, EXIT_FINDING, EXIT_NOT_RUN = 0, 1, 2
 PREFLIGHT_TIMEOUT_S = 10.0  # the preflight is a first contact: a dead target should not cost minutes
 PREFLIGHT_DEADLINE_S = 20.0
-
-
-class CommandError(UserError):
-    """One line for the user, exit 2."""
 
 
 def duration(text: str) -> float:
@@ -177,21 +172,21 @@ def check_target_arguments(args: argparse.Namespace) -> None:
     if args.target is not None:
         validate_target_url(args.target)
         if not args.model:
-            raise CommandError("--model", "required with --target")
+            raise UserError("--model", "required with --target")
         if args.mock_fault:
-            raise CommandError("--mock-fault", "only applies to the embedded mock, not to --target")
+            raise UserError("--mock-fault", "only applies to the embedded mock, not to --target")
         _api_key(args)
         return
     for flag in ("ca_bundle", "insecure"):
         if getattr(args, flag, None):
             option = "--" + flag.replace("_", "-")
-            raise CommandError(option, "only applies with --target (the embedded mock speaks plain HTTP)")
+            raise UserError(option, "only applies with --target (the embedded mock speaks plain HTTP)")
     from mock_node.faults import FAULTS
 
     for name in args.mock_fault:
         if name not in FAULTS:  # before the mock starts, and named as the option the user typed
             shown = repr(name) if len(name) <= 60 and name.isprintable() else f"a name of {len(name)} characters"
-            raise CommandError("--mock-fault", f"unknown fault {shown} (see 'atoma-conformance mock --list-faults')")
+            raise UserError("--mock-fault", f"unknown fault {shown} (see 'atoma-conformance mock --list-faults')")
 
 
 @contextlib.contextmanager
@@ -219,7 +214,7 @@ def connect(args: argparse.Namespace, options: ClientOptions) -> Iterator[Connec
         ):
             yield Connection(embedded.target, client, embedded, options)
     except ValueError as exc:  # an unknown fault name, from the mock's configuration
-        raise CommandError(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 def preflight(connection: Connection, guard: Guard | None = None) -> None:
@@ -295,7 +290,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
         print(_dry_run_text(resolved, budget_plan), file=out)
         if args.json:
             print(json.dumps(_dry_run_json(resolved, budget_plan)))
-        return EXIT_OK
+        return ExitCode.OK
     options = dataclasses.replace(base, budget=LocalBudget(budget_plan.requests))
     long_running = (resolved.duration_s or 0) >= LONG_RUNNING_S
     mode = choose_mode(sys.stderr, quiet=args.quiet, force=args.progress, long_running=long_running)
@@ -326,7 +321,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
 
 
 def _exit_code(result: CampaignResult) -> int:
-    return EXIT_FINDING if any(f.level == "MUST" for f in result.findings) else EXIT_OK
+    return ExitCode.FAILED if any(f.level == "MUST" for f in result.findings) else ExitCode.OK
 
 
 def _dry_run_text(config: CampaignConfig, budget: Plan) -> str:
@@ -353,7 +348,7 @@ def _dry_run_json(config: CampaignConfig, budget: Plan) -> dict[str, Any]:
             "sessions": budget.sessions,
         },
         "duration_s": config.duration_s,
-        "exit_code": EXIT_OK,
+        "exit_code": ExitCode.OK,
     }
 
 
@@ -413,7 +408,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
     path = Path(args.case)
     if not path.exists():
-        raise CommandError(f"CASE.json: {path} does not exist")
+        raise UserError(f"CASE.json: {path} does not exist")
     case = ReplayCase.read(path, "CASE.json")
     if not args.model:
         args.model = case.model
@@ -433,14 +428,14 @@ def run_replay(args: argparse.Namespace) -> int:
                 **connection.timing(),
             )
         except ValueError as exc:
-            raise CommandError(f"could not replay: {exc}") from None
+            raise UserError(f"could not replay: {exc}") from None
     if outcome.not_run is not None:
-        raise CommandError(f"could not replay: {outcome.not_run}")
+        raise UserError(f"could not replay: {outcome.not_run}")
     level = _catalogue_level(case.check_id)
     print(f"{outcome.verdict}: {case.check_id} [{level}] {case.mutation or 'valid request'} (status {outcome.status})")
     for finding in outcome.findings:
         print(f"  {finding.check_id} {finding.reason}")
-    return EXIT_FINDING if outcome.still_failing else EXIT_OK
+    return ExitCode.FAILED if outcome.still_failing else ExitCode.OK
 
 
 def _catalogue_level(check_id: str) -> str:
@@ -458,8 +453,8 @@ def _main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, er
     except UserError as exc:
         print(f"atoma-conformance: error: {exc}", file=err or sys.stderr)
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(exc), "exit_code": EXIT_NOT_RUN}))
-        return EXIT_NOT_RUN
+            print(json.dumps({"error": str(exc), "exit_code": ExitCode.NOT_RUN}))
+        return ExitCode.NOT_RUN
 
 
 def main_fuzz(args: argparse.Namespace) -> int:

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..client import ClientOptions, ConfidentialClient
-from ..evidence import Answer, cut_off
 from ..guard import Usability
+from ..records import Answer, cut_off
 
 MIN_DEADLINE_S = 0.05  # an exchange never gets less (a deadline of 0 would mean "no deadline" to some code)
 __all__ = ["MIN_DEADLINE_S", "Guard", "TargetUnusable", "cut_off"]

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 from ..checks import Target
 from ..client import ConfidentialClient
-from ..evidence import ExchangeRecord
+from ..exits import UserError
+from ..records import ExchangeRecord
 from ..textsafe import one_line
 from ..transport_errors import describe_transport_error
-from .cases import CaseError, ReplayCase
+from .cases import ReplayCase
 from .guard import cut_off
 from .oracle import ENDPOINT_CHECK, STREAM_CHECK, Finding, OracleState, judge, judge_lock
 
@@ -101,7 +102,7 @@ def replay(
     try:
         mutation = mutation_from_case(case.mutation, case.mutation_params) if case.mutation is not None else None
     except ValueError as exc:  # read() checked it; a case built in code may not have been
-        raise CaseError("mutation_params", str(exc)) from None
+        raise UserError("mutation_params", str(exc)) from None
     plaintext_value = case.plaintext_value()
     plaintext_value["model"] = case.model
     units = units_for(case.endpoint)
@@ -118,7 +119,7 @@ def replay(
             secret=os.urandom(60),  # fresh keys: the case holds none
         )
     except (IndexError, KeyError, TypeError, ValueError) as exc:
-        raise CaseError("mutation_params", f"cannot be applied ({type(exc).__name__})") from None
+        raise UserError("mutation_params", f"cannot be applied ({type(exc).__name__})") from None
     record: ExchangeRecord = client.post_prepared(prepared)
     findings = judge(record, mutation, state)
     status = record.http.status

@@ -27,8 +27,8 @@ from hypothesis.stateful import (
 
 from ..checks import Target
 from ..client import ENDPOINT_PATHS, BudgetExceeded, ConfidentialClient
-from ..evidence import Answer, HttpRecord, LockRecord, cut_off
 from ..protocol import jsonwire
+from ..records import Answer, HttpRecord, LockRecord, cut_off
 from .oracle import Finding, OracleState, judge, judge_lock
 
 _T = TypeVar("_T")

@@ -9,14 +9,22 @@ Randomness is drawn from the injected :class:`~conformance.protocol.randomness.R
 documented order, so a seed or a list of pinned values reproduces every byte:
 
 - :func:`seal_request` draws the client private key (32), the salt (16), then the nonce (12);
-- :func:`seal_response` and :func:`seal_chunk` draw the response nonce (12) unless one is given.
+- :func:`seal_response` and :func:`seal_chunk` draw the response nonce (12) unless one is given, and
+  draw again (12 more) in the ~2**-96 case that it equals the request nonce (R12.4).
+
+Node-side sealing runs in fixed steps (nonce, key, AEAD, hash, signature, members), and each step can
+be replaced through :class:`SealSteps`. A conformant node never does; the mock node does, so that each
+of its sealing faults is this module's sealing with one step altered rather than a rebuild of it.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from hmac import compare_digest
+from typing import Literal
 
 from . import jsonwire
 from .b64 import b64decode, b64decode_fixed, b64encode
@@ -33,6 +41,7 @@ from .errors import (
 from .models import ConfidentialComputeRequest, ConfidentialComputeResponse, DecodedRequest, StreamChunk, Usage
 from .primitives import (
     HASH_LEN,
+    KEY_LEN,
     NONCE_LEN,
     SALT_LEN,
     TAG_LEN,
@@ -41,6 +50,7 @@ from .primitives import (
     blake2b_256,
     canonical_public_key,
     derive_key,
+    hkdf_sha256,
     x25519_agree,
     x25519_public_key,
     x25519_shared_secret,
@@ -212,25 +222,109 @@ def open_request(
 
 @dataclass(frozen=True, slots=True)
 class SealedParts:
-    """The base64 fields a node puts on a response or chunk, before they are arranged in a model."""
+    """The base64 fields a node puts on a response or chunk, before they are arranged in a model.
+
+    ``response_hash`` and ``signature`` are optional only because a :attr:`SealSteps.members` step
+    may drop them (the models allow null); the conformant steps always set both.
+    """
 
     nonce: str
     ciphertext: str
-    response_hash: str
-    signature: str
+    response_hash: str | None
+    signature: str | None
+
+
+HashAlgorithm = Literal["blake2b-256", "sha-256"]
+
+_DIGESTS: dict[HashAlgorithm, Callable[[bytes], bytes]] = {
+    "blake2b-256": blake2b_256,
+    "sha-256": lambda data: hashlib.sha256(data).digest(),
+}
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Rekey:
+    """A key step that encrypts under other HKDF inputs than the exchange's (a wrong-key node).
+
+    The key is HKDF-SHA256 of ``shared_secret`` with ``info``, and with the request salt as HKDF salt,
+    or, when ``salt_label`` is given, BLAKE2b-256(``salt_label`` || request salt)[:16]: a salt that
+    differs from the request's without being chosen by the caller. ``repr`` never shows the secret.
+    """
+
+    shared_secret: bytes
+    salt_label: bytes | None = None
+    info: bytes = b""
+
+    def derive(self, request_salt: bytes) -> AeadKey:
+        """The AES-256-GCM key these inputs derive for an exchange whose request salt is ``request_salt``."""
+        salt = request_salt if self.salt_label is None else blake2b_256(self.salt_label + request_salt)[:SALT_LEN]
+        return AeadKey(hkdf_sha256(self.shared_secret, salt, self.info, KEY_LEN))
+
+    def __repr__(self) -> str:
+        return f"Rekey(salt_label={self.salt_label!r}, info={self.info!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class SealSteps:
+    """Replacements for single steps of :func:`seal_response` and :func:`seal_chunk`.
+
+    Every field left at its default is the conformant step, so ``SealSteps()`` seals exactly as a
+    conformant node does. The nonce step is the functions' own ``nonce`` argument. The other steps,
+    in the order they run:
+
+    - ``key``: encrypt under :meth:`Rekey.derive` instead of the exchange's key;
+    - ``ciphertext``: maps the AEAD output (ciphertext || tag) to the bytes that are sent;
+    - ``hashed``: maps the plaintext to the bytes ``response_hash`` is computed over;
+    - ``hash_algorithm``: the hash ``response_hash`` is computed with;
+    - ``signed``: given (plaintext, the ciphertext bytes sent), the bytes whose BLAKE2b-256 is signed
+      instead of the ``response_hash`` digest;
+    - ``sign``: given (signer, the 32 bytes to sign), the signature, instead of ``signer.sign``;
+    - ``members``: a final transform of the base64 members.
+    """
+
+    key: Rekey | None = None
+    ciphertext: Callable[[bytes], bytes] | None = None
+    hashed: Callable[[bytes], bytes] | None = None
+    hash_algorithm: HashAlgorithm = "blake2b-256"
+    signed: Callable[[bytes, bytes], bytes] | None = None
+    sign: Callable[[SuiSigner, bytes], SuiSignature] | None = None
+    members: Callable[[SealedParts], SealedParts] | None = None
+
+
+_CONFORMANT = SealSteps()
+
+
+def draw_response_nonce(exchange: Exchange, rng: RandomSource) -> bytes:
+    """A fresh 12-byte response nonce from ``rng``, drawn again while it equals the request nonce (R12.4)."""
+    nonce = rng.token_bytes(NONCE_LEN)
+    while nonce == exchange.request_nonce:
+        nonce = rng.token_bytes(NONCE_LEN)
+    return nonce
 
 
 def _seal_parts(
-    plaintext: bytes, exchange: Exchange, signer: SuiSigner, nonce: bytes | None, rng: RandomSource
+    plaintext: bytes,
+    exchange: Exchange,
+    signer: SuiSigner,
+    nonce: bytes | None,
+    rng: RandomSource,
+    steps: SealSteps,
 ) -> SealedParts:
-    nonce = rng.token_bytes(NONCE_LEN) if nonce is None else nonce
-    digest = blake2b_256(plaintext)
-    return SealedParts(
+    nonce = draw_response_nonce(exchange, rng) if nonce is None else nonce
+    aead = exchange.aead if steps.key is None else steps.key.derive(exchange.salt)
+    sealed = aead.seal(nonce, plaintext)
+    if steps.ciphertext is not None:
+        sealed = steps.ciphertext(sealed)
+    digest = _DIGESTS[steps.hash_algorithm](plaintext if steps.hashed is None else steps.hashed(plaintext))
+    signed = digest if steps.signed is None else blake2b_256(steps.signed(plaintext, sealed))
+    signature = signer.sign(signed) if steps.sign is None else steps.sign(signer, signed)
+    parts = SealedParts(
         nonce=b64encode(nonce),
-        ciphertext=b64encode(exchange.aead.seal(nonce, plaintext)),
+        ciphertext=b64encode(sealed),
         response_hash=b64encode(digest),
-        signature=signer.sign(digest).to_b64(),
+        signature=signature.to_b64(),
     )
+    return parts if steps.members is None else steps.members(parts)
 
 
 def seal_response(
@@ -241,9 +335,13 @@ def seal_response(
     usage: Usage | None = None,
     nonce: bytes | None = None,
     rng: RandomSource = SYSTEM_RANDOM,
+    steps: SealSteps = _CONFORMANT,
 ) -> ConfidentialComputeResponse:
-    """Node side: encrypt a non-streaming response under the exchange key with a fresh nonce."""
-    p = _seal_parts(plaintext, exchange, signer, nonce, rng)
+    """Node side: encrypt a non-streaming response under the exchange key with a fresh nonce.
+
+    ``steps`` replaces single steps of the sealing (see :class:`SealSteps`); a conformant node leaves it.
+    """
+    p = _seal_parts(plaintext, exchange, signer, nonce, rng, steps)
     return ConfidentialComputeResponse(p.nonce, p.ciphertext, p.response_hash, p.signature, usage)
 
 
@@ -255,9 +353,13 @@ def seal_chunk(
     usage: Usage | None = None,
     nonce: bytes | None = None,
     rng: RandomSource = SYSTEM_RANDOM,
+    steps: SealSteps = _CONFORMANT,
 ) -> StreamChunk:
-    """Node side: encrypt one stream chunk. A conformant node passes ``nonce=None`` (fresh per chunk)."""
-    p = _seal_parts(plaintext, exchange, signer, nonce, rng)
+    """Node side: encrypt one stream chunk. A conformant node passes ``nonce=None`` (fresh per chunk).
+
+    ``steps`` replaces single steps of the sealing (see :class:`SealSteps`); a conformant node leaves it.
+    """
+    p = _seal_parts(plaintext, exchange, signer, nonce, rng, steps)
     return StreamChunk(p.ciphertext, p.nonce, p.signature, p.response_hash, usage)
 
 

@@ -10,11 +10,22 @@ when ``open`` returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import jsonwire
 from .envelope import Exchange, OpenedMessage, open_chunk
 from .errors import NonceReuse, SignatureError, StreamOrderError
 from .models import StreamChunk
+
+
+def is_usage_chunk(body: dict[str, Any]) -> bool:
+    """R9.11: the chunk that ends a stream has ``"choices": []`` and a usage object."""
+    return body.get("choices") == [] and isinstance(body.get("usage"), dict)
+
+
+def identity_of(body: dict[str, Any]) -> tuple[object, object, object]:
+    """R9.12: what every chunk of one stream shares (``id``, ``created``, ``model``)."""
+    return body.get("id"), body.get("created"), body.get("model")
 
 
 @dataclass
@@ -33,7 +44,7 @@ class StreamVerifier:
     _nonces: set[bytes] = field(default_factory=set)
     _ciphertexts: set[str] = field(default_factory=set)
     _signer: str | None = None
-    _identity: tuple[object, object] | None = None
+    _identity: tuple[object, object, object] | None = None
     _usage_seen: bool = False
 
     def open(self, chunk: StreamChunk) -> OpenedMessage:
@@ -54,10 +65,10 @@ class StreamVerifier:
         if self._usage_seen:
             raise StreamOrderError("arrived after the usage chunk, which ends a stream")
         body = jsonwire.loads_object(opened.plaintext, field="plaintext")
-        identity = (body.get("id"), body.get("model"))
+        identity = identity_of(body)
         if self._identity is None:
             self._identity = identity
         elif identity != self._identity:
-            raise StreamOrderError("changes the id or model of the stream", field="plaintext")
-        self._usage_seen = body.get("usage") is not None
+            raise StreamOrderError("changes the id, created or model of the stream", field="plaintext")
+        self._usage_seen = is_usage_chunk(body)
         return opened

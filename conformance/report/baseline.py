@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
+from ..exits import ExitCode
 from ..textsafe import one_line
 
 BASELINE_VERSION = 1
@@ -66,7 +67,6 @@ BASELINE_LEVELS = ("MUST", "SHOULD")
 FAILED = ("fail", "error")
 OUTCOMES = ("pass", "fail", "skip", "error")
 
-EXIT_OK, EXIT_FAILED = 0, 1
 
 _CHECK_ID = re.compile(r"[A-Z][A-Z0-9_]*-[0-9]+")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -311,7 +311,7 @@ class GateOutcome:
     def exit_code(self) -> int:
         """0 when every MUST failure is baselined and unexpired; 1 on a new MUST failure or an expired
         entry whose MUST check still fails. SHOULD and INFO checks never change it."""
-        return EXIT_FAILED if self.new_failures or self.expired_must else EXIT_OK
+        return ExitCode.FAILED if self.new_failures or self.expired_must else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         def items(group: list[GateItem]) -> list[dict[str, Any]]:
@@ -400,7 +400,7 @@ def gate_record(outcome: GateOutcome, baseline_path: str | PurePath) -> dict[str
         ]
 
     exit_code = outcome.exit_code
-    verdict = GATED_FAIL if exit_code != EXIT_OK else GATED_PASS_KNOWN if outcome.known else GATED_PASS
+    verdict = GATED_FAIL if exit_code != ExitCode.OK else GATED_PASS_KNOWN if outcome.known else GATED_PASS
     return {
         "file": PurePath(baseline_path).name,
         "today": outcome.today.isoformat(),

@@ -21,13 +21,8 @@ from ..exits import ExitCode, UserError
 from ..paths import output_file, read_json_file, shown, writable_dir
 from ..textsafe import one_line
 
-EXIT_OK, EXIT_FAILED, EXIT_NOT_RUN = 0, 1, 2
 RESULTS_MAX_BYTES = 64 * 1024 * 1024
 """A results.json holds hashes and counts, never bodies: hundreds of kilobytes. Far more is not one."""
-
-
-class CommandError(UserError):
-    """One line for the user, exit 2."""
 
 
 def _date(text: str) -> dt.date:
@@ -43,13 +38,13 @@ def _read_results(path: str, field: str = "RESULTS.json") -> dict[str, Any]:
 
     data = read_json_file(path, field, RESULTS_MAX_BYTES)
     if not isinstance(data, dict):
-        raise CommandError(field, f"{shown(path)}: not a results.json (a JSON {_json_kind(data)}, not an object)")
+        raise UserError(field, f"{shown(path)}: not a results.json (a JSON {_json_kind(data)}, not an object)")
     if "checks" not in data:
-        raise CommandError(field, f"{shown(path)}: not a results.json (no 'checks' member)")
+        raise UserError(field, f"{shown(path)}: not a results.json (no 'checks' member)")
     try:
         checks_by_id(data)
     except ResultsError as exc:
-        raise CommandError(field, f"{shown(path)}: not a results.json ({shown(_member(str(exc)))})") from None
+        raise UserError(field, f"{shown(path)}: not a results.json ({shown(_member(str(exc)))})") from None
     return data
 
 
@@ -62,7 +57,7 @@ def _json_kind(value: Any) -> str:
 
 
 def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..cli import describe
+    from ..exits import describe
 
     sub = parser.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=type(parser))
     sub.required = True
@@ -95,17 +90,17 @@ def cmd_baseline_create(args: argparse.Namespace) -> int:
 
     results = _read_results(args.results, "RESULTS.json")
     if args.reason is not None and not args.reason.strip():
-        raise CommandError("--reason", "is empty; say why the failures are accepted, or leave it out")
+        raise UserError("--reason", "is empty; say why the failures are accepted, or leave it out")
     out = output_file(args.out, "--out")
     doc = create_baseline(results, reason=args.reason, expires=args.expires)
     try:
         write_baseline(out, doc, "--out")
     except BaselineError as exc:  # a results file whose check ids no baseline can hold
-        raise CommandError("RESULTS.json", f"{shown(args.results)}: {shown(exc.location)}: {exc.problem}") from None
+        raise UserError("RESULTS.json", f"{shown(args.results)}: {shown(exc.location)}: {exc.problem}") from None
     except OSError as exc:
-        raise CommandError("--out", f"{shown(out)}: cannot be written ({exc.strerror or type(exc).__name__})") from None
+        raise UserError("--out", f"{shown(out)}: cannot be written ({exc.strerror or type(exc).__name__})") from None
     print(f"baseline with {len(doc['entries'])} known failure(s), expiring {args.expires}, written to {shown(out)}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def gate_results(results_path: Path, baseline_path: str, today: dt.date | None = None) -> int:
@@ -136,7 +131,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from .diff import diff, format_diff
 
     result = diff(_read_results(args.old, "OLD.json"), _read_results(args.new, "NEW.json"))
-    code = EXIT_FAILED if result.must_regressions or result.key_or_signer_changed else EXIT_OK
+    code = ExitCode.FAILED if result.must_regressions or result.key_or_signer_changed else ExitCode.OK
     if args.json:
         if result.key_or_signer_changed:
             verdict = "IDENTITY_CHANGED"
@@ -181,45 +176,43 @@ def cmd_certify(args: argparse.Namespace) -> int:
     if args.generate_key is not None:
         given = [f"--{name}" for name in ("results", "out", "key") if getattr(args, name) is not None]
         if given or args.artefact:
-            raise CommandError(
+            raise UserError(
                 "--generate-key", f"only writes a key; run certify again with {given[0] if given else '--artefact'}"
             )
         path = output_file(args.generate_key, "--generate-key", overwrite=False, hint="a key file is never replaced")
         try:
             public = generate_key(path)
         except SigningKeyError as exc:
-            raise CommandError("--generate-key", str(exc)) from None
+            raise UserError("--generate-key", str(exc)) from None
         print(f"new Ed25519 key written to {shown(path)}; public key {public}")
-        return EXIT_OK
+        return ExitCode.OK
     for name in ("results", "out", "key"):
         if getattr(args, name) is None:
-            raise CommandError(f"--{name}", "required (or use --generate-key FILE)")
+            raise UserError(f"--{name}", "required (or use --generate-key FILE)")
     try:
         key = load_signing_key(Path(_plain_path(args.key, "--key")))
     except SigningKeyError as exc:
-        raise CommandError("--key", str(exc)) from None
+        raise UserError("--key", str(exc)) from None
     results = _read_results(args.results, "--results")
     if not isinstance(results.get("certification"), dict):
-        raise CommandError(
-            "--results", f"{shown(args.results)}: no 'certification' verdicts (written by an older suite?)"
-        )
+        raise UserError("--results", f"{shown(args.results)}: no 'certification' verdicts (written by an older suite?)")
     out = writable_dir(args.out, "--out", create=False)
     if out.is_dir() and any(out.iterdir()):
-        raise CommandError("--out", f"{shown(out)}: not empty; a bundle is written into a new or empty directory")
+        raise UserError("--out", f"{shown(out)}: not empty; a bundle is written into a new or empty directory")
     artefacts = [Path(_plain_path(a, "--artefact")) for a in args.artefact]
     try:
         bundle = certify(Path(args.results), out, key, artefacts=artefacts)
     except CertifyError as exc:
-        raise CommandError(exc.option or "certify", str(exc)) from None
+        raise UserError(exc.option or "certify", str(exc)) from None
     print(f"certified bundle written to {shown(bundle)}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _plain_path(text: str, field: str, what: str = "a file") -> str:
     if not text:
-        raise CommandError(field, f"is empty; name {what}")
+        raise UserError(field, f"is empty; name {what}")
     if "\0" in text:
-        raise CommandError(field, "a path cannot contain a NUL character")
+        raise UserError(field, "a path cannot contain a NUL character")
     return text
 
 
@@ -253,7 +246,7 @@ def _trust_file(path: str) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CommandError("--trust", f"{shown(path)}: not UTF-8 text (byte {exc.start})") from None
+        raise UserError("--trust", f"{shown(path)}: not UTF-8 text (byte {exc.start})") from None
     keys: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         content = line.split("#", 1)[0].strip()
@@ -264,12 +257,10 @@ def _trust_file(path: str) -> list[str]:
         except (binascii.Error, ValueError):
             raw = b""
         if len(raw) != 32 or base64.b64encode(raw).decode() != content:
-            raise CommandError(
-                "--trust", f"{shown(path)}: line {number}: not the base64 of a 32-byte Ed25519 public key"
-            )
+            raise UserError("--trust", f"{shown(path)}: line {number}: not the base64 of a 32-byte Ed25519 public key")
         keys.append(content)
     if not keys:
-        raise CommandError("--trust", f"{shown(path)}: lists no key (one base64 public key per line)")
+        raise UserError("--trust", f"{shown(path)}: lists no key (one base64 public key per line)")
     return keys
 
 
@@ -279,10 +270,10 @@ def _public_key(text: str) -> str:
         raw = base64.b64decode(stripped, validate=True)
     except (binascii.Error, ValueError):
         if not stripped.isascii():
-            raise CommandError("--public-key", "not base64 (non-ASCII characters)") from None
-        raise CommandError("--public-key", "not base64; give the certifier's key as 'certify' printed it") from None
+            raise UserError("--public-key", "not base64 (non-ASCII characters)") from None
+        raise UserError("--public-key", "not base64; give the certifier's key as 'certify' printed it") from None
     if len(raw) != 32:
-        raise CommandError("--public-key", f"base64 of {len(raw)} bytes, not of a 32-byte Ed25519 public key")
+        raise UserError("--public-key", f"base64 of {len(raw)} bytes, not of a 32-byte Ed25519 public key")
     return base64.b64encode(raw).decode()
 
 
@@ -294,19 +285,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     bundle = Path(_plain_path(args.bundle, "BUNDLE_DIR", "the bundle directory"))
     if not bundle.is_dir():
         what = "no such directory" if not bundle.exists() else "not a directory"
-        raise CommandError("BUNDLE_DIR", f"{shown(bundle)}: {what}; give the directory 'certify --out' wrote")
+        raise UserError("BUNDLE_DIR", f"{shown(bundle)}: {what}; give the directory 'certify --out' wrote")
     if not (bundle / MANIFEST).exists() and not (bundle / MANIFEST).is_symlink():
-        raise CommandError(
+        raise UserError(
             "BUNDLE_DIR",
             f"{shown(bundle)}: not a certification bundle (no {MANIFEST}); make one with 'atoma-conformance certify'",
         )
     try:
         outcome = verify_bundle(bundle, expected_public_key=expected, trusted_public_keys=trusted)
     except BundleError as exc:
-        raise CommandError("BUNDLE_DIR", str(exc)) from None
+        raise UserError("BUNDLE_DIR", str(exc)) from None
     # Exit 0 only for a bundle signed by a pinned key: an intact bundle signed by whoever made it is
     # exactly what a forger produces after flipping every outcome to pass.
-    code = EXIT_OK if outcome.certified else EXIT_FAILED
+    code = ExitCode.OK if outcome.certified else ExitCode.FAILED
     if args.json:
         manifest = outcome.manifest or {}
         files = manifest.get("files")

@@ -18,29 +18,31 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64encode
-from conformance.protocol.envelope import (
+from conformance.protocol import (
+    AeadKey,
+    ConfidentialComputeRequest,
     Exchange,
+    FixedBytes,
+    ProtocolError,
+    Scheme,
+    SuiSigner,
+    Usage,
+    aead_seal,
+    b64encode,
+    blake2b_256,
+    derive_key,
+    hkdf_sha256,
+    jsonwire,
+    low_order_encodings,
     open_request,
     seal_chunk,
     seal_request,
     seal_response,
-)
-from conformance.protocol.errors import ProtocolError
-from conformance.protocol.models import ConfidentialComputeRequest, Usage
-from conformance.protocol.primitives import (
-    AeadKey,
-    aead_seal,
-    blake2b_256,
-    derive_key,
-    hkdf_sha256,
-    low_order_encodings,
+    to_high_s,
+    verify_b64,
     x25519_public_key,
     x25519_shared_secret,
 )
-from conformance.protocol.randomness import FixedBytes
-from conformance.protocol.sui import Scheme, SuiSigner, to_high_s, verify_b64
 
 from .refs import REFS
 

@@ -10,23 +10,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64decode, b64decode_fixed, b64encode
-from conformance.protocol.envelope import client_exchange, open_chunk, open_request, open_response, seal_request
-from conformance.protocol.errors import AeadError, LengthError, LowOrderPoint, ProtocolError
-from conformance.protocol.models import ConfidentialComputeRequest, ConfidentialComputeResponse, StreamChunk
-from conformance.protocol.nonces import NonceLedger
-from conformance.protocol.primitives import (
+from conformance.protocol import (
+    AeadError,
+    ConfidentialComputeRequest,
+    ConfidentialComputeResponse,
+    FixedBytes,
+    LengthError,
+    LowOrderPoint,
+    NonceLedger,
+    ProtocolError,
+    Scheme,
+    StreamChunk,
+    SuiSigner,
     aead_open,
     aead_seal,
+    b64decode,
+    b64decode_fixed,
+    b64encode,
     blake2b_256,
+    client_exchange,
     derive_key,
     hkdf_sha256,
+    jsonwire,
+    open_chunk,
+    open_request,
+    open_response,
+    seal_request,
+    sui_address,
+    verify_b64,
     x25519_public_key,
     x25519_shared_secret,
 )
-from conformance.protocol.randomness import FixedBytes
-from conformance.protocol.sui import Scheme, SuiSigner, sui_address, verify_b64
 
 Test = dict[str, Any]
 Group = dict[str, Any]

@@ -16,15 +16,22 @@ from typing import Any
 import httpx
 
 from ...client import ENDPOINT_PATHS
-from ...protocol import jsonwire
-from ...protocol.b64 import b64decode_fixed
-from ...protocol.envelope import SealedRequest, open_response, seal_request
-from ...protocol.errors import ProtocolError
-from ...protocol.models import ConfidentialComputeResponse, LockResponse, StreamChunk
-from ...protocol.primitives import X25519_KEY_LEN
-from ...protocol.randomness import SYSTEM_RANDOM, RandomSource
-from ...protocol.sse import SseParser
-from ...protocol.streamcheck import StreamVerifier
+from ...protocol import (
+    SYSTEM_RANDOM,
+    X25519_KEY_LEN,
+    ConfidentialComputeResponse,
+    LockResponse,
+    ProtocolError,
+    RandomSource,
+    SealedRequest,
+    SseParser,
+    StreamChunk,
+    StreamVerifier,
+    b64decode_fixed,
+    jsonwire,
+    open_response,
+    seal_request,
+)
 from ..contract import Instruction, content_of
 
 CLIENT = "atoma-conformance reference client"

@@ -1,0 +1,144 @@
+"""What a check records beside its verdict, typed: one small dataclass per kind of check.
+
+A check declares its kind (``@check(..., evidence=Refusal)``) and every pass or fail it gives must
+carry exactly that class, or the verdict becomes an internal error (``Check.run``); docs/checks.md
+lists the fields. Evidence holds counts, statuses, codes, member names and short public labels,
+never a body, a key or a plaintext: results.json is built from it and must be safe to share.
+
+Words: *records* (``conformance.records``) are what was observed on the wire; *evidence* is what a
+check keeps of them to explain its verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Base of every evidence kind. ``summary`` says in a few words what the fields show (for the docs)."""
+
+    summary: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@dataclass(frozen=True)
+class Messages(Evidence):
+    """A rule judged on every message (response or chunk) of the exchanges read."""
+
+    summary: ClassVar[str] = "messages judged, and how many broke the rule"
+    messages: int
+    offenders: int
+
+
+@dataclass(frozen=True)
+class Exchanges(Evidence):
+    """A rule judged once per exchange (an endpoint's answer, a stream)."""
+
+    summary: ClassVar[str] = "exchanges judged, and the probes whose exchange broke the rule"
+    exchanges: int
+    offenders: tuple[str, ...]
+
+
+CameBack = Literal["error body", "other body", "ciphertext", "plaintext", "event stream", "nothing"]
+
+
+@dataclass(frozen=True)
+class Refusal(Evidence):
+    """One request the target should refuse: what it answered."""
+
+    summary: ClassVar[str] = "status, media type, error code, and what came back"
+    status: int | None
+    media_type: str | None
+    code: str | None
+    came_back: CameBack
+
+
+@dataclass(frozen=True)
+class Refusals(Evidence):
+    """Every refusal of a run, judged for one rule shared by all refusals."""
+
+    summary: ClassVar[str] = "refusals judged, and the probes whose refusal broke the rule"
+    refusals: int
+    offenders: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LockReply(Evidence):
+    """The lock's answer."""
+
+    summary: ClassVar[str] = "status, media type, member names in order, and the problem found"
+    status: int | None
+    media_type: str | None
+    members: tuple[str, ...]
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class Signers(Evidence):
+    """Who signed the messages of a run."""
+
+    summary: ClassVar[str] = "the expected signer, if known, and the distinct signer addresses seen"
+    expected: str | None
+    signers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Fact(Evidence):
+    """An INFO check's finding about the target."""
+
+    summary: ClassVar[str] = "the fact established"
+    fact: str
+
+
+@dataclass(frozen=True)
+class NonceAudit(Evidence):
+    """What the run's nonce ledgers saw."""
+
+    summary: ClassVar[str] = "nonce uses observed, keys, findings, and the busiest key's share of the budget"
+    observations: int
+    keys: int
+    findings: int
+    busiest_key_uses: int
+    budget_fraction: float
+
+
+@dataclass(frozen=True)
+class RoundTrip(Evidence):
+    """One valid request: was it served, and did every message decrypt, hash and verify."""
+
+    summary: ClassVar[str] = "status, messages, and how many failed to decrypt, hash or verify"
+    status: int | None
+    messages: int
+    offenders: int
+
+
+@dataclass(frozen=True)
+class Pairs(Evidence):
+    """Two requests where the second must be refused (a reused lock, a replay)."""
+
+    summary: ClassVar[str] = "status of the first request, and of the second"
+    first: int | None
+    second: int | None
+
+
+KINDS: tuple[type[Evidence], ...] = (
+    Messages,
+    Exchanges,
+    Refusal,
+    Refusals,
+    LockReply,
+    Signers,
+    Fact,
+    NonceAudit,
+    RoundTrip,
+    Pairs,
+)

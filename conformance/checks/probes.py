@@ -1,0 +1,328 @@
+"""The probes of a run against the proxy face (and the node face, where they apply). Each sends what
+it needs once; checks read the results.
+
+Each probe is a typed constant (``LOCK_NO_AUTH: Probe[HttpRecord]``) that checks name in ``reads=``,
+so ``--dry-run`` and docs/checks.md say what a selection of checks will send before anything is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..client import ENDPOINT_PATHS
+from ..protocol import jsonwire
+from ..protocol.b64 import b64decode, b64encode
+from ..protocol.primitives import AeadKey, blake2b_256, derive_key, x25519_public_key
+from ..records import ExchangeRecord, HttpRecord, LockRecord
+from .base import Precondition, Skip
+from .probe import Probe, probe
+from .run import UNKNOWN_MODEL, Run
+
+OVERSIZE_BYTES = 2 * 1024 * 1024 + 1
+
+
+# --- locks -------------------------------------------------------------------------------------------
+
+
+def _lock(run: Run) -> LockRecord:
+    return run.client.lock(run.target.chat_model)
+
+
+LOCK: Probe[LockRecord] = probe("lock", face="proxy", sends=0)(_lock)
+
+
+def _lock_again(run: Run) -> LockRecord:
+    run.get(LOCK)
+    return run.client.lock(run.target.chat_model)
+
+
+LOCK_AGAIN: Probe[LockRecord] = probe("lock_again", face="proxy", sends=0, reads=(LOCK,))(_lock_again)
+
+
+def _lock_no_auth(run: Run) -> HttpRecord:
+    body = jsonwire.dumps({"model": run.target.chat_model})
+    return run.raw("/v1/nodes/lock", body, {"content-type": "application/json"})
+
+
+LOCK_NO_AUTH: Probe[HttpRecord] = probe("lock_no_auth", face="proxy", sends=0)(_lock_no_auth)
+
+
+def _lock_unknown_model(run: Run) -> LockRecord:
+    return run.client.lock(UNKNOWN_MODEL, retries=0)  # a 503 here is the answer, not a reason to retry
+
+
+LOCK_UNKNOWN_MODEL: Probe[LockRecord] = probe("lock_unknown_model", face="proxy", sends=0)(_lock_unknown_model)
+
+
+@dataclass
+class Pair:
+    first: ExchangeRecord
+    second: ExchangeRecord | HttpRecord
+
+
+# Locks are per stack: any pending lock on the stack can serve a request. The lock probes therefore
+# reserve an unusual number of units and ask for exactly that many, so that only their own lock fits.
+REUSE_UNITS = 200_000
+EXPIRY_UNITS = 300_000
+
+
+def _lock_reuse(run: Run) -> Pair:
+    lock = run.lock(max_num_tokens=REUSE_UNITS)
+    first = run.send("chat", lock=lock, num_compute_units=REUSE_UNITS)
+    second = run.send("chat", lock=lock, num_compute_units=REUSE_UNITS)
+    return Pair(first, second)
+
+
+LOCK_REUSE: Probe[Pair] = probe("lock_reuse", face="proxy", sends=2)(_lock_reuse)
+
+
+def _lock_expired(run: Run) -> ExchangeRecord:
+    lock = run.lock(timeout=1, max_num_tokens=EXPIRY_UNITS)
+    run.sleep(1.25)
+    return run.send("chat", lock=lock, num_compute_units=EXPIRY_UNITS)
+
+
+LOCK_EXPIRED: Probe[ExchangeRecord] = probe("lock_expired", face="proxy")(_lock_expired)
+
+
+def _lock_foreign(run: Run) -> ExchangeRecord:
+    if run.target.second_api_key is None:
+        raise Skip("needs a second API key (--second-api-key) to spend one key's lock with another")
+    lock = run.lock()
+    other = run.other_client(run.target.second_api_key)
+    try:
+        return run.send("chat", lock=lock, client=other)
+    finally:
+        other.close()
+
+
+LOCK_FOREIGN: Probe[ExchangeRecord] = probe("lock_foreign", face="proxy")(_lock_foreign)
+
+
+# --- successful exchanges ----------------------------------------------------------------------------
+
+
+def _chat(run: Run) -> ExchangeRecord:
+    return run.send("chat")
+
+
+CHAT: Probe[ExchangeRecord] = probe("chat")(_chat)
+
+
+def _chat_again(run: Run) -> ExchangeRecord:
+    run.get(CHAT)
+    return run.send("chat")
+
+
+CHAT_AGAIN: Probe[ExchangeRecord] = probe("chat_again", reads=(CHAT,))(_chat_again)
+
+
+def _completions(run: Run) -> ExchangeRecord:
+    return run.send("completions")
+
+
+COMPLETIONS: Probe[ExchangeRecord] = probe("completions")(_completions)
+
+
+def _embeddings(run: Run) -> ExchangeRecord:
+    return run.send("embeddings")
+
+
+EMBEDDINGS: Probe[ExchangeRecord] = probe("embeddings")(_embeddings)
+
+
+def _images(run: Run) -> ExchangeRecord:
+    return run.send("images")
+
+
+IMAGES: Probe[ExchangeRecord] = probe("images")(_images)
+
+
+def _chat_stream(run: Run) -> ExchangeRecord:
+    return run.send("chat", stream=True)
+
+
+CHAT_STREAM: Probe[ExchangeRecord] = probe("chat_stream")(_chat_stream)
+
+
+def _completions_stream(run: Run) -> ExchangeRecord:
+    return run.send("completions", stream=True)
+
+
+COMPLETIONS_STREAM: Probe[ExchangeRecord] = probe("completions_stream")(_completions_stream)
+
+
+JSON_ENDPOINTS = (CHAT, COMPLETIONS, EMBEDDINGS, IMAGES)
+TEXT_ENDPOINTS = (CHAT, COMPLETIONS, EMBEDDINGS)
+STREAMS = (CHAT_STREAM, COMPLETIONS_STREAM)
+SERVED = (*JSON_ENDPOINTS, *STREAMS)
+SUCCESSES = (*SERVED, CHAT_AGAIN)
+
+
+# --- refusals ----------------------------------------------------------------------------------------
+
+
+def _flip_b64(text: str, index: int) -> str:
+    raw = bytearray(b64decode(text))
+    raw[index] ^= 0x01
+    return b64encode(bytes(raw))
+
+
+def _other_key(run: Run) -> str:
+    return b64encode(x25519_public_key(run.client.rng.token_bytes(32)))
+
+
+EnvelopeEdit = Callable[[dict[str, Any]], dict[str, Any]]  # a change to a sealed envelope before it is sent
+ERR_MUTATIONS: dict[str, Callable[[Run], EnvelopeEdit]] = {
+    "err_tampered_ciphertext": lambda run: lambda e: e | {"ciphertext": _flip_b64(e["ciphertext"], 0)},
+    "err_tampered_tag": lambda run: lambda e: e | {"ciphertext": _flip_b64(e["ciphertext"], -1)},
+    "err_tampered_nonce": lambda run: lambda e: e | {"nonce": _flip_b64(e["nonce"], 0)},
+    "err_tampered_salt": lambda run: lambda e: e | {"salt": _flip_b64(e["salt"], 0)},
+    "err_wrong_client_key": lambda run: lambda e: e | {"client_dh_public_key": _other_key(run)},
+    "err_wrong_node_key": lambda run: lambda e: e | {"node_dh_public_key": _other_key(run)},
+    "err_wrong_hash": lambda run: lambda e: e | {"plaintext_body_hash": b64encode(blake2b_256(b"different data"))},
+    "err_missing_field": lambda run: lambda e: {k: v for k, v in e.items() if k != "salt"},
+    "err_mistyped_field": lambda run: lambda e: e | {"stack_small_id": str(e["stack_small_id"])},
+    "err_unpadded_base64": lambda run: lambda e: e | {"salt": e["salt"].rstrip("=")},
+    "err_long_hash": lambda run: (
+        lambda e: e | {"plaintext_body_hash": b64encode(b64decode(e["plaintext_body_hash"]) + b"\0")}
+    ),
+    "err_model_name_mismatch": lambda run: lambda e: e | {"model_name": UNKNOWN_MODEL},
+    "err_wrong_length": lambda run: lambda e: e | {"nonce": b64encode(b64decode(e["nonce"])[:-1])},
+}
+
+
+def _mutated(name: str) -> Probe[ExchangeRecord]:
+    def send(run: Run) -> ExchangeRecord:
+        return run.send("chat", mutate=ERR_MUTATIONS[name](run))
+
+    return probe(name)(send)
+
+
+MUTATED: dict[str, Probe[ExchangeRecord]] = {name: _mutated(name) for name in ERR_MUTATIONS}
+
+
+def _err_urlsafe(run: Run) -> ExchangeRecord:
+    # Re-seal until the ciphertext's standard encoding has a '+' or '/' to translate (a few tries at most).
+    # Sealing sends nothing, so one lock serves every attempt.
+    lock = run.lock()
+    for _ in range(32):
+        plaintext = run.plaintext("chat")
+        probe = run.prepare(lock, plaintext)
+        if any(c in probe.sealed.request.ciphertext for c in "+/"):
+            return run.send(
+                "chat",
+                plaintext,
+                lock=lock,
+                mutate=lambda e: e | {"ciphertext": e["ciphertext"].replace("+", "-").replace("/", "_")},
+            )
+    raise Precondition("could not produce a ciphertext whose base64 uses '+' or '/'")
+
+
+ERR_URLSAFE_BASE64: Probe[ExchangeRecord] = probe("err_urlsafe_base64")(_err_urlsafe)
+
+
+def _err_low_order_key(run: Run) -> ExchangeRecord:
+    """A client key of 32 zero bytes, with the body sealed under the key a non-checking node derives."""
+
+    plaintext = run.plaintext("chat")
+
+    def mutate(envelope: dict[str, Any]) -> dict[str, Any]:
+        salt, nonce = b64decode(envelope["salt"]), b64decode(envelope["nonce"])
+        sealed = AeadKey(derive_key(bytes(32), salt)).seal(nonce, plaintext)
+        return envelope | {
+            "client_dh_public_key": b64encode(bytes(32)),
+            "ciphertext": b64encode(sealed),
+            "plaintext_body_hash": b64encode(blake2b_256(plaintext)),
+        }
+
+    return run.send("chat", plaintext, mutate=mutate)
+
+
+ERR_LOW_ORDER_KEY: Probe[ExchangeRecord] = probe("err_low_order_key")(_err_low_order_key)
+
+
+def _err_unknown_model(run: Run) -> ExchangeRecord:
+    plaintext = run.plaintext("chat", model=UNKNOWN_MODEL)
+    return run.send("chat", plaintext)
+
+
+ERR_UNKNOWN_MODEL: Probe[ExchangeRecord] = probe("err_unknown_model")(_err_unknown_model)
+
+
+def _err_no_lock(run: Run) -> ExchangeRecord:
+    lock = run.lock()
+    return run.send("chat", lock=lock, stack_small_id=lock.lock.stack_small_id + 100_000 if lock.lock else 0)
+
+
+ERR_NO_LOCK: Probe[ExchangeRecord] = probe("err_no_lock", face="proxy")(_err_no_lock)
+
+
+def _err_oversize(run: Run) -> HttpRecord:
+    lock = run.lock()
+    envelope = run.prepare(lock).sealed.request.to_json()
+    envelope["ciphertext"] = b64encode(bytes(OVERSIZE_BYTES * 3 // 4))
+    body = jsonwire.dumps(envelope)
+    return run.raw(ENDPOINT_PATHS["chat"], body, run.client.headers(body=body))
+
+
+ERR_OVERSIZE: Probe[HttpRecord] = probe("err_oversize")(_err_oversize)
+
+
+def _err_no_auth(run: Run) -> ExchangeRecord:
+    return run.send("chat", headers={"authorization": ""})
+
+
+ERR_NO_AUTH: Probe[ExchangeRecord] = probe("err_no_auth", face="proxy")(_err_no_auth)
+
+
+def _err_content_type(run: Run) -> ExchangeRecord:
+    return run.send("chat", headers={"content-type": "text/plain"})
+
+
+ERR_CONTENT_TYPE: Probe[ExchangeRecord] = probe("err_content_type")(_err_content_type)
+
+
+# Every probe a node must refuse, but the model-name mismatch (a SHOULD: a node may serve it).
+REFUSALS: tuple[Probe[Any], ...] = (
+    *(p for name, p in MUTATED.items() if name != "err_model_name_mismatch"),
+    ERR_URLSAFE_BASE64,
+    ERR_LOW_ORDER_KEY,
+    ERR_UNKNOWN_MODEL,
+    ERR_NO_LOCK,
+    ERR_OVERSIZE,
+    ERR_NO_AUTH,
+    ERR_CONTENT_TYPE,
+)
+
+
+def _health_after(run: Run) -> ExchangeRecord:
+    """A valid round trip after every refusal probe that this run has sent."""
+    for refusal in REFUSALS:
+        with contextlib.suppress(Skip):  # a probe of the other face
+            run.get(refusal)
+    return run.send("chat")
+
+
+HEALTH_AFTER: Probe[ExchangeRecord] = probe("health_after", reads=REFUSALS)(_health_after)
+
+
+def _replay(run: Run) -> Pair:
+    first = run.send("chat")
+    run.lock()  # a fresh lock on the same stack, so only the replay itself can be the reason to refuse
+    second = run.raw(ENDPOINT_PATHS["chat"], first.request_body, run.client.headers(body=first.request_body))
+    return Pair(first, second)
+
+
+REPLAY: Probe[Pair] = probe("replay", sends=2, locks=2)(_replay)
+
+
+def _stream_for_embeddings(run: Run) -> ExchangeRecord:
+    plaintext = run.plaintext("embeddings", stream=True)
+    return run.send("embeddings", plaintext, stream=True)
+
+
+STREAM_FOR_EMBEDDINGS: Probe[ExchangeRecord] = probe("stream_for_embeddings")(_stream_for_embeddings)

@@ -1,0 +1,153 @@
+"""What the section modules share: reading probes the way every check must, and turning the
+rulebook's judgement of those records into a verdict with its evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from ...records import ExchangeRecord, HttpRecord, MessageRecord
+from ..base import Check, Group, Precondition, Skip, Verdict, failed, passed, verdict
+from ..evidence import Exchanges, Messages, Refusal, Refusals
+from ..judging import EXCHANGE_RULE, MESSAGE_RULE, came_back, refusal_problem, response_of
+from ..probe import Probe, Reads
+from ..probes import CHAT
+
+T = TypeVar("T")
+
+
+def served(reads: Reads, probe: Probe[ExchangeRecord]) -> ExchangeRecord:
+    """A probe's record when the target served it, or Precondition naming why there is nothing to judge."""
+    record = reads.get(probe)
+    if record.http.status != 200:
+        raise Precondition(
+            f"the {probe.name} exchange did not succeed (status {record.http.status}"
+            f"{', ' + record.http.error if record.http.error else ''})"
+        )
+    return record
+
+
+def applicable(reads: Reads, probes: Iterable[Probe[T]]) -> list[tuple[Probe[T], T]]:
+    """(probe, result) for every listed probe that applies to the target; Skip when none does."""
+    out = []
+    for probe in probes:
+        try:
+            out.append((probe, reads.get(probe)))
+        except Skip:
+            continue
+    if not out:
+        raise Skip("none of the endpoints this check needs applies to the target")
+    return out
+
+
+def all_served(reads: Reads, probes: Iterable[Probe[ExchangeRecord]]) -> list[tuple[str, ExchangeRecord]]:
+    """(probe name, record) for every applicable probe, each of which must have been served."""
+    return [(probe.name, served(reads, probe)) for probe, _ in applicable(reads, probes)]
+
+
+def messages(reads: Reads, probes: Iterable[Probe[ExchangeRecord]]) -> list[tuple[ExchangeRecord, MessageRecord]]:
+    """Every message of every applicable, served probe."""
+    out = [(record, m) for _, record in all_served(reads, probes) for m in record.messages]
+    if not out:
+        raise Precondition("the exchanges returned no messages to examine")
+    return out
+
+
+def judge_messages(reads: Reads, check_id: str, probes: Iterable[Probe[ExchangeRecord]], what: str) -> Verdict:
+    """The rulebook's message rule ``check_id`` over every message of ``probes``."""
+    rule = MESSAGE_RULE[check_id]
+    pairs = [(r, m) for r, m in messages(reads, probes) if rule.applies(r)]
+    if not pairs:
+        raise Precondition("the exchanges returned no messages this rule judges")
+    offenders = [(r, m, why) for r, m in pairs if (why := rule.judge(m, r))]
+    evidence = Messages(len(pairs), len(offenders))
+    if not offenders:
+        return passed(f"{what}: all {len(pairs)} message(s)", evidence)
+    first = "; ".join(f"{r.endpoint} {m.where}: {why}" for r, m, why in offenders[:3])
+    return failed(f"{len(offenders)} of {len(pairs)} message(s) fail: {first}", evidence)
+
+
+def judge_exchanges(
+    reads: Reads, check_id: str, probes: Iterable[Probe[ExchangeRecord]], what: str, *, served_only: bool = True
+) -> Verdict:
+    """The rulebook's exchange rule ``check_id`` over every applicable (and by default served) probe."""
+    rule = EXCHANGE_RULE[check_id]
+    if served_only:
+        rows = all_served(reads, probes)
+    else:
+        rows = [(probe.name, record) for probe, record in applicable(reads, probes)]
+    bad = [(name, why) for name, record in rows if (why := rule.judge(record))]
+    return verdict(
+        not bad,
+        f"{what} ({len(rows)} exchange(s))",
+        "; ".join(f"{name}: {why}" for name, why in bad[:4]),
+        Exchanges(len(rows), tuple(name for name, _ in bad)),
+    )
+
+
+def refusal(result: ExchangeRecord | HttpRecord) -> Refusal:
+    http = response_of(result)
+    error = http.error_body()
+    kind: Any = came_back(result)
+    return Refusal(http.status, http.media_type, error[0][:64] if error else None, kind)
+
+
+def judge_refusal(result: ExchangeRecord | HttpRecord) -> Verdict:
+    """A request the target must refuse: refused cleanly, with nothing of the request in the answer."""
+    why = refusal_problem(result)
+    return verdict(why is None, f"refused with {response_of(result).status}", why or "", refusal(result))
+
+
+def refused_by_node(group: Group, check_id: str, probe: Probe[Any], title: str, spec: tuple[str, ...]) -> Check:
+    """Register the check that ``probe``, a request the target must refuse, is refused cleanly.
+
+    It reads CHAT too: on the node face no bearer token or lock stands between a bad setup and a 4xx,
+    so a refusal counts only once a valid request is known to be served (else "not evaluated")."""
+
+    def predicate(reads: Reads) -> Verdict:
+        if reads.target.face == "node":
+            served(reads, CHAT)
+        return judge_refusal(reads.get(probe))
+
+    return group.check(check_id, "MUST", title, spec=spec, reads=(CHAT, probe), evidence=Refusal)(predicate)
+
+
+def refusals(reads: Reads, probes: Iterable[Probe[Any]]) -> list[tuple[str, ExchangeRecord | HttpRecord]]:
+    """(probe name, result) for every applicable refusal probe that was refused cleanly."""
+    return [(p.name, r) for p, r in applicable(reads, probes) if refusal_problem(r) is None]
+
+
+def over_refusals(rows: list[tuple[str, Any]], bad: list[str], good: str, why: str) -> Verdict:
+    return verdict(
+        not bad,
+        good,
+        f"{len(bad)} of {len(rows)} refusal(s) {why}: {', '.join(bad[:6])}",
+        Refusals(len(rows), tuple(bad)),
+    )
+
+
+def judge_answers(reads: Reads, check_id: str, probes: Iterable[Probe[ExchangeRecord]], what: str) -> Verdict:
+    """The rulebook's exchange rule ``check_id`` over every applicable probe, served or not: for the
+    rules that judge the status itself (ENC-005, STREAM-001), where a refusal is the failure to report."""
+    return judge_exchanges(reads, check_id, probes, what, served_only=False)
+
+
+def first_message(reads: Reads, probe: Probe[ExchangeRecord]) -> MessageRecord:
+    """The first message of a served probe, or Precondition (an INFO check reads one answer)."""
+    record = served(reads, probe)
+    if not record.messages:
+        raise Precondition(
+            f"the {probe.name} exchange returned no encrypted message (a {record.http.media_type or 'bodiless'} answer)"
+        )
+    return record.messages[0]
+
+
+def round_trip(record: ExchangeRecord, good: str, bad: str = "") -> Verdict:
+    """A valid request judged by the rulebook's round-trip rule, with RoundTrip evidence; ``bad``
+    prefixes the rule's reason when it fails."""
+    from ..evidence import RoundTrip
+    from ..judging import round_trip_problem, unverified
+
+    why = round_trip_problem(record)
+    evidence = RoundTrip(record.http.status, len(record.messages), len(unverified(record)))
+    return verdict(why is None, good, f"{bad}{why}", evidence)

@@ -1,0 +1,74 @@
+"""docs/spec.md §10, errors: what every refusal shares (a 4xx, the JSON error shape, no echoed
+secret), and that refusing leaves the target serving."""
+
+from __future__ import annotations
+
+from ..base import Group, Verdict
+from ..evidence import Refusals, RoundTrip
+from ..judging import leaks, server_error, unshaped_error
+from ..probe import Reads
+from ..probes import ERR_NO_AUTH, HEALTH_AFTER, REFUSALS
+from ._helpers import over_refusals, refusals, refused_by_node, round_trip
+
+GROUP = Group((10,), "Errors")
+check = GROUP.check
+
+
+@check(
+    "ERR-017",
+    "MUST",
+    "Client-caused refusals are 4xx, never 5xx",
+    spec="R10.2",
+    reads=REFUSALS,
+    evidence=Refusals,
+)
+def err_017(reads: Reads) -> Verdict:
+    rows = refusals(reads, REFUSALS)
+    bad = [name for name, result in rows if server_error(result)]
+    return over_refusals(rows, bad, f"{len(rows)} refusals, all 4xx", "are 5xx")
+
+
+@check(
+    "ERR-018",
+    "MUST",
+    'Refusals are application/json {"error":{"code","message"}}',
+    spec="R10.1",
+    reads=REFUSALS,
+    evidence=Refusals,
+)
+def err_018(reads: Reads) -> Verdict:
+    rows = refusals(reads, REFUSALS)
+    bad = [name for name, result in rows if unshaped_error(result)]
+    return over_refusals(rows, bad, f"{len(rows)} refusals, all JSON error bodies", "lack the JSON error shape")
+
+
+@check(
+    "ERR-019",
+    "MUST",
+    "No refusal echoes the API key, the plaintext, the ciphertext or either hash",
+    spec="R10.9",
+    reads=REFUSALS,
+    evidence=Refusals,
+)
+def err_019(reads: Reads) -> Verdict:
+    rows = refusals(reads, REFUSALS)
+    found = [(name, kinds) for name, result in rows if (kinds := leaks(result, reads.target.api_key))]
+    bad = [name for name, _ in found]
+    shown = "; ".join(f"{name}: {', '.join(kinds)}" for name, kinds in found[:5])
+    return over_refusals(rows, bad, f"{len(rows)} refusals, nothing echoed", f"echo a secret ({shown})")
+
+
+@check(
+    "ERR-020",
+    "MUST",
+    "The target still serves a valid request after every refusal",
+    spec="R10.10",
+    reads=(HEALTH_AFTER,),
+    evidence=RoundTrip,
+)
+def err_020(reads: Reads) -> Verdict:
+    record = reads.get(HEALTH_AFTER)
+    return round_trip(record, "a valid round trip still succeeds", "unhealthy after the refusals: ")
+
+
+refused_by_node(GROUP, "ERR-021", ERR_NO_AUTH, "A confidential request without a bearer token is refused", ("R10.7",))
