@@ -331,7 +331,7 @@ def shed(record: ExchangeRecord, value: Any) -> None:
         return
     from .protocol import jsonwire
 
-    http.compact = value is not MISSING and jsonwire.dumps(value) == http.body
+    http.compact = None if value is MISSING else jsonwire.dumps(value) == http.body  # None: not JSON
     http.full_bytes, http.full_sha256 = len(http.body), digest(http.body)
     http.body = http.body[:_PREFIX_BYTES]
     message = record.response

@@ -19,30 +19,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.clients.contract import content_of
-from conformance.protocol import jsonwire
-from conformance.protocol.b64 import b64decode
-from conformance.protocol.envelope import node_exchange
-from conformance.protocol.errors import ProtocolError
-from conformance.protocol.models import ConfidentialComputeRequest
-from conformance.protocol.primitives import (
-    HASH_LEN,
-    NONCE_LEN,
-    SALT_LEN,
+from conformance.protocol import (
+    REQUEST_FIELD_LENGTHS,
     X25519_KEY_LEN,
+    ConfidentialComputeRequest,
+    ProtocolError,
+    b64decode,
     blake2b_256,
     canonical_public_key,
+    jsonwire,
+    node_exchange,
 )
 
 from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TOKENS
 
-_LENGTHS = {
-    "nonce": NONCE_LEN,
-    "salt": SALT_LEN,
-    "client_dh_public_key": X25519_KEY_LEN,
-    "node_dh_public_key": X25519_KEY_LEN,
-    "plaintext_body_hash": HASH_LEN,
-}
-_BINARY = ("ciphertext", *_LENGTHS)
+_BINARY = ("ciphertext", *REQUEST_FIELD_LENGTHS)
 
 
 def fingerprint(value: bytes) -> str:
@@ -121,7 +112,7 @@ class ClientJudge:
         except ProtocolError as exc:
             seen.flag("CLIENT-005", f"the envelope is not a valid ConfidentialComputeRequest ({exc})")
             return
-        if jsonwire.dumps(raw) != body:
+        if not jsonwire.is_compact(body):
             seen.flag("CLIENT-012", "the envelope is not compact JSON without optional escapes")
         seen.stream = envelope.stream
         decoded: dict[str, bytes] = {}
@@ -130,7 +121,7 @@ class ClientJudge:
                 decoded[name] = b64decode(getattr(envelope, name), field=name)
             except ProtocolError as exc:
                 seen.flag("CLIENT-004", str(exc))
-        for name, length in _LENGTHS.items():
+        for name, length in REQUEST_FIELD_LENGTHS.items():
             if name in decoded and len(decoded[name]) != length:
                 seen.flag("CLIENT-005", f"{name}: decodes to {len(decoded[name])} bytes, expected {length}")
         if "salt" in decoded:

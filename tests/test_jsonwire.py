@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.protocol import MAX_ITEMS, InvalidJson, dumps, json_type, loads, loads_object, strict_equal
+from conformance.protocol import MAX_ITEMS, InvalidJson, dumps, is_compact, json_type, loads, loads_object, strict_equal
 
 SECRET = "SECRET-PLAINTEXT-7f3a"
 
@@ -449,3 +449,11 @@ def test_a_document_too_wide_to_parse_is_refused_before_it_is_parsed() -> None:
     assert peak < 4 * len(wide), "refused without building the members"
     narrow = b"[" + b",".join(b"0" for _ in range(MAX_ITEMS)) + b"]"  # exactly the bound: parsed
     assert len(loads(narrow)) == MAX_ITEMS
+
+
+def test_is_compact_says_whether_a_body_is_its_own_compact_serialization() -> None:
+    """One question for the node-side rule (ENC-010) and the client judge (CLIENT-012)."""
+    assert is_compact(b'{"a":1,"b":[true,null]}') is True
+    assert is_compact(b'{"a": 1}') is False  # insignificant whitespace
+    assert is_compact(b'{"a":"\\u0041"}') is False  # an optional escape
+    assert is_compact(b"data: {}") is None  # not JSON at all: another rule's failure

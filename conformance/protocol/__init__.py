@@ -64,8 +64,9 @@ from .errors import (
     WrongType,
     ZeroSharedSecret,
 )
-from .jsonwire import MAX_ITEMS, dumps, json_type, loads, loads_object, strict_equal
+from .jsonwire import MAX_ITEMS, dumps, is_compact, json_type, loads, loads_object, strict_equal
 from .models import (
+    REQUEST_FIELD_LENGTHS,
     U64_MAX,
     ConfidentialComputeRequest,
     ConfidentialComputeResponse,
@@ -123,6 +124,7 @@ __all__ = [
     "MAX_ITEMS",
     "NONCE_LEN",
     "RANDOM_NONCE_BUDGET",
+    "REQUEST_FIELD_LENGTHS",
     "SALT_LEN",
     "SERIALIZED_LEN",
     "SYSTEM_RANDOM",
@@ -206,6 +208,7 @@ __all__ = [
     "encode_event",
     "hkdf_sha256",
     "identity_of",
+    "is_compact",
     "is_low_order",
     "is_sui_address",
     "is_usage_chunk",
