@@ -16,10 +16,11 @@ import pytest
 
 from conformance.checks import CATALOGUE, Run, Verdict
 from conformance.checks.base import REGISTRY, Check, Group, passed
-from conformance.checks.evidence import KINDS, Evidence, Fact, Messages, Refusal
+from conformance.checks.evidence import KINDS, Evidence, Fact, Messages
 from conformance.checks.judging import rule_ids
 from conformance.checks.probe import PROBES, Reads
 from conformance.checks.probes import CHAT, LOCK, MUTATED, REFUSALS
+from conformance.checks.sections._helpers import each_refusal
 from conformance.client import ConfidentialClient
 from conformance.embedded import embedded_target
 from conformance.fuzz.oracle import ENDPOINT_CHECK, STREAM_CHECK, Finding, OracleState, judge, judge_lock
@@ -177,9 +178,15 @@ def _oracle_findings(run: Run) -> set[str]:
     """What the oracle says of the run's exchanges, judged as a fuzz campaign would: the served valid
     requests as valid, and each refusal probe as a mutation its check says must be refused."""
     state = OracleState(api_key=run.target.api_key)
-    refusal_of = {p.name: c.id for c in CATALOGUE if c.evidence is Refusal for p in c.reads if p in REFUSALS}
-    refused = {id(run.get(PROBES[name])): _Refused(name, check) for name, check in refusal_of.items() if run.ran(name)}
-    altered = {id(run.get(p)) for p in (*REFUSALS, *MUTATED.values()) if run.ran(p.name)}
+    shared = {"ERR-017", "ERR-018", "ERR-019"}  # the rules every refusal obeys, not a probe's own check
+    refusal_of = {p.name: c.id for c in CATALOGUE if c.id not in shared for p in c.reads if p in REFUSALS}
+    refused = {
+        id(record): _Refused(name, check)
+        for name, check in refusal_of.items()
+        if run.ran(name)
+        for record in each_refusal(run.get(PROBES[name]))
+    }
+    altered = {id(r) for p in (*REFUSALS, *MUTATED.values()) if run.ran(p.name) for r in each_refusal(run.get(p))}
     found: set[str] = set()
     for record in run.exchanges:
         mutation = refused.get(id(record))

@@ -543,6 +543,19 @@ def unverified(record: ExchangeRecord) -> list[MessageRecord]:
     ]
 
 
+def sentinel_of(record: ExchangeRecord) -> bytes | None:
+    """The fresh sentinel a probe planted in this request's prompt (conformance.checks.run.Run.sentinel)."""
+    mark = re.search(rb"atoma-conformance-sentinel-[0-9a-f]{16}", record.plaintext)
+    return mark.group() if mark else None
+
+
+def crossed(record: ExchangeRecord, other: ExchangeRecord) -> bool:
+    """AEAD-011: whether ``record``'s decrypted answer carries the sentinel of ``other``, a request that
+    was in flight at the same time (a model that echoes its prompt shows a crossed buffer this way)."""
+    mark = sentinel_of(other)
+    return mark is not None and any(m.plaintext is not None and mark in m.plaintext for m in record.messages)
+
+
 # --- the lock ----------------------------------------------------------------------------------------
 
 LockJudge = Callable[[LockRecord], "str | None"]
@@ -709,6 +722,26 @@ def refused_with(result: ExchangeRecord | HttpRecord, statuses: tuple[int, ...],
     return None
 
 
+# Refusals for a cause that comes before any rule about the request's content (Table 10.1): a probe
+# refused for one of these did not reach the rule it names, so it proves nothing about that rule.
+EARLIER_CAUSES = {
+    401: "no valid bearer token",
+    402: "the balance",
+    425: "no usable lock",
+    429: "rate limiting",
+    503: "no node available",
+}
+
+
+def earlier_cause(result: ExchangeRecord | HttpRecord, expected: tuple[int, ...]) -> str | None:
+    """Why a refusal may not be the one probed for: refused with a status of :data:`EARLIER_CAUSES`
+    that the probe did not expect. The check is then "not evaluated", never a pass."""
+    status = response_of(result).status
+    if status is None or status in expected or status not in EARLIER_CAUSES:
+        return None
+    return f"refused {status} ({EARLIER_CAUSES[status]}) before reaching the rule"
+
+
 def server_error(result: ExchangeRecord | HttpRecord) -> str | None:
     """ERR-017: a client-caused refusal is 4xx, never 5xx."""
     status = response_of(result).status or 0
@@ -724,7 +757,9 @@ def unshaped_error(result: ExchangeRecord | HttpRecord) -> str | None:
 
 
 def leaks(result: ExchangeRecord | HttpRecord, api_key: str | None) -> list[str]:
-    """ERR-019: the kinds of secret a refusal echoes in its body or headers."""
+    """ERR-019 and ERR-025: the kinds of request secret an answer, refused or served, echoes in its
+    headers or anywhere in its body outside the ciphertext (a secret inside it is encrypted, and a
+    random base64 string does not spell a 16-hex-digit sentinel or a 32-byte hash)."""
     http = response_of(result)
     haystack = http.body.decode("utf-8", "replace") + "\n" + "\n".join(f"{k}: {v}" for k, v in http.headers.items())
     return [label for label, secret in secrets_of(api_key, result).items() if secret and secret in haystack]
@@ -749,9 +784,9 @@ def secrets_of(api_key: str | None, result: ExchangeRecord | HttpRecord) -> dict
         found["api key"] = api_key
     if not isinstance(result, ExchangeRecord):
         return found
-    mark = re.search(rb"atoma-conformance-sentinel-[0-9a-f]{16}", result.plaintext)
+    mark = sentinel_of(result)
     if mark:
-        found["plaintext"] = mark.group().decode()
+        found["plaintext"] = mark.decode()
     hashes = {"computed plaintext hash": blake2b_256(result.plaintext)}
     try:
         sent = json.loads(result.request_body)
@@ -773,5 +808,5 @@ def secrets_of(api_key: str | None, result: ExchangeRecord | HttpRecord) -> dict
 def rule_ids() -> frozenset[str]:
     """Every check id the rulebook judges (tests hold the oracle and the catalogue to it)."""
     return frozenset(
-        {*MESSAGE_RULE, *EXCHANGE_RULE, *LOCK_RULES, "SIG-006", "SIG-007", "ERR-017", "ERR-018", "ERR-019"}
+        {*MESSAGE_RULE, *EXCHANGE_RULE, *LOCK_RULES, "SIG-006", "SIG-007", "ERR-017", "ERR-018", "ERR-019", "ERR-025"}
     )

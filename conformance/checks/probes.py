@@ -15,7 +15,7 @@ from typing import Any
 from ..client import ENDPOINT_PATHS
 from ..protocol import jsonwire
 from ..protocol.b64 import b64decode, b64encode
-from ..protocol.primitives import AeadKey, blake2b_256, derive_key, x25519_public_key
+from ..protocol.primitives import AeadKey, blake2b_256, derive_key, low_order_encodings, x25519_public_key
 from ..records import ExchangeRecord, HttpRecord, LockRecord
 from .base import Precondition, Skip
 from .probe import Probe, probe
@@ -61,6 +61,10 @@ LOCK_UNKNOWN_MODEL: Probe[LockRecord] = probe("lock_unknown_model", face="proxy"
 class Pair:
     first: ExchangeRecord
     second: ExchangeRecord | HttpRecord
+
+    @property
+    def parts(self) -> tuple[ExchangeRecord | HttpRecord, ...]:
+        return (self.first, self.second)
 
 
 # Locks are per stack: any pending lock on the stack can serve a request. The lock probes therefore
@@ -225,24 +229,46 @@ def _err_urlsafe(run: Run) -> ExchangeRecord:
 ERR_URLSAFE_BASE64: Probe[ExchangeRecord] = probe("err_urlsafe_base64")(_err_urlsafe)
 
 
-def _err_low_order_key(run: Run) -> ExchangeRecord:
-    """A client key of 32 zero bytes, with the body sealed under the key a non-checking node derives."""
+@dataclass
+class Sweep:
+    """Requests a node must refuse, one per value of a set the spec names, each on its own fresh lock
+    (a refused request may spend its lock: the proxy consumes it before the node refuses)."""
 
-    plaintext = run.plaintext("chat")
+    refused: tuple[ExchangeRecord, ...]
 
-    def mutate(envelope: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def parts(self) -> tuple[ExchangeRecord, ...]:
+        return self.refused
+
+
+def _under_zero_secret(key: bytes, plaintext: bytes) -> EnvelopeEdit:
+    """Swap in a low-order client key, sealing the body under the key a node that does not check
+    derives from it (every low-order point gives the all-zero shared secret, R4.2)."""
+
+    def edit(envelope: dict[str, Any]) -> dict[str, Any]:
         salt, nonce = b64decode(envelope["salt"]), b64decode(envelope["nonce"])
         sealed = AeadKey(derive_key(bytes(32), salt)).seal(nonce, plaintext)
         return envelope | {
-            "client_dh_public_key": b64encode(bytes(32)),
+            "client_dh_public_key": b64encode(key),
             "ciphertext": b64encode(sealed),
             "plaintext_body_hash": b64encode(blake2b_256(plaintext)),
         }
 
-    return run.send("chat", plaintext, mutate=mutate)
+    return edit
 
 
-ERR_LOW_ORDER_KEY: Probe[ExchangeRecord] = probe("err_low_order_key")(_err_low_order_key)
+def _low_order_keys(run: Run) -> Sweep:
+    """Every one of the 14 low-order encodings (docs/spec.md R4.2 names the set, vectors/x25519.json
+    lists it), not one example: a node that refuses only the all-zero key would pass one probe."""
+    refused = []
+    for key in low_order_encodings():
+        plaintext = run.plaintext("chat")
+        refused.append(run.send("chat", plaintext, mutate=_under_zero_secret(key, plaintext)))
+    return Sweep(tuple(refused))
+
+
+_ENCODINGS = len(low_order_encodings())
+LOW_ORDER_KEYS: Probe[Sweep] = probe("err_low_order_keys", sends=_ENCODINGS, locks=_ENCODINGS)(_low_order_keys)
 
 
 def _err_unknown_model(run: Run) -> ExchangeRecord:
@@ -290,7 +316,7 @@ ERR_CONTENT_TYPE: Probe[ExchangeRecord] = probe("err_content_type")(_err_content
 REFUSALS: tuple[Probe[Any], ...] = (
     *(p for name, p in MUTATED.items() if name != "err_model_name_mismatch"),
     ERR_URLSAFE_BASE64,
-    ERR_LOW_ORDER_KEY,
+    LOW_ORDER_KEYS,
     ERR_UNKNOWN_MODEL,
     ERR_NO_LOCK,
     ERR_OVERSIZE,
@@ -308,6 +334,48 @@ def _health_after(run: Run) -> ExchangeRecord:
 
 
 HEALTH_AFTER: Probe[ExchangeRecord] = probe("health_after", reads=REFUSALS)(_health_after)
+
+
+def _overlapping(run: Run) -> Pair:
+    """A chat request and a chat stream in flight at once, on two connections, each with its own key
+    and sentinel. A node that keeps per-request state in a shared place (one key slot, one nonce
+    counter, one output buffer) answers one under the other's key or with the other's content; a suite
+    that sends one request at a time never sees it."""
+    import threading
+
+    plain, streamed = run.lock(), run.lock()
+    other = run.other_client(run.target.api_key)
+    start = threading.Barrier(2, timeout=30)
+    results: dict[str, ExchangeRecord] = {}
+    failures: list[BaseException] = []
+
+    def send(name: str, client: Any, lock: LockRecord, stream: bool) -> None:
+        try:
+            plaintext = run.plaintext("chat", stream=stream)
+            start.wait()
+            results[name] = client.send("chat", plaintext, lock=lock, model_name=run.target.chat_model, stream=stream)
+        except BaseException as exc:  # re-raised below, in the probe's own thread
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=send, args=("plain", run.client, plain, False), daemon=True),
+        threading.Thread(target=send, args=("streamed", other, streamed, True), daemon=True),
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        other.close()
+    if failures:
+        raise failures[0]
+    for record in results.values():
+        run.observe(record)
+    return Pair(results["plain"], results["streamed"])
+
+
+OVERLAPPING: Probe[Pair] = probe("overlapping", sends=2, locks=2)(_overlapping)
 
 
 def _replay(run: Run) -> Pair:

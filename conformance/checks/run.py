@@ -196,6 +196,10 @@ class Run:
         self._observe(record, mutated=mutated)
         return record
 
+    def observe(self, record: ExchangeRecord) -> None:
+        """Feed an exchange a probe sent through a client of its own (not :meth:`send`) to the ledgers."""
+        self._observe(record, mutated=False)
+
     def _observe(self, record: ExchangeRecord, *, mutated: bool) -> None:
         self.exchanges.append(record)
         key = record.exchange.key_id
@@ -223,7 +227,7 @@ def _cut_off(result: Any) -> str | None:
     in it was. An answer cut short or never given is evidence of nothing the rules judge: a 200 cut
     off at the deadline is not a served answer, and silence is not a refusal. Checks that read it are
     "not evaluated", never pass."""
-    parts = [result.first, result.second] if hasattr(result, "first") else [result]
+    parts = getattr(result, "parts", (result,))
     for part in parts:
         if not isinstance(part, HttpRecord | ExchangeRecord | LockRecord):
             continue

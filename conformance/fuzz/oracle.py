@@ -23,6 +23,7 @@ from ..checks import CATALOGUE
 from ..checks.judging import (
     across_keys,
     exchange_problems,
+    leaks,
     lock_problems,
     message_problems,
     refusal_problems,
@@ -127,6 +128,9 @@ def _judge_success(record: ExchangeRecord, state: OracleState, *, mutated: bool)
         state.ledger.observe(record.exchange.key_id, record.exchange.request_nonce, "request")
     problems = [*exchange_problems(record), *message_problems(record)]
     findings = [Finding(p.check_id, p.reason) for p in problems]
+    findings += [
+        Finding("ERR-025", f"{record.endpoint}: the answer echoes the {k}") for k in leaks(record, state.api_key)
+    ]
     for message in record.messages:
         findings += _judge_nonce_ledgers(message, record, state)
         if message.signature is not None and message.signature_verify_error is None:

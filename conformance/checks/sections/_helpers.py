@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from ...records import ExchangeRecord, HttpRecord, MessageRecord
 from ..base import Check, Group, Precondition, Skip, Verdict, failed, passed, verdict
 from ..evidence import Exchanges, Messages, Refusal, Refusals
-from ..judging import EXCHANGE_RULE, MESSAGE_RULE, came_back, refusal_problem, response_of
+from ..judging import EXCHANGE_RULE, MESSAGE_RULE, came_back, earlier_cause, refusal_problem, response_of
 from ..probe import Probe, Reads
 from ..probes import CHAT
 
@@ -98,23 +98,46 @@ def judge_refusal(result: ExchangeRecord | HttpRecord) -> Verdict:
     return verdict(why is None, f"refused with {response_of(result).status}", why or "", refusal(result))
 
 
-def refused_by_node(group: Group, check_id: str, probe: Probe[Any], title: str, spec: tuple[str, ...]) -> Check:
-    """Register the check that ``probe``, a request the target must refuse, is refused cleanly.
+def refused_by_node(
+    group: Group, check_id: str, probe: Probe[Any], title: str, spec: tuple[str, ...], *, statuses: tuple[int, ...]
+) -> Check:
+    """Register the check that ``probe``, a request the target must refuse, is refused cleanly with
+    one of ``statuses`` (the ones the spec names for this rule).
 
-    It reads CHAT too: on the node face no bearer token or lock stands between a bad setup and a 4xx,
-    so a refusal counts only once a valid request is known to be served (else "not evaluated")."""
+    A probe refused for an earlier cause (no lock, no token, rate limiting: ``judging.EARLIER_CAUSES``)
+    did not reach the rule, so the check is "not evaluated", never a pass. It reads CHAT too: on the
+    node face no bearer token or lock stands between a bad setup and a 4xx, so a refusal counts only
+    once a valid request is known to be served."""
 
     def predicate(reads: Reads) -> Verdict:
         if reads.target.face == "node":
             served(reads, CHAT)
-        return judge_refusal(reads.get(probe))
+        result = reads.get(probe)
+        earlier = earlier_cause(result, statuses)
+        if earlier is not None:
+            raise Precondition(f"not evaluated: {earlier}")
+        why = refusal_problem(result) or refused_with_status(result, statuses)
+        return verdict(why is None, f"refused with {response_of(result).status}", why or "", refusal(result))
 
     return group.check(check_id, "MUST", title, spec=spec, reads=(CHAT, probe), evidence=Refusal)(predicate)
 
 
+def refused_with_status(result: ExchangeRecord | HttpRecord, statuses: tuple[int, ...]) -> str | None:
+    status = response_of(result).status
+    if status in statuses:
+        return None
+    return f"refused with {status}; the spec asks for {' or '.join(map(str, statuses))}"
+
+
+def each_refusal(result: Any) -> list[ExchangeRecord | HttpRecord]:
+    """The records of a refusal probe: one, or each refused request of a sweep."""
+    return list(getattr(result, "refused", (result,)))
+
+
 def refusals(reads: Reads, probes: Iterable[Probe[Any]]) -> list[tuple[str, ExchangeRecord | HttpRecord]]:
-    """(probe name, result) for every applicable refusal probe that was refused cleanly."""
-    return [(p.name, r) for p, r in applicable(reads, probes) if refusal_problem(r) is None]
+    """(probe name, record) for every refusal of every applicable refusal probe that was refused cleanly."""
+    rows = [(p.name, r) for p, result in applicable(reads, probes) for r in each_refusal(result)]
+    return [(name, r) for name, r in rows if refusal_problem(r) is None]
 
 
 def over_refusals(rows: list[tuple[str, Any]], bad: list[str], good: str, why: str) -> Verdict:

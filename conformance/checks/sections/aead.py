@@ -3,11 +3,13 @@ key, and a request sealed or keyed wrongly is refused."""
 
 from __future__ import annotations
 
-from ..base import Group, Verdict
-from ..evidence import Messages
+from ...records import ExchangeRecord
+from ..base import Group, Precondition, Verdict, verdict
+from ..evidence import Messages, Pairs, Refusals
+from ..judging import crossed, earlier_cause, refusal_problem, round_trip_problem
 from ..probe import Reads
-from ..probes import ERR_LOW_ORDER_KEY, JSON_ENDPOINTS, MUTATED, SERVED, STREAMS
-from ._helpers import judge_messages, refused_by_node
+from ..probes import CHAT, JSON_ENDPOINTS, LOW_ORDER_KEYS, MUTATED, OVERLAPPING, SERVED, STREAMS
+from ._helpers import judge_messages, refused_by_node, refused_with_status, served
 
 GROUP = Group((4, 5), "Key agreement, KDF and AEAD")
 check = GROUP.check
@@ -55,17 +57,88 @@ refused_by_node(
     MUTATED["err_tampered_ciphertext"],
     "A tampered ciphertext is refused",
     ("R5.4", "R10.5", "R10.8"),
+    statuses=(400,),
 )
 refused_by_node(
-    GROUP, "ERR-002", MUTATED["err_tampered_tag"], "A tampered GCM tag is refused", ("R5.4", "R10.5", "R10.8")
+    GROUP,
+    "ERR-002",
+    MUTATED["err_tampered_tag"],
+    "A tampered GCM tag is refused",
+    ("R5.4", "R10.5", "R10.8"),
+    statuses=(400,),
 )
-refused_by_node(GROUP, "ERR-003", MUTATED["err_tampered_nonce"], "A tampered nonce is refused", ("R5.4", "R10.8"))
-refused_by_node(GROUP, "ERR-004", MUTATED["err_tampered_salt"], "A tampered salt is refused", ("R5.4", "R10.8"))
+refused_by_node(
+    GROUP, "ERR-003", MUTATED["err_tampered_nonce"], "A tampered nonce is refused", ("R5.4", "R10.8"), statuses=(400,)
+)
+refused_by_node(
+    GROUP, "ERR-004", MUTATED["err_tampered_salt"], "A tampered salt is refused", ("R5.4", "R10.8"), statuses=(400,)
+)
 refused_by_node(
     GROUP,
     "ERR-005",
     MUTATED["err_wrong_client_key"],
     "A client_dh_public_key that did not seal the body is refused",
     ("R5.4",),
+    statuses=(400,),
 )
-refused_by_node(GROUP, "ERR-008", ERR_LOW_ORDER_KEY, "A low-order client_dh_public_key is refused", ("R4.2",))
+
+
+@check(
+    "ERR-008",
+    "MUST",
+    "A low-order client_dh_public_key is refused",
+    spec=("R4.2",),
+    reads=(CHAT, LOW_ORDER_KEYS),
+    evidence=Refusals,
+)
+def err_008(reads: Reads) -> Verdict:
+    """All 14 encodings, each on a fresh lock and answered 400 as R4.2 asks. One accepted is a failure;
+    one refused for an earlier cause (no lock, no token) leaves the rule not evaluated, never passed."""
+    if reads.target.face == "node":
+        served(reads, CHAT)
+    sweep = reads.get(LOW_ORDER_KEYS)
+    bad = [
+        f"encoding {i} ({why})"
+        for i, r in enumerate(sweep.refused)
+        if (why := refusal_problem(r) or refused_with_status(r, (400,))) and earlier_cause(r, (400,)) is None
+    ]
+    earlier = [why for r in sweep.refused if (why := earlier_cause(r, (400,)))]
+    if earlier and not bad:
+        raise Precondition(f"not evaluated: {len(earlier)} of the encodings were {earlier[0]}")
+    return verdict(
+        not bad,
+        f"all {len(sweep.refused)} low-order encodings refused with 400",
+        f"{len(bad)} of {len(sweep.refused)} low-order encodings not refused with 400: {'; '.join(bad[:4])}",
+        Refusals(len(sweep.refused), tuple(bad)),
+    )
+
+
+@check(
+    "AEAD-011",
+    "MUST",
+    "Two overlapping requests are each answered under their own key, with their own content",
+    spec=("R4.5",),
+    reads=(OVERLAPPING,),
+    evidence=Pairs,
+)
+def aead_011(reads: Reads) -> Verdict:
+    pair = reads.get(OVERLAPPING)
+    plain, streamed = pair.first, pair.second
+    assert isinstance(streamed, ExchangeRecord)
+    for name, record in (("chat", plain), ("chat stream", streamed)):
+        if record.http.status != 200:
+            raise Precondition(f"not evaluated: the overlapping {name} request was not served ({record.http.status})")
+    problems = [
+        f"{name}: {why}" for name, r in (("chat", plain), ("chat stream", streamed)) if (why := round_trip_problem(r))
+    ]
+    problems += [
+        f"{name} carries the other request's content"
+        for name, r, o in (("chat", plain, streamed), ("chat stream", streamed, plain))
+        if crossed(r, o)
+    ]
+    return verdict(
+        not problems,
+        "both overlapping answers open under their own key and carry their own content",
+        "; ".join(problems[:3]),
+        Pairs(plain.http.status, streamed.http.status),
+    )

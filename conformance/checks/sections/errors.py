@@ -3,12 +3,12 @@ secret), and that refusing leaves the target serving."""
 
 from __future__ import annotations
 
-from ..base import Group, Verdict
-from ..evidence import Refusals, RoundTrip
+from ..base import Group, Verdict, verdict
+from ..evidence import Exchanges, Refusals, RoundTrip
 from ..judging import leaks, server_error, unshaped_error
 from ..probe import Reads
-from ..probes import ERR_NO_AUTH, HEALTH_AFTER, REFUSALS
-from ._helpers import over_refusals, refusals, refused_by_node, round_trip
+from ..probes import ERR_NO_AUTH, HEALTH_AFTER, REFUSALS, SERVED
+from ._helpers import all_served, over_refusals, refusals, refused_by_node, round_trip
 
 GROUP = Group((10,), "Errors")
 check = GROUP.check
@@ -71,4 +71,33 @@ def err_020(reads: Reads) -> Verdict:
     return round_trip(record, "a valid round trip still succeeds", "unhealthy after the refusals: ")
 
 
-refused_by_node(GROUP, "ERR-021", ERR_NO_AUTH, "A confidential request without a bearer token is refused", ("R10.7",))
+refused_by_node(
+    GROUP,
+    "ERR-021",
+    ERR_NO_AUTH,
+    "A confidential request without a bearer token is refused",
+    ("R10.7",),
+    statuses=(401,),
+)
+
+
+@check(
+    "ERR-025",
+    "MUST",
+    "No served answer echoes a request secret in a header, a clear member or an SSE comment",
+    spec="R10.9",
+    reads=SERVED,
+    evidence=Exchanges,
+)
+def err_025(reads: Reads) -> Verdict:
+    """R10.9 forbids secrets in any response header, not only a refusal's; and an answer's clear parts
+    (the envelope members around the ciphertext, the stream's comments) are as public as a header. Each
+    prompt carries a fresh sentinel, so any clear copy of it, of either hash or of the key is found."""
+    rows = all_served(reads, SERVED)
+    found = [(name, kinds) for name, record in rows if (kinds := leaks(record, reads.target.api_key))]
+    return verdict(
+        not found,
+        f"{len(rows)} served answers, nothing of the request in clear",
+        "; ".join(f"{name} echoes the {', '.join(kinds)}" for name, kinds in found[:4]),
+        Exchanges(len(rows), tuple(name for name, _ in found)),
+    )

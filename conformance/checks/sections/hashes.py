@@ -66,5 +66,10 @@ def enc_003(reads: Reads) -> Verdict:
 
 
 refused_by_node(
-    GROUP, "ERR-007", MUTATED["err_wrong_hash"], "A wrong plaintext_body_hash is refused", ("R6.2", "R10.6")
+    GROUP,
+    "ERR-007",
+    MUTATED["err_wrong_hash"],
+    "A wrong plaintext_body_hash is refused",
+    ("R6.2", "R10.6"),
+    statuses=(400,),
 )

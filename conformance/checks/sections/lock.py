@@ -183,4 +183,6 @@ def lock_012(reads: Reads) -> Verdict:
     return passed("the node key changed between two locks (rotation?)", Fact("the node key changed"))
 
 
-refused_by_node(GROUP, "ERR-012", ERR_NO_LOCK, "A request on a stack with no lock is refused", ("R2.13", "R2.15"))
+refused_by_node(
+    GROUP, "ERR-012", ERR_NO_LOCK, "A request on a stack with no lock is refused", ("R2.13", "R2.15"), statuses=(425,)
+)

@@ -29,9 +29,15 @@ refused_by_node(
     MUTATED["err_wrong_node_key"],
     "A node_dh_public_key that is not the node's key is refused",
     ("R3.13",),
+    statuses=(400,),
 )
 refused_by_node(
-    GROUP, "ERR-009", MUTATED["err_missing_field"], "An envelope missing a required member is refused", ("R3.1",)
+    GROUP,
+    "ERR-009",
+    MUTATED["err_missing_field"],
+    "An envelope missing a required member is refused",
+    ("R3.1",),
+    statuses=(400,),
 )
 refused_by_node(
     GROUP,
@@ -39,12 +45,27 @@ refused_by_node(
     MUTATED["err_mistyped_field"],
     "A mistyped member (stack_small_id as a string) is refused",
     ("R3.1", "R3.11"),
+    statuses=(400,),
 )
-refused_by_node(GROUP, "ERR-011", ERR_UNKNOWN_MODEL, "A plaintext naming a model nobody serves is refused", ("R3.14",))
-refused_by_node(GROUP, "ERR-013", ERR_OVERSIZE, "A body over the size limit is refused", ("R3.18",))
-refused_by_node(GROUP, "ERR-014", ERR_URLSAFE_BASE64, "URL-safe base64 in a binary member is refused", ("R3.4",))
 refused_by_node(
-    GROUP, "ERR-015", MUTATED["err_unpadded_base64"], "Unpadded base64 in a binary member is refused", ("R3.4",)
+    GROUP,
+    "ERR-011",
+    ERR_UNKNOWN_MODEL,
+    "A plaintext naming a model nobody serves is refused",
+    ("R3.14",),
+    statuses=(400, 404),
+)
+refused_by_node(GROUP, "ERR-013", ERR_OVERSIZE, "A body over the size limit is refused", ("R3.18",), statuses=(413,))
+refused_by_node(
+    GROUP, "ERR-014", ERR_URLSAFE_BASE64, "URL-safe base64 in a binary member is refused", ("R3.4",), statuses=(400,)
+)
+refused_by_node(
+    GROUP,
+    "ERR-015",
+    MUTATED["err_unpadded_base64"],
+    "Unpadded base64 in a binary member is refused",
+    ("R3.4",),
+    statuses=(400,),
 )
 
 
@@ -75,7 +96,12 @@ def err_016(reads: Reads) -> Verdict:
 
 
 refused_by_node(
-    GROUP, "ERR-022", ERR_CONTENT_TYPE, "A confidential request that is not application/json is refused", ("R3.3",)
+    GROUP,
+    "ERR-022",
+    ERR_CONTENT_TYPE,
+    "A confidential request that is not application/json is refused",
+    ("R3.3",),
+    statuses=(415,),
 )
 
 
@@ -101,4 +127,5 @@ refused_by_node(
     MUTATED["err_wrong_length"],
     "A binary member of the wrong decoded length (an 11-byte nonce) is refused",
     ("R3.5", "R10.3"),
+    statuses=(400,),
 )
