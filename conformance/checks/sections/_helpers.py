@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from ...records import ExchangeRecord, HttpRecord, MessageRecord
 from ..base import Check, Group, Precondition, Skip, Verdict, failed, passed, verdict
-from ..evidence import Exchanges, Messages, Refusal, Refusals
+from ..evidence import Exchanges, Messages, Pairs, Refusal, Refusals
 from ..judging import EXCHANGE_RULE, MESSAGE_RULE, came_back, earlier_cause, refusal_problem, response_of
 from ..probe import Probe, Reads
 from ..probes import CHAT
@@ -174,3 +174,32 @@ def round_trip(record: ExchangeRecord, good: str, bad: str = "") -> Verdict:
     why = round_trip_problem(record)
     evidence = RoundTrip(record.http.status, len(record.messages), len(unverified(record)))
     return verdict(why is None, good, f"{bad}{why}", evidence)
+
+
+def judge_expected_refusal(result: ExchangeRecord | HttpRecord, expected: tuple[int, ...], served: str) -> Verdict:
+    """A request the spec says is refused with one of ``expected``: served is ``served`` (the failure),
+    a refusal for an earlier cause is "not evaluated", any other status or a leaky refusal fails."""
+    status = response_of(result).status
+    if status is not None and 200 <= status < 300:
+        return verdict(False, "", served, refusal(result))
+    earlier = earlier_cause(result, expected)
+    if earlier is not None:
+        raise Precondition(f"not evaluated: {earlier}")
+    why = refusal_problem(result) or refused_with_status(result, expected)
+    return verdict(why is None, f"refused with {status}", why or "", refusal(result))
+
+
+def judge_second(pair: Any, expected: tuple[int, ...], served: str) -> Verdict:
+    """The second request of a pair that only the first may have (a spent lock, a replay): the first
+    must have been served, or the second's refusal proves nothing."""
+    first, second = pair.first, pair.second
+    if first.http.status != 200:
+        raise Precondition(f"not evaluated: the first request was not served (status {first.http.status})")
+    status = response_of(second).status
+    if status is not None and 200 <= status < 300:
+        return verdict(False, "", served, Pairs(first.http.status, status))
+    earlier = earlier_cause(second, expected)
+    if earlier is not None:
+        raise Precondition(f"not evaluated: the second request was {earlier}")
+    why = refusal_problem(second) or refused_with_status(second, expected)
+    return verdict(why is None, f"second request refused with {status}", why or "", Pairs(first.http.status, status))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ...records import ExchangeRecord, LockRecord
+from ...records import LockRecord
 from ..base import Group, Level, Precondition, Verdict, passed, verdict
 from ..evidence import Fact, LockReply, Pairs, Refusal
-from ..judging import LOCK_RULES, response_of
+from ..judging import LOCK_RULES
 from ..probe import Reads
 from ..probes import (
     ERR_NO_LOCK,
@@ -17,7 +17,7 @@ from ..probes import (
     LOCK_REUSE,
     LOCK_UNKNOWN_MODEL,
 )
-from ._helpers import refusal, refused_by_node
+from ._helpers import judge_expected_refusal, judge_second, refusal, refused_by_node
 
 GROUP = Group((2,), "The lock endpoint")
 check = GROUP.check
@@ -112,13 +112,6 @@ def lock_008(reads: Reads) -> Verdict:
     )
 
 
-def _second_refused(first: ExchangeRecord, second: ExchangeRecord | object, bad: str) -> Verdict:
-    if first.http.status != 200:
-        raise Precondition(f"the first request on the lock failed (status {first.http.status})")
-    status = response_of(second).status  # type: ignore[arg-type]
-    return verdict(status != 200, f"second request refused ({status})", bad, Pairs(first.http.status, status))
-
-
 @check(
     "LOCK-009",
     "MUST",
@@ -128,8 +121,7 @@ def _second_refused(first: ExchangeRecord, second: ExchangeRecord | object, bad:
     evidence=Pairs,
 )
 def lock_009(reads: Reads) -> Verdict:
-    pair = reads.get(LOCK_REUSE)
-    return _second_refused(pair.first, pair.second, "the same lock served a second request")
+    return judge_second(reads.get(LOCK_REUSE), (425,), "the same lock served a second request")
 
 
 @check(
@@ -141,13 +133,7 @@ def lock_009(reads: Reads) -> Verdict:
     evidence=Refusal,
 )
 def lock_010(reads: Reads) -> Verdict:
-    record = reads.get(LOCK_EXPIRED)
-    return verdict(
-        record.http.status != 200,
-        f"refused ({record.http.status})",
-        "a request on an expired lock was served",
-        refusal(record),
-    )
+    return judge_expected_refusal(reads.get(LOCK_EXPIRED), (425,), "a request on an expired lock was served")
 
 
 @check(
@@ -159,13 +145,8 @@ def lock_010(reads: Reads) -> Verdict:
     evidence=Refusal,
 )
 def lock_011(reads: Reads) -> Verdict:
-    record = reads.get(LOCK_FOREIGN)
-    return verdict(
-        record.http.status != 200,
-        f"refused ({record.http.status})",
-        "another API key spent this key's lock",
-        refusal(record),
-    )
+    # R2.14: answered as if no lock existed, which R2.13 says is 425.
+    return judge_expected_refusal(reads.get(LOCK_FOREIGN), (425,), "another API key spent this key's lock")
 
 
 @check(

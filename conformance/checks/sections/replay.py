@@ -3,11 +3,11 @@ sent again, even on a fresh lock."""
 
 from __future__ import annotations
 
-from ..base import Group, Precondition, Verdict, verdict
+from ..base import Group, Verdict
 from ..evidence import Pairs
-from ..judging import response_of
 from ..probe import Reads
 from ..probes import REPLAY
+from ._helpers import judge_second
 
 GROUP = Group((12,), "Replay")
 check = GROUP.check
@@ -22,13 +22,6 @@ check = GROUP.check
     evidence=Pairs,
 )
 def replay_001(reads: Reads) -> Verdict:
-    pair = reads.get(REPLAY)
-    if pair.first.http.status != 200:
-        raise Precondition(f"the original request failed (status {pair.first.http.status})")
-    second = response_of(pair.second).status
-    return verdict(
-        second != 200,
-        f"replay refused ({second})",
-        "the node served the same request twice (replay accepted)",
-        Pairs(pair.first.http.status, second),
-    )
+    """The replay goes out on a fresh lock on the same stack, so a refusal for want of a lock is an
+    earlier cause, not the replay rule (R12.7 asks for 409 REPLAYED_REQUEST)."""
+    return judge_second(reads.get(REPLAY), (409,), "the node served the same request twice (replay accepted)")
