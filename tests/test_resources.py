@@ -47,6 +47,8 @@ def test_the_wheel_lists_every_data_file() -> None:
     files = [
         (Path(top) / name).relative_to(ROOT / "conformance").as_posix()
         for top, _, names in os.walk(DATA, followlinks=True)  # Path.rglob does not enter linked directories
+        # vectors/wycheproof/ is upstream test data for tests/test_wycheproof.py; the wheel does not ship it
+        if "wycheproof" not in Path(top).relative_to(DATA).parts
         for name in names
     ]
     assert len(files) == 2 + len(list(CANONICAL["vectors"].glob("*.json")))
