@@ -18,6 +18,7 @@ import pytest
 
 from conformance.checks import CATALOGUE
 from conformance.clients.checks import SCENARIOS as CLIENT_SCENARIOS
+from conformance.fuzz.campaign import CAMPAIGN_MUTATIONS
 from conformance.strategies import _FAMILY_LIST
 from conformance.vectors import default_dir, load
 from conformance.vectors.generate import BUILDERS
@@ -60,6 +61,8 @@ RULES = (
     Rule(("docs/mock-node.md",), r"lists the (\d+) faults", lambda: len(FAULTS), NAMED_FAULTS),
     Rule(("README.md",), r"(\d+) labelled mutation families", lambda: len(_FAMILY_LIST), FAMILIES),
     Rule(("docs/fuzzing.md",), r"\(`mutations\(\)`\), (\d+) families", lambda: len(_FAMILY_LIST), FAMILIES),
+    Rule(("docs/fuzzing.md",), r"has (\d+) families × 4 modes", lambda: len(_FAMILY_LIST) + len(CAMPAIGN_MUTATIONS),
+         "sweep families: conformance.strategies.MUTATION_FAMILIES plus the campaign's own mutations"),
     Rule(("README.md",), r"(\d+) scenarios from the fault catalogue", lambda: len(CLIENT_SCENARIOS),
          "client scenarios in conformance.clients.checks.SCENARIOS"),
 )  # fmt: skip

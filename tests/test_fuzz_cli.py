@@ -272,12 +272,15 @@ def test_json_output_of_a_finding(tmp_path: Path, capsys: pytest.CaptureFixture[
         "stopped_by",
         "cut_off",
         "findings",
+        "sweep",
         "exit_code",
     }
     assert done["cut_off"] == 0
-    (finding,) = done["findings"]
-    assert finding["check_id"].startswith("USAGE-") and finding["level"] == "MUST"
-    assert Path(finding["case_path"]).is_file()
+    assert done["findings"], "the sweep finds USAGE-003 (non-streaming) and USAGE-004 (streaming)"
+    for finding in done["findings"]:  # each check found has its own case
+        assert finding["check_id"].startswith("USAGE-") and finding["level"] == "MUST"
+        assert Path(finding["case_path"]).is_file()
+    assert len({finding["case_path"] for finding in done["findings"]}) == len(done["findings"])
     assert "FINDING USAGE-" in err, "the human text goes to stderr"
 
 
@@ -572,5 +575,5 @@ def test_fuzz_progress_is_quiet_by_default_and_on_request_in_a_log(
     assert capsys.readouterr().err == ""
     assert main(["fuzz", "--max-examples", "2", "--report-dir", str(tmp_path), "--progress"]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("atoma-conformance: fuzz stateless: 1 examples, 2/")
+    assert err.startswith("atoma-conformance: fuzz sweep: 1 examples, 2/")
     assert "\r" not in err and "\x1b" not in err

@@ -1,5 +1,8 @@
-"""A fuzz campaign: Hypothesis draws requests (valid, awkward, or mutated), the client sends them, and
-the oracle judges every exchange. A failure is shrunk by Hypothesis and saved as a replay case.
+"""A fuzz campaign: first the family sweep (:mod:`.sweep`: every mutation family on every endpoint and
+stream mode, whatever the seed), then Hypothesis draws requests (valid, awkward, or mutated), then
+the stateful sessions; the client sends them, and the oracle judges every exchange. The campaign ends
+with the phase of its first finding. A failure of the random search is shrunk by Hypothesis; every
+finding is saved as a replay case.
 
 Budgets are hard caps, for paid endpoints: the campaign stops before a request that would exceed
 ``max_requests`` or ``max_compute_units``, and ``rps`` spaces requests out. ``estimate`` answers the
@@ -13,7 +16,9 @@ short, and the smallest failure found by then is the one saved.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -23,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hypothesis import HealthCheck, Phase, Verbosity, example, find, given, seed, settings
+from hypothesis import HealthCheck, Phase, Verbosity, find, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
@@ -40,6 +45,7 @@ from ..textsafe import one_line
 from .cases import ReplayCase
 from .guard import Guard
 from .oracle import Finding, OracleState, judge, judge_lock
+from .sweep import LIVE_PROFILE, SWEEP_SHARE, Cell, Mode, Sweep
 
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {"max_examples": 300},
@@ -90,6 +96,16 @@ class CampaignOver(BaseException):
     for an error, in the campaign), never in this exception, so catching it swallows nothing."""
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One case sent and judged: its findings, the exchange (None when the lock was already at fault,
+    and the request was not sent) and the seal randomness (to save the case)."""
+
+    findings: list[Finding]
+    record: ExchangeRecord | None
+    secret: bytes
+
+
 class FindingFailed(AssertionError):
     """A finding, raised inside a Hypothesis example so that Hypothesis shrinks it. The only failure
     the campaign expects from Hypothesis: anything else it re-raises is an error, not a result."""
@@ -123,15 +139,21 @@ class CampaignResult:
     compute_units: int = 0
     duration_s: float = 0.0
     findings: list[Finding] = field(default_factory=list)
-    case_path: Path | None = None
+    case_paths: list[Path] = field(default_factory=list)  # one replay case per finding, in the same order
     stopped_by: str = "examples"
     requests_extra: int = 0  # the stateful sessions' share of ``requests``
     estimate: int = 0  # the most the campaign could send: its hard cap
     cut_off: int = 0  # answers cut off (a timeout, the deadline, a cap): counted, never judged
+    sweep: Sweep | None = None  # the family sweep's ledger (None for a campaign without mutations)
 
     @property
     def cases_per_second(self) -> float:
         return self.examples / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def case_path(self) -> Path | None:
+        """The first finding's case."""
+        return self.case_paths[0] if self.case_paths else None
 
 
 def endpoints_of(target: Target, profile: str) -> list[str]:
@@ -183,7 +205,7 @@ def plan(
 
     - the preflight lock (``config.preflight``, no retries);
     - per stateless execution a lock (with up to ``lock_retries`` retries on 429/503) and a request;
-      executions are the directed cases, the examples, the database replays and a shrinking allowance;
+      executions are the sweep's cells, the examples, the database replays and a shrinking allowance;
     - the directed sessions and ``sessions`` machine examples of ``STEP_COUNT`` steps, each step
       counted as the costliest one (a replay: a lock with its retries, and a request).
 
@@ -195,7 +217,7 @@ def plan(
     c = config.resolved()
     lock_cost = 1 + lock_retries
     examples = c.max_examples or 0
-    explicit = directed_count(c.profile, mutations=c.mutations)
+    explicit = len(sweep_plan(target, c.profile, mutations=c.mutations).to_send())
     executions = explicit + examples + reuse_allowance(examples) + shrink_allowance(examples)
     stateless = executions * (lock_cost + 1)
     count = SESSIONS[c.profile] if sessions is None else sessions
@@ -282,22 +304,44 @@ def fuzz_cases(target: Target, profile: str, *, mutations: bool) -> st.SearchStr
     return build()
 
 
-def directed_count(profile: str, *, mutations: bool = True) -> int:
-    """How many directed cases :func:`directed_cases` makes (the plan counts them)."""
+def sweep_families(profile: str, *, mutations: bool = True) -> tuple[dict[str, str], dict[str, str]]:
+    """The families the sweep covers (name -> the check each exercises), every envelope family and
+    the campaign's own, and those the profile leaves out (name -> why)."""
     if not mutations:
-        return 0
-    return len(fs._FAMILY_LIST) + sum(1 for m in CAMPAIGN_MUTATIONS if not (m is OVERSIZE and profile == "live"))
+        return {}, {}
+    families = {family.name: family.check_id for family in fs.MUTATION_FAMILIES}
+    families.update({mutation.name: mutation.check_id for mutation in CAMPAIGN_MUTATIONS})
+    excluded = {OVERSIZE.name: LIVE_PROFILE} if profile == "live" else {}
+    return families, excluded
 
 
-def directed_cases(target: Target, profile: str) -> list[FuzzCase]:
-    """One chat request per mutation family, run first as Hypothesis' explicit examples.
+def sweep_plan(target: Target, profile: str, *, mutations: bool = True) -> Sweep:
+    """The sweep of a campaign against ``target``: its families over the endpoints the campaign
+    fuzzes there (:func:`endpoints_of`, from the models the target was given), in both stream modes
+    where an endpoint streams."""
+    families, excluded = sweep_families(profile, mutations=mutations)
+    return Sweep.plan(families, endpoints_of(target, profile) if families else [], excluded)
 
-    Why: Hypothesis' choices are biased (towards the first branches, and by the string constants of
-    the code under test), so a few hundred random examples can miss a family altogether, and which
-    one it misses changes with any edit to the code. Like the directed sessions, these make every
-    family run in every campaign; the random phase then explores. Each is the family's simplest
-    example (``find`` with a fixed random), so the set is the same in every run.
-    """
+
+@functools.cache
+def _simplest_mutation(family: str) -> fs.Mutation:
+    """The family's simplest mutation (cached: finding it costs a shrink, and it never changes)."""
+    mutation: fs.Mutation = _simplest(fs._FAMILIES[family].strategy())
+    return mutation
+
+
+@functools.cache
+def _simplest_plaintext(endpoint: str, model: str, stream: bool) -> dict[str, Any]:
+    """The endpoint's simplest plaintext in one stream mode, with the campaign's ``max_tokens`` cap
+    (cached: callers get a copy, so the cache never changes)."""
+    value: dict[str, Any] = _simplest(fs.plaintext_requests(endpoint, model, stream=True if stream else None))
+    if endpoint in ("chat", "completions"):
+        value["max_tokens"] = min(int(value.get("max_tokens") or TEXT_UNITS_CAP), TEXT_UNITS_CAP)
+    return value
+
+
+def _simplest(strategy: st.SearchStrategy[Any]) -> Any:
+    """The strategy's simplest example, the same in every run (``find`` with a fixed random)."""
     from random import Random
 
     quick = settings(
@@ -308,19 +352,32 @@ def directed_cases(target: Target, profile: str) -> list[FuzzCase]:
         suppress_health_check=list(HealthCheck),
         verbosity=Verbosity.quiet,
     )
-    chat = fs.plaintext_requests("chat", target.chat_model)
     # Not for secrets: a fixed seed picks the same simplest examples in every run.
-    plaintext = find(chat, lambda _: True, settings=quick, random=Random(0))  # noqa: S311
-    plaintext["max_tokens"] = min(int(plaintext.get("max_tokens") or TEXT_UNITS_CAP), TEXT_UNITS_CAP)
-    cases = []
-    for family in fs._FAMILY_LIST:
-        mutation = find(family.strategy(), lambda _: True, settings=quick, random=Random(0))  # noqa: S311
-        cases.append(FuzzCase("chat", False, dict(plaintext), mutation))
-    for campaign_mutation in CAMPAIGN_MUTATIONS:
-        if campaign_mutation is OVERSIZE and profile == "live":
-            continue
-        cases.append(FuzzCase("chat", False, dict(plaintext), campaign_mutation))
-    return cases
+    return find(strategy, lambda _: True, settings=quick, random=Random(0))  # noqa: S311
+
+
+def sweep_cases(target: Target, sweep: Sweep) -> dict[Cell, FuzzCase]:
+    """The request of each cell: the family's simplest mutation applied to the mode's simplest
+    plaintext, so the sweep sends the same cases in every run, whatever the seed."""
+    models = {
+        "chat": target.chat_model,
+        "completions": target.chat_model,
+        "embeddings": target.embedding_model,
+        "images": target.image_model,
+    }
+    mutations: dict[str, fs.Mutation | CampaignMutation] = {m.name: m for m in CAMPAIGN_MUTATIONS}
+    for family in fs.MUTATION_FAMILIES:
+        if family.name in sweep.families:
+            mutations[family.name] = _simplest_mutation(family.name)
+    plaintexts: dict[Mode, dict[str, Any]] = {}
+    for mode in sweep.modes:
+        plaintexts[mode] = _simplest_plaintext(mode.endpoint, models[mode.endpoint] or target.chat_model, mode.stream)
+    return {
+        cell: FuzzCase(
+            cell.mode.endpoint, cell.mode.stream, copy.deepcopy(plaintexts[cell.mode]), mutations[cell.family]
+        )
+        for cell in sweep.order
+    }
 
 
 def leak_marker(secret: bytes) -> str:
@@ -524,6 +581,9 @@ class Campaign:
         self._session_failure: tuple[list[dict[str, Any]], Finding] | None = None
         self._session_examples = 0
         self._error: BaseException | None = None  # the first unexpected error: it ends the campaign
+        self.sweep = sweep_plan(target, self.config.profile) if self.config.mutations else None
+        self.result.sweep = self.sweep
+        self._sweep_failures: list[tuple[FuzzCase, ExchangeRecord | None, Finding, bytes]] = []
 
     # --- budget -----------------------------------------------------------------------------------
 
@@ -563,18 +623,32 @@ class Campaign:
     # --- one example ------------------------------------------------------------------------------
 
     def _execute(self, case: FuzzCase) -> None:
-        """One example. Only a finding (FindingFailed) goes back to Hypothesis; any other error is
-        kept and ends the campaign at once (a MemoryError from a decompression bomb, a bug): given to
-        Hypothesis, it would be shrunk and retried, and could be lost behind a cap that stops it."""
+        """One example of the random search. Only a finding (FindingFailed) goes back to Hypothesis."""
+        before = self.budget.spent()
         try:
-            self._execute_case(case)
-        except (CampaignOver, FindingFailed):
+            sent = self._guarded(case)
+        finally:
+            if self.sweep is not None:  # the family ledger counts the random search's requests too
+                family = case.mutation.name if case.mutation else "valid"
+                spent = self.budget.spent() - before
+                self.sweep.random_requests[family] = self.sweep.random_requests.get(family, 0) + spent
+        if sent is not None and sent.findings:
+            self._fail(case, sent.record, sent.findings[0], sent.secret)
+
+    def _guarded(self, case: FuzzCase) -> Sent | None:
+        """:meth:`_send`, where any error but the stop signal is kept and ends the campaign at once (a
+        MemoryError from a decompression bomb, a bug): given to Hypothesis, it would be shrunk and
+        retried, and could be lost behind a cap that stops it."""
+        try:
+            return self._send(case)
+        except CampaignOver:
             raise
         except Exception as exc:
             self._error = self._error or exc
             raise self._stop("error") from exc
 
-    def _execute_case(self, case: FuzzCase) -> None:
+    def _send(self, case: FuzzCase) -> Sent | None:
+        """Lock, seal, send and judge one case; None when an answer was cut off (nothing to judge)."""
         units = units_for(case.endpoint)
         self._admit(units)
         self._executions += 1
@@ -590,10 +664,10 @@ class Campaign:
         except BudgetExceeded:
             raise self._stop(self._cap_name) from None
         if self._cut(lock):
-            return  # no lock to use, and nothing to judge
+            return None  # no lock to use, and nothing to judge
         lock_findings = judge_lock(lock)
         if lock_findings:
-            self._fail(case, None, lock_findings[0], secret)
+            return Sent(lock_findings, None, secret)  # the request is not sent under a bad lock
         self.result.compute_units += units
         prepared = seal_case(
             self.client,
@@ -615,10 +689,57 @@ class Campaign:
             raise self._stop(self._cap_name) from None
         self._tick()
         if self._cut(record):
-            return
-        findings = judge(record, case.mutation, self.state)
-        if findings:
-            self._fail(case, record, findings[0], secret)
+            return None
+        return Sent(judge(record, case.mutation, self.state), record, secret)
+
+    # --- the sweep --------------------------------------------------------------------------------
+
+    def _sweep_cells(self) -> None:
+        """Send every cell of the sweep once, in its order; CampaignOver when a cap ends it (the cells
+        left are marked with the cap). A finding does not end the sweep: the ledger is only worth
+        reading whole. The first finding of each check is kept, to be saved as its case."""
+        sweep = self.sweep
+        assert sweep is not None
+        cases = sweep_cases(self.target, sweep)
+        todo = sweep.to_send()
+        known = {finding.check_id for _, _, finding, _ in self._sweep_failures}
+        for n, (position, cell) in enumerate(todo):
+            if position >= sweep.first_pass and self._past_sweep_share():
+                sweep.leave([c for _, c in todo[n:]], SWEEP_SHARE)
+                return
+            case, result = cases[cell], sweep.cells[cell]
+            units = units_for(cell.mode.endpoint)
+            c = self.config
+            if c.max_compute_units is not None and self.result.compute_units + units > c.max_compute_units:
+                sweep.leave([cell], "max-compute-units")  # a cheaper cell after it may still fit
+                continue
+            before = self.budget.spent()
+            try:
+                sent = self._guarded(case)
+            except CampaignOver:
+                result.requests = self.budget.spent() - before
+                sweep.leave([c for _, c in todo[n:]], self.result.stopped_by)
+                raise
+            result.requests = self.budget.spent() - before
+            self.result.examples += 1
+            if sent is None:
+                result.status = "cut off"
+                continue
+            result.status = "finding" if sent.findings else "no finding"
+            for finding in sent.findings:
+                if finding.check_id not in result.findings:
+                    result.findings.append(finding.check_id)
+                if finding.check_id not in known:
+                    known.add(finding.check_id)
+                    self._sweep_failures.append((case, sent.record, finding, sent.secret))
+
+    def _past_sweep_share(self) -> bool:
+        """Whether the passes after the first have had their share: half the request cap, or half
+        the duration. The rest is the random search's and the sessions'."""
+        if self.budget.spent() * 2 >= self.cap:
+            return True
+        duration = self.config.duration_s
+        return duration is not None and self.guard.elapsed() * 2 >= duration
 
     def _tick(self) -> None:
         """Hand the progress hook a status line (it throttles; this is cheap)."""
@@ -626,7 +747,8 @@ class Campaign:
             return
         elapsed = self.guard.elapsed()
         limit = f" of {format_seconds(self.config.duration_s)}" if self.config.duration_s is not None else ""
-        found = ", 1 finding" if self._failure or self._session_failure else ""
+        count = len(self._sweep_failures) + (1 if self._failure or self._session_failure else 0)
+        found = f", {count} finding{'s' if count > 1 else ''}" if count else ""
         cut = f", {self.guard.cut_total} cut off" if self.guard.cut_total else ""
         self.progress(
             f"fuzz {self._phase}: {self._executions + self._session_examples} examples, "
@@ -663,10 +785,30 @@ class Campaign:
         return result
 
     def _explore(self) -> None:
+        """The sweep; then, if it found nothing and the budget is not spent, the random search; then,
+        if that found nothing, the sessions. The campaign ends with the first phase that finds."""
+        if self.sweep is not None and self.sweep.order:
+            self._phase = "sweep"
+            try:
+                self._sweep_cells()
+            except CampaignOver:
+                return  # what stopped it is in result.stopped_by, and an error in self._error
+            if self._sweep_failures:
+                return
+            self.sweep.random_ran = True
+        self._phase = "stateless"
+        self._search()
+        if self._error is not None or self.result.stopped_by != "examples":
+            return
+        if self._failure is None and self.sessions and self.client_factory:
+            self._phase = "sessions"
+            self._run_sessions()
+
+    def _search(self) -> None:
+        """The random search: Hypothesis draws the cases, shrinks a failure and keeps it in its database."""
         c = self.config
         database = DirectoryBasedExampleDatabase(str(c.report_dir / "hypothesis" / "examples"))
         strategy = fuzz_cases(self.target, c.profile, mutations=c.mutations)
-        directed = directed_cases(self.target, c.profile) if c.mutations else []
 
         @settings(
             max_examples=c.max_examples or 1,
@@ -684,8 +826,6 @@ class Campaign:
             self.result.examples += 1
             self._execute(case)
 
-        for case in reversed(directed):
-            probe = example(case)(probe)
         try:
             probe()
         except CampaignOver:
@@ -699,12 +839,6 @@ class Campaign:
                 raise other from None  # Ctrl-C, SystemExit: not ours to turn into a line
             if other is not None:
                 self._error = self._error or other
-                return
-        if self._error is not None or self.result.stopped_by != "examples":
-            return
-        if self._failure is None and self.sessions and self.client_factory:
-            self._phase = "sessions"
-            self._run_sessions()
 
     def _finish(self) -> CampaignResult:
         r = self.result
@@ -712,14 +846,22 @@ class Campaign:
         r.requests = self.budget.spent()
         r.duration_s = self.guard.elapsed()
         r.cut_off = self.guard.cut_total
+        for case, record, finding, secret in self._sweep_failures:
+            r.findings.append(finding)
+            r.case_paths.append(self._save(case, record, finding, secret))
         if self._failure is not None:
             case, record, finding, secret = self._failure
             r.findings.append(finding)
-            r.case_path = self._save(case, record, finding, secret)
+            r.case_paths.append(self._save(case, record, finding, secret))
+            if self.sweep is not None:
+                family = case.mutation.name if case.mutation else "valid"
+                self.sweep.random_findings.setdefault(family, []).append(finding.check_id)
         elif self._session_failure is not None:
             steps, finding = self._session_failure
             r.findings.append(finding)
-            r.case_path = self._save_session(steps, finding)
+            r.case_paths.append(self._save_session(steps, finding))
+        if r.findings and r.stopped_by == "examples":
+            r.stopped_by = "finding"  # the campaign ends with the phase of its first finding
         return r
 
     def _run_sessions(self) -> None:

@@ -361,12 +361,15 @@ def _summary(config: CampaignConfig, target: Target, result: CampaignResult) -> 
     ]
     if result.cut_off:
         lines.append(f"{result.cut_off} answer(s) cut off (a timeout, the deadline or a cap): not judged")
+    if result.sweep is not None:
+        lines += result.sweep.text()
+    else:
+        lines.append("family sweep: none (a campaign without mutations)")
     if not result.findings:
         lines.append("no finding")
-    for finding in result.findings:
+    for finding, path in zip(result.findings, result.case_paths, strict=True):
         lines.append(f"FINDING {finding.check_id} [{finding.level}] {one_line(finding.reason, 300)}")
-    if result.case_path is not None:
-        lines.append(f"replay case: {result.case_path}")
+        lines.append(f"replay case: {path}")
     return "\n".join(lines)
 
 
@@ -382,14 +385,10 @@ def _result_json(config: CampaignConfig, result: CampaignResult, code: int) -> d
         "stopped_by": result.stopped_by,
         "cut_off": result.cut_off,
         "findings": [
-            {
-                "check_id": f.check_id,
-                "level": f.level,
-                "reason": f.reason,
-                "case_path": str(result.case_path) if result.case_path is not None else None,
-            }
-            for f in result.findings
+            {"check_id": f.check_id, "level": f.level, "reason": f.reason, "case_path": str(path)}
+            for f, path in zip(result.findings, result.case_paths, strict=True)
         ],
+        "sweep": result.sweep.to_json() if result.sweep is not None else None,
         "exit_code": code,
     }
 
