@@ -1,0 +1,1 @@
+"""Mutation testing of the strict node path (``python -m benchmarks.mutation``; README.md says how and why)."""
