@@ -78,7 +78,7 @@ def test_the_compat_node_face_fails_and_names_nonce_reuse_and_500s(
     out = capsys.readouterr().out
     assert "NONCE-003    MUST   FAIL" in out, out
     assert "ERR-017      MUST   FAIL" in out
-    assert "NODE-006     MUST   FAIL  refused with 500" in out
+    assert "NODE-006     MUST   FAIL  refused 500" in out
 
 
 def test_a_live_node_face_is_certified_with_a_keystore_file(

@@ -405,7 +405,8 @@ def _not_event_stream(r: ExchangeRecord) -> str | None:
 
 def _cacheable(r: ExchangeRecord) -> str | None:
     value = r.http.headers.get("cache-control", "")
-    return None if "no-cache" in value.lower() else f"cache-control {one_line(value, 60) or 'absent'}"
+    directives = {d.strip().split("=")[0].lower() for d in value.split(",")}
+    return None if "no-cache" in directives else f"cache-control {one_line(value, 60) or 'absent'}"
 
 
 def _not_envelopes(r: ExchangeRecord) -> str | None:
@@ -705,21 +706,20 @@ def refusal_problem(result: ExchangeRecord | HttpRecord) -> str | None:
     return None
 
 
-def refused_with(result: ExchangeRecord | HttpRecord, statuses: tuple[int, ...], codes: tuple[str, ...]) -> str | None:
-    """Why ``result`` is not a clean refusal with one of ``statuses`` and one of the error ``codes``
-    (docs/spec.md Table 10.1), or None when it is one."""
+def refused_with(result: ExchangeRecord | HttpRecord, allowed: tuple[tuple[int, str], ...]) -> str | None:
+    """Why ``result`` is not a clean refusal with one of the (status, error code) pairs ``allowed``
+    (docs/spec.md Table 10.1 pairs each code with its status), or None when it is one."""
     why = refusal_problem(result)
     if why is not None:
         return why
     http = response_of(result)
     error = http.error_body()
     code = error[0] if error else None
-    if http.status not in statuses:
-        return f"refused with {http.status}, expected {' or '.join(map(str, statuses))}"
-    if code not in codes:
-        shown = one_line(code, 64) if code is not None else None
-        return f"refused {http.status} with code {shown}, expected {' or '.join(codes)}"
-    return None
+    if (http.status, code) in allowed:
+        return None
+    shown = one_line(code, 64) if code is not None else "no code"
+    wanted = " or ".join(f"{status} {name}" for status, name in allowed)
+    return f"refused {http.status} {shown}; the spec asks for {wanted}"
 
 
 # Refusals for a cause that comes before any rule about the request's content (Table 10.1): a probe

@@ -124,7 +124,7 @@ def _refused_with(
     probe: Probe[ExchangeRecord],
     title: str,
     spec: tuple[str, ...],
-    want: tuple[tuple[int, ...], tuple[str, ...]],
+    want: tuple[tuple[int, str], ...],
 ) -> None:
     """Register a check that ``probe`` is refused cleanly with one of the statuses and codes of
     ``want`` (Table 10.1). Judged only once a valid request is served, or a refusal could be the
@@ -133,14 +133,14 @@ def _refused_with(
     def predicate(reads: Reads) -> Verdict:
         served(reads, CHAT)
         record = reads.get(probe)
-        why = refused_with(record, *want)
+        why = refused_with(record, want)
         return verdict(why is None, f"refused {record.http.status}", why or "", refusal(record))
 
     check(check_id, "MUST", title, spec=spec, reads=(CHAT, probe), evidence=Refusal)(predicate)
 
 
-_MISSING_HEADER = ((400,), ("MISSING_HEADER",))
-_BAD_HEADER = ((400, 401), ("INVALID_HEADER", "AUTH_ERROR"))
+_MISSING_HEADER = ((400, "MISSING_HEADER"),)
+_BAD_HEADER = ((400, "INVALID_HEADER"), (401, "AUTH_ERROR"))  # R7.11, R7.12
 for _id, _probe, _title, _spec, _want in (
     (
         "NODE-001",
@@ -175,7 +175,7 @@ for _id, _probe, _title, _spec, _want in (
         NODE_LONG_HASH,
         "A signed 33-byte plaintext_body_hash is refused with 400",
         ("R3.9", "R10.3"),
-        ((400,), ("INVALID_BODY", "INVALID_HEADER")),
+        ((400, "INVALID_BODY"), (400, "INVALID_HEADER")),
     ),
     (
         "NODE-006",
