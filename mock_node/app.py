@@ -7,11 +7,14 @@ a :class:`Refusal` that carries the status and code for the active profile. Cryp
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import contextlib
 import hmac
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -47,7 +50,7 @@ from conformance.protocol import (
 )
 from conformance.protocol import verify as verify_signature
 
-from . import fake_model
+from . import fake_model, misshape
 from .backend import Backend, BackendError
 from .behaviour import Behaviour
 from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TIMEOUT_S, LOCK_DEFAULT_TOKENS, MockConfig
@@ -69,15 +72,22 @@ ENDPOINTS: dict[str, fake_model.Endpoint] = {
     "/v1/confidential/images/generations": "images",
 }
 LOCK_BODY_LIMIT = 64 * 1024
+MIDDLEWARE_BODY_LIMIT = 64 * 1024 * 1024  # stands in for upstream's 1 GiB middleware cap (W28), memory-bounded
+BACKEND_LATENCY_S = 1.0  # how long the node-wide key slot stays open to another request (shared-key-slot)
 REPLAY_MEMORY = 100_000
+ANONYMOUS = "anonymous"  # the one caller a route without the auth middleware knows (the bearer faults)
+BINARY_MEMBERS = ("ciphertext", "client_dh_public_key", "node_dh_public_key", "nonce", "plaintext_body_hash", "salt")
 
 
 class Refusal(Exception):
-    """A request the node refuses. ``kind`` decides how the profile maps it to a status."""
+    """A request the node refuses. ``kind`` decides how the profile maps it to a status; ``validation``
+    marks a refusal of the request's form, made before any decryption (what ``validation-errors-200``
+    answers with 200)."""
 
     def __init__(self, status: int, code: str, message: str, *, kind: str = "client") -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.kind = status, code, message, kind
+        self.validation = False
 
 
 def _protocol_message(exc: ProtocolError) -> str:
@@ -90,6 +100,7 @@ class NodeState:
     config: MockConfig
     locks: LockTable
     replays: OrderedDict[bytes, None]
+    key_slot: tuple[Exchange, bytes] | None = None  # the node-wide key of the shared-key-slot fault
 
     def remember(self, key: bytes) -> bool:
         """Record a (key, nonce) pair; True if it was already seen. Memory is bounded (FIFO)."""
@@ -120,6 +131,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             status, code, message = 500, "INTERNAL_ERROR", "Internal server error occurred"
         if refusal.kind == "oversize" and behaviour.oversize_response == "text":
             return Response("Failed to buffer the request body", status_code=413, media_type="text/plain")
+        if refusal.validation and behaviour.validation_error_status == "200" and status < 500:
+            status = 200  # the error body as the "Ok" value of a handler that set no status
         return json_response(status, ErrorBody(code, message).serialize())
 
     def behaviour_for(request: Request) -> Behaviour:
@@ -132,8 +145,12 @@ def create_app(config: MockConfig | None = None) -> Starlette:
                 raise Refusal(400, "REQUEST_ERROR", f"X-Mock-Fault: {exc}") from None
         return behaviour
 
-    def authenticate(request: Request) -> str:
+    def authenticate(request: Request, *, required: bool = True) -> str:
+        """The caller's token id. ``required=False`` (the bearer faults) lets a caller without a token in as
+        :data:`ANONYMOUS`, as a handler that reads the token only when one is sent."""
         header = request.headers.get("authorization", "")
+        if not required and not header[7:].strip():
+            return ANONYMOUS
         if not header.startswith("Bearer ") or not header[7:].strip():
             raise Refusal(
                 401, "AUTH_ERROR", "Authentication failed: a 'Bearer <token>' header is required", kind="auth"
@@ -145,9 +162,9 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             raise Refusal(401, "AUTH_ERROR", "Authentication failed: unknown API key", kind="auth")
         return token_id(token)
 
-    async def read_body(request: Request, limit: int) -> bytes:
+    async def read_body(request: Request, limit: int, *, check_type: bool = True) -> bytes:
         content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
+        if check_type and content_type.split(";")[0].strip().lower() != "application/json":
             raise Refusal(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
@@ -174,7 +191,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     async def lock(request: Request) -> Response:
         behaviour = config.behaviour
         try:
-            owner = authenticate(request)  # R2.4: the token before the body
+            owner = authenticate(request, required=behaviour.lock_requires_bearer)  # R2.4: the token first
             behaviour = behaviour_for(request)
             body = await read_body(request, LOCK_BODY_LIMIT)
             try:
@@ -182,6 +199,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             except ProtocolError as exc:
                 raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc)) from None
             if lock_request.model not in config.models:
+                if behaviour.unknown_model_lock == "500":
+                    raise Refusal(500, "INTERNAL_ERROR", "Internal server error occurred", kind="server")
                 raise Refusal(503, "SERVICE_UNAVAILABLE", "no node serves this model confidentially")
             timeout = LOCK_DEFAULT_TIMEOUT_S if lock_request.timeout is None else lock_request.timeout
             granted = state.locks.grant(
@@ -200,13 +219,13 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         if config.judge is not None:
             config.judge.on_lock(owner, granted.stack_small_id, public_key, granted.max_num_tokens, timeout)
         reply = LockResponse(b64encode(public_key), config.node_small_id, None, granted.stack_small_id)
-        return json_response(200, reply.serialize())
+        return _lock_reply(reply, behaviour.lock_reply)
 
     async def confidential(request: Request) -> Response:
         behaviour = config.behaviour
         try:
-            if config.face == "proxy":
-                authenticate(request)  # an unauthenticated caller learns nothing, not even about fault names
+            if config.face == "proxy":  # an unauthenticated caller learns nothing, not even about fault names
+                authenticate(request, required=behaviour.confidential_requires_bearer)
             behaviour = behaviour_for(request)
             return await _confidential(request, behaviour)
         except Refusal as refusal:
@@ -214,29 +233,65 @@ def create_app(config: MockConfig | None = None) -> Starlette:
 
     async def _confidential(request: Request, behaviour: Behaviour) -> Response:
         endpoint = ENDPOINTS[request.url.path]
-        owner = authenticate(request) if config.face == "proxy" else "node-face"
-        body = await read_body(request, config.max_body_bytes)
+        proxy = config.face == "proxy"
+        owner = authenticate(request, required=behaviour.confidential_requires_bearer) if proxy else "node-face"
+        try:
+            limit = config.max_body_bytes if behaviour.body_limit == "configured" else MIDDLEWARE_BODY_LIMIT
+            body = await read_body(request, limit, check_type=behaviour.check_content_type)
+        except Refusal as refusal:
+            refusal.validation = True
+            raise
         judged = None if config.judge is None else config.judge.on_request(owner, endpoint, body)
         try:
             envelope = ConfidentialComputeRequest.parse(body)
         except ProtocolError as exc:
-            raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc)) from None
+            malformed = Refusal(400, "REQUEST_ERROR", _protocol_message(exc))
+            malformed.validation = True
+            raise malformed from None
+        if behaviour.base64_decoding == "lenient":
+            envelope = _lenient(envelope)
         signer = authorize_hop(request, envelope, behaviour) if config.face == "node" else None
-        decoded = _decode(envelope, behaviour)
+        try:
+            decoded = _decode(envelope, behaviour)
+        except Refusal as refusal:
+            refusal.validation = True
+            raise
         units = envelope.num_compute_units
         if units is None:
             units = IMAGE_DEFAULT_UNITS if endpoint == "images" else LOCK_DEFAULT_TOKENS
+        # A request that names a stack the proxy has never heard of passes without a lock check under the
+        # pass-through fault (a lookup's "nothing recorded" read as "no restriction").
+        stack = envelope.stack_small_id
+        locked = proxy and not (behaviour.unknown_stack == "pass-through" and not state.locks.known(stack))
         try:
-            if config.face == "proxy":
+            if locked:
                 state.locks.consume(
-                    envelope.stack_small_id,
+                    stack,
                     owner,
                     units,
-                    check_owner=not behaviour.accept_foreign_lock,
+                    check_owner=not behaviour.accept_foreign_lock and owner != ANONYMOUS,
                     check_expiry=not behaviour.accept_expired_lock,
+                    spend=behaviour.spend_lock,
                 )
         except LockRefused as exc:
             raise Refusal(425, "UNAVAILABLE_STACK", f"Stack unavailable: {exc.reason}") from None
+        try:
+            return await _serve(request, endpoint, envelope, decoded, behaviour, signer, judged)
+        except Refusal:
+            if locked and not behaviour.release_stack_on_refusal:
+                state.locks.jam(stack)  # the error path never hands the stack back (R10.10)
+            raise
+
+    async def _serve(
+        request: Request,
+        endpoint: fake_model.Endpoint,
+        envelope: ConfidentialComputeRequest,
+        decoded: DecodedRequest,
+        behaviour: Behaviour,
+        signer: str | None,
+        judged: Any,
+    ) -> Response:
+        """Everything after the lock: decrypt, check the plaintext, answer and seal."""
         # What a node that ignores the tag answers with: a request consistent with the envelope's model
         # and stream flag, so that the fault shows on every endpoint (accept-tampered-ciphertext).
         made_up = fake_model_request(endpoint, envelope.model_name, bool(envelope.stream))
@@ -254,14 +309,22 @@ def create_app(config: MockConfig | None = None) -> Starlette:
                 raise Refusal(500, "INTERNAL_ERROR", "Internal server error occurred", kind="server")
         request_id = blake2b_256(exchange.key_id.encode() + decoded.nonce)[:12].hex()
         created = int(config.wall_clock())
+        if behaviour.key_slot == "node-wide":
+            # One slot for the node, written at key agreement and read after the backend's latency: a
+            # request that arrives meanwhile overwrites it, and this answer is sealed under its key.
+            state.key_slot = (exchange, shared)
+            await asyncio.sleep(BACKEND_LATENCY_S)
+            exchange, shared = state.key_slot
         sealer = Sealer(exchange, config.signer, behaviour, config.rng, shared, streaming=streaming)
+        # An endpoint that does not stream, streamed all the same (a fault): one event, the whole answer.
+        whole = streaming and endpoint not in fake_model.STREAMABLE
         try:
             if backend is not None:
-                if streaming:
+                if streaming and not whole:
                     chunks = await backend.stream(endpoint, inner)
                 else:
                     answer = await backend.respond(endpoint, plaintext)
-            elif streaming:
+            elif streaming and not whole:
                 chunks = fake_model.stream(endpoint, inner, request_id=request_id, created=created)
             else:
                 answer = fake_model.respond(endpoint, inner, request_id=request_id, created=created)
@@ -271,15 +334,29 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             ) from None
         except BackendError as exc:
             raise Refusal(502, "BAD_GATEWAY", str(exc), kind="server") from None
+        if whole:
+            chunks = [answer]
         if judged is not None:
             config.judge.on_served(judged, chunks if streaming else answer)
+        shape = behaviour.answer_shape
         if not streaming:
-            plain = jsonwire.dumps(answer)
-            members = sealer.seal(plain, answer.get("usage") if endpoint != "images" else None)
-            return json_response(200, response_body(members))
-        events = [chunk_body(sealer.seal(jsonwire.dumps(c), c.get("usage"))) for c in chunks]
+            answer = misshape.answer(endpoint, answer, shape)
+            usage = answer.get("usage") if endpoint != "images" else None
+            members = sealer.seal(misshape.plaintext(endpoint, answer, shape), usage)
+            if endpoint == "images" and "image-usage" in behaviour.envelope_shape:
+                members["usage"] = None  # an Option<Usage> serialized as null rather than skipped (R8.3)
+            if "extra-member" in behaviour.envelope_shape:
+                members["request_id"] = request_id  # a debugging aid left in the envelope (R8.2)
+            media = "text/plain; charset=utf-8" if endpoint in behaviour.plain_text_answers else "application/json"
+            body = response_body(members, behaviour.envelope_shape)
+            return Response(body, status_code=200, media_type=media, headers=_trace(envelope, behaviour))
+        chunks = misshape.chunks(endpoint, chunks, shape)
+        envelope_shape = behaviour.envelope_shape
+        events = [chunk_body(sealer.seal(jsonwire.dumps(c), c.get("usage")), envelope_shape) for c in chunks]
         # Exactly "text/event-stream" (Starlette would append a charset), as the upstream node sends it.
-        headers = {"content-type": "text/event-stream", "cache-control": "no-cache"}
+        headers = {"content-type": behaviour.stream_media_type, **_trace(envelope, behaviour)}
+        if behaviour.stream_cache_control:
+            headers["cache-control"] = "no-cache"
         return StreamingResponse(_stream(events, behaviour), headers=headers)
 
     def authorize_hop(request: Request, envelope: ConfidentialComputeRequest, behaviour: Behaviour) -> str | None:
@@ -338,6 +415,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc), kind=kind) from None
 
     def _open(decoded: DecodedRequest, behaviour: Behaviour, made_up: dict[str, Any]) -> tuple[Exchange, bytes, bytes]:
+        if not behaviour.check_node_key:  # whatever key the client addressed, the node uses its own
+            decoded = replace(decoded, node_dh_public_key=config.node_public_key)
         try:
             exchange, shared = node_exchange(
                 decoded, config.node_private_key, allow_low_order=behaviour.accept_low_order_key
@@ -374,16 +453,18 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         model = inner.get("model")
         if not isinstance(model, str):
             raise Refusal(400, "REQUEST_ERROR", _plaintext_message("model", "must be a string", plaintext, behaviour))
-        if model not in config.models:
+        if model not in config.models and behaviour.check_model:
             raise Refusal(
                 404, "NOT_FOUND", _plaintext_message("model", "is not served by this node", plaintext, behaviour)
             )
+        if envelope.stream and endpoint not in fake_model.STREAMABLE and endpoint in behaviour.streamable:
+            inner = {**inner, "stream": True}  # the envelope's flag decides (R1.5), whatever the endpoint
         if behaviour.check_consistency:
             if envelope.model_name != model:
                 raise Refusal(400, "REQUEST_ERROR", "model_name: differs from the model inside the plaintext")
             if bool(envelope.stream) != (inner.get("stream") is True):
                 raise Refusal(400, "REQUEST_ERROR", "stream: differs from the stream flag inside the plaintext")
-        if inner.get("stream") is True and endpoint not in fake_model.STREAMABLE:
+        if inner.get("stream") is True and endpoint not in behaviour.streamable:
             raise Refusal(400, "REQUEST_ERROR", "stream: this endpoint does not stream")
         return inner
 
@@ -413,6 +494,44 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     return app
 
 
+def _lock_reply(reply: LockResponse, shape: frozenset[str]) -> Response:
+    """The lock reply, or the lock-reply faults' version of it: ``no-digest`` (a null digest left out, as
+    a serializer that skips ``None`` does), ``string-ids`` (integers written as strings, as a JavaScript
+    proxy guarding u64 precision does), ``sorted`` (alphabetical members) and ``text-plain`` (the body
+    written as a string)."""
+    members: dict[str, Any] = reply.to_json()
+    if "no-digest" in shape and members["stack_entry_digest"] is None:
+        del members["stack_entry_digest"]
+    if "string-ids" in shape:
+        members["node_small_id"], members["stack_small_id"] = str(reply.node_small_id), str(reply.stack_small_id)
+    if "sorted" in shape:
+        members = dict(sorted(members.items()))
+    media = "text/plain; charset=utf-8" if "text-plain" in shape else "application/json"
+    return Response(jsonwire.dumps(members), status_code=200, media_type=media)
+
+
+def _trace(envelope: ConfidentialComputeRequest, behaviour: Behaviour) -> dict[str, str]:
+    """The echo-hash-header fault's tracing header: the request's plaintext_body_hash, in clear."""
+    return {"x-plaintext-body-hash": envelope.plaintext_body_hash} if behaviour.echo_hash_header else {}
+
+
+def _lenient(envelope: ConfidentialComputeRequest) -> ConfidentialComputeRequest:
+    """The envelope as a forgiving base64 decoder reads it (Node's ``Buffer.from(s, "base64")``): either
+    alphabet, padding optional, whitespace, stray characters and stray low bits skipped. Each binary member
+    is re-written canonically, so the strict decode that follows accepts what the forgiving one did."""
+    canonical: dict[str, Any] = {}
+    for name in BINARY_MEMBERS:
+        text = "".join(getattr(envelope, name).split()).translate(_FROM_URLSAFE).rstrip("=")
+        try:
+            canonical[name] = b64encode(base64.b64decode(text + "=" * (-len(text) % 4)))
+        except (binascii.Error, ValueError):
+            continue  # a length no decoder can read: left as sent, for the strict decode to refuse
+    return replace(envelope, **canonical)
+
+
+_FROM_URLSAFE = str.maketrans("-_", "+/")
+
+
 def fake_model_request(endpoint: fake_model.Endpoint, model: str, stream: bool) -> dict[str, Any]:
     """A minimal valid plaintext for ``endpoint``."""
     if endpoint == "chat":
@@ -433,7 +552,9 @@ def _plaintext_message(field: str, reason: str, plaintext: bytes, behaviour: Beh
 
 
 async def _stream(events: list[bytes], behaviour: Behaviour) -> AsyncIterator[bytes]:
-    """Each event is its own HTTP chunk (R9.10); the stream shape faults rearrange whole events."""
+    """Each event is its own HTTP chunk (R9.10); the stream shape faults rearrange whole events, add a
+    ``data: keep-alive`` event where a comment belongs (``data-keepalive``), or end the body one newline
+    short of the last event's end (``unterminated``: events joined by a blank line, not ended by one)."""
     shape = behaviour.stream_shape
     if "drop-usage" in shape and len(events) > 1:
         events = events[:-1]
@@ -445,7 +566,13 @@ async def _stream(events: list[bytes], behaviour: Behaviour) -> AsyncIterator[by
         events = [*events[:-2], events[-1], events[-2]]
     for _ in range(behaviour.keepalive_comments):
         yield KEEPALIVE
-    for event in events:
-        yield encode_event(event)
+    if "data-keepalive" in shape:
+        yield DATA_KEEPALIVE
+    for position, event in enumerate(events, 1):
+        encoded = encode_event(event)
+        yield encoded[:-1] if "unterminated" in shape and position == len(events) else encoded
     if "done" in shape:
         yield DONE
+
+
+DATA_KEEPALIVE = b"data: keep-alive\n\n"  # a heartbeat sent as an event, not as a comment (R9.3, R9.8)

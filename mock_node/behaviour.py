@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from .fake_model import STREAMABLE
+
 NonceMode = Literal["fresh", "per-stream", "static", "echo-request"]
+
+# The members the set-valued knobs may hold; a fault adds some (``Fault.apply`` takes the union).
+STREAM_SHAPES = frozenset({"drop-usage", "duplicate", "reorder", "done", "data-keepalive", "unterminated"})
+ENVELOPE_SHAPES = frozenset({"extra-member", "sorted", "pretty", "image-usage"})
+LOCK_REPLY_SHAPES = frozenset({"text-plain", "sorted", "string-ids", "no-digest"})
 
 
 @dataclass(frozen=True)
@@ -26,11 +33,23 @@ class Behaviour:
     hash_encoding: Literal["standard", "unpadded"] = "standard"
     tag: Literal["full", "truncated"] = "full"
     response_key: Literal["request-key", "other-salt", "hkdf-info"] = "request-key"
+    key_slot: Literal["per-request", "node-wide"] = "per-request"  # node-wide: one slot for every request's K
+    nonce_encoding: Literal["standard", "mime"] = "standard"  # "mime": a MIME encoder's trailing newline
+    signature_format: Literal["sui", "mime-wrapped", "bare"] = "sui"  # "bare": no flag, no public key
+    # --- the response envelope and its HTTP answer (sections 8, 9) ---
+    envelope_shape: frozenset[str] = field(default_factory=frozenset)  # of ENVELOPE_SHAPES
+    plain_text_answers: frozenset[str] = field(default_factory=frozenset)  # endpoints answered as text/plain
+    echo_hash_header: bool = False  # served answers carry X-Plaintext-Body-Hash (R10.9)
+    # --- the plaintext answer the node encrypts (sections 8, 9, 11); see mock_node.misshape ---
+    answer_shape: frozenset[str] = field(default_factory=frozenset)  # of misshape.ANSWER_SHAPES
     # --- usage (section 11) ---
     clear_usage: Literal["equal", "mismatch", "absent"] = "equal"
     # --- streaming shape (section 9) ---
-    stream_shape: frozenset[str] = field(default_factory=frozenset)  # drop-usage, duplicate, reorder, done
+    stream_shape: frozenset[str] = field(default_factory=frozenset)  # of STREAM_SHAPES
     keepalive_comments: int = 1
+    stream_media_type: str = "text/event-stream"
+    stream_cache_control: bool = True
+    streamable: frozenset[str] = STREAMABLE  # the endpoints answered with a stream when asked (R9.1)
     # --- what the node accepts (sections 2, 3, 4, 5, 6, 12) ---
     accept_tampered_ciphertext: bool = False
     accept_wrong_plaintext_hash: bool = False
@@ -40,13 +59,27 @@ class Behaviour:
     accept_foreign_lock: bool = False
     accept_long_plaintext_hash: bool = False
     check_consistency: bool = True  # model_name == model, outer stream == inner stream
+    check_model: bool = True  # the plaintext's model is one the node serves
+    check_node_key: bool = True  # node_dh_public_key is the node's current key (R3.13)
+    check_content_type: bool = True  # a confidential body must be application/json (R3.3)
+    base64_decoding: Literal["strict", "lenient"] = "strict"  # lenient: either alphabet, padding optional
+    # --- bearer tokens and locks on the proxy face (sections 2, 10) ---
+    lock_requires_bearer: bool = True
+    confidential_requires_bearer: bool = True
+    unknown_model_lock: Literal["503", "500"] = "503"
+    spend_lock: bool = True  # a served request consumes its lock (R2.11)
+    unknown_stack: Literal["refuse", "pass-through"] = "refuse"  # a stack the proxy has no record of
+    release_stack_on_refusal: bool = True  # "False": a refusal after the lock was consumed jams the stack
     # --- errors (section 10) ---
     crypto_error_status: Literal[400, 500] = 400
     client_error_status: Literal["4xx", "500"] = "4xx"
     error_leak: Literal["none", "hashes", "plaintext"] = "none"
+    validation_error_status: Literal["4xx", "200"] = "4xx"  # refusals before decryption (R10.8)
+    body_limit: Literal["configured", "middleware"] = "configured"  # middleware: the 1 GiB layer only (W28)
     oversize_response: Literal["json", "text"] = "json"
     # --- lock endpoint (section 2) ---
     lock_public_key: Literal["correct", "low-order", "short"] = "correct"
+    lock_reply: frozenset[str] = field(default_factory=frozenset)  # of LOCK_REPLY_SHAPES
     # --- the node face (sections 1.3, 7.3); only read when the mock serves the node face ---
     x_signature: Literal["verify", "accept-missing", "accept-invalid", "parse-only"] = "verify"
     check_stack_owner: bool = True

@@ -28,13 +28,12 @@ class Fault:
     face: Face = "proxy"  # the face the meta-test serves while proving the fault is caught
 
     def apply(self, behaviour: Behaviour) -> Behaviour:
+        """``behaviour`` with this fault's changes; a set-valued knob (the shapes) gains the fault's members,
+        so two faults on the same knob compose."""
         merged: dict[str, object] = {}
         for knob, value in self.changes.items():
-            if knob == "stream_shape":
-                assert isinstance(value, frozenset)
-                merged[knob] = behaviour.stream_shape | value
-            else:
-                merged[knob] = value
+            current = getattr(behaviour, knob)
+            merged[knob] = current | value if isinstance(value, frozenset) else value
         return behaviour.but(**merged)
 
 
@@ -47,49 +46,100 @@ def _node(name: str, wire_effect: str, violates: Iterable[str], **changes: objec
     return Fault(name, "node-face", wire_effect, tuple(violates), changes, CAUGHT_BY[name], face="node")
 
 
-# Which checks of the suite (conformance.checks) must fail when the fault is on. The meta-test proves
-# each entry: the named checks fail under the fault and pass against the clean mock.
+# The round-trip checks: every endpoint's answer decrypts, hashes and verifies. A fault that breaks any
+# message of every answer breaks them too, for their own reason (a client cannot use the answer).
+ROUND_TRIP = ("ENDPOINT-001", "ENDPOINT-002", "ENDPOINT-003", "ENDPOINT-004", "ENDPOINT-005", "ENDPOINT-006")
+
+# Which checks of the suite (conformance.checks) must fail when the fault is on: every check whose own
+# rule the fault breaks, and no other. The meta-test proves each entry: the named checks fail under the
+# fault and pass against the clean mock.
 CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "stream-nonce-reuse": ("NONCE-003", "NONCE-005"),
-    "static-nonce": ("NONCE-004",),
-    "echo-request-nonce": ("NONCE-001", "NONCE-002"),
-    "wrong-response-hash": ("HASH-001", "HASH-002"),
-    "sha256-response-hash": ("HASH-001", "HASH-003"),
-    "reserialized-response-hash": ("HASH-001", "HASH-003"),
-    "signature-wrong-bytes": ("SIG-004",),
+    "static-nonce": ("NONCE-003", "NONCE-004", "NONCE-005"),
+    "echo-request-nonce": ("NONCE-001", "NONCE-002", "NONCE-003", "NONCE-005"),
+    "wrong-response-hash": ("HASH-001", "HASH-002", "HASH-003", *ROUND_TRIP),
+    "sha256-response-hash": ("HASH-001", "HASH-002", "HASH-003", *ROUND_TRIP),
+    "reserialized-response-hash": ("HASH-001", "HASH-002", "HASH-003", *ROUND_TRIP),
+    "signature-wrong-bytes": ("SIG-004", *ROUND_TRIP),
     "foreign-signer": ("SIG-006", "SIG-007"),
-    "malleated-signature": ("SIG-005",),
-    "missing-signature": ("SIG-001", "SIG-002"),
-    "urlsafe-base64": ("ENC-002",),
-    "unpadded-base64": ("ENC-003",),
-    "truncated-tag": ("AEAD-001", "AEAD-002"),
-    "response-other-salt": ("AEAD-001", "AEAD-002"),
-    "response-hkdf-info": ("AEAD-001", "AEAD-002"),
+    "malleated-signature": ("SIG-004", "SIG-005", *ROUND_TRIP),
+    "missing-signature": ("SIG-001", "SIG-002", *ROUND_TRIP),
+    "bare-signature": ("SIG-003", *ROUND_TRIP),
+    "urlsafe-base64": ("ENC-002", *ROUND_TRIP),
+    "unpadded-base64": ("ENC-003", *ROUND_TRIP),
+    "nonce-trailing-newline": ("ENC-001", *ROUND_TRIP),
+    "wrapped-signature": ("ENC-004", *ROUND_TRIP),
+    "images-text-plain": ("ENC-005", "ENDPOINT-004"),
+    "extra-envelope-member": ("ENC-006",),
+    "sorted-envelope-members": ("ENC-007", "ENC-008"),
+    "image-usage": ("ENC-009",),
+    "pretty-json": ("ENC-010",),
+    "double-encoded-image": ("AEAD-003",),
+    "float-created": ("AEAD-004", "AEAD-005", "AEAD-007"),
+    "base64-embeddings": ("AEAD-006",),
+    "swapped-chunk-objects": ("AEAD-008", "AEAD-009"),
+    "null-content": ("AEAD-010",),
+    "shared-key-slot": ("AEAD-011",),
+    "truncated-tag": ("AEAD-001", "AEAD-002", *ROUND_TRIP),
+    "response-other-salt": ("AEAD-001", "AEAD-002", *ROUND_TRIP),
+    "response-hkdf-info": ("AEAD-001", "AEAD-002", *ROUND_TRIP),
     "usage-mismatch": ("USAGE-003", "USAGE-004"),
     "usage-absent": ("USAGE-005",),
+    "float-token-counts": ("USAGE-001",),
+    "total-without-prompt": ("USAGE-002",),
+    "malformed-usage-details": ("USAGE-006",),
+    "zero-completion-tokens": ("USAGE-007",),
+    "stream-octet-stream": ("STREAM-001", "ENDPOINT-005", "ENDPOINT-006"),
+    "stream-no-cache-control": ("STREAM-002",),
+    "data-keepalive": ("STREAM-003",),
+    "stream-embeddings": ("STREAM-008",),
+    "unterminated-final-event": ("STREAM-005", "STREAM-009"),
     "drop-usage-chunk": ("STREAM-005",),
-    "duplicate-chunk": ("STREAM-006",),
-    "reorder-chunks": ("STREAM-006",),
+    "duplicate-chunk": ("NONCE-003", "NONCE-005", "STREAM-006"),
+    "reorder-chunks": ("STREAM-005", "STREAM-006"),
     "done-sentinel": ("STREAM-004",),
     "keepalive-flood": ("STREAM-007",),
-    "accept-tampered-ciphertext": ("ERR-001", "ERR-002"),
+    "accept-tampered-ciphertext": ("ERR-001", "ERR-002", "ERR-003", "ERR-004", "ERR-005"),
     "accept-wrong-plaintext-hash": ("ERR-007",),
     "accept-expired-lock": ("LOCK-010",),
     "accept-low-order-key": ("ERR-008",),
     "accept-replay": ("REPLAY-001",),
     "accept-foreign-lock": ("LOCK-011",),
     "accept-long-plaintext-hash": ("ERR-016", "ERR-017"),
-    "500-on-client-error": ("ERR-017",),
+    "ignore-node-key": ("ERR-006",),
+    "lenient-base64": ("ERR-014", "ERR-015"),
+    "ignore-content-type": ("ERR-022",),
+    "ignore-model-name": ("ERR-023",),
+    "serve-any-model": ("ERR-011", "ERR-023"),
+    "unknown-stack-pass-through": ("ERR-012",),
+    "confidential-without-bearer": ("ERR-021",),
+    "echo-hash-header": ("ERR-025",),
+    "no-body-limit": ("ERR-013",),
+    "validation-errors-200": ("ERR-009", "ERR-010", "ERR-013", "ERR-014", "ERR-015", "ERR-016", "ERR-022", "ERR-024"),
+    "refusal-jams-stack": ("ERR-020",),
+    # Every refusal check now names its status, so each refusal answered 500 fails its own check too.
+    "500-on-client-error": (
+        *("ERR-001", "ERR-002", "ERR-003", "ERR-004", "ERR-005", "ERR-006", "ERR-007", "ERR-008", "ERR-009"),
+        *("ERR-010", "ERR-011", "ERR-012", "ERR-013", "ERR-014", "ERR-015", "ERR-016", "ERR-017", "ERR-022"),
+        *("ERR-024", "LOCK-009", "LOCK-010", "LOCK-011", "REPLAY-001"),
+    ),
     "leak-hashes-in-error": ("ERR-019",),
     "leak-plaintext-in-error": ("ERR-019",),
     "oversize-text-plain": ("ERR-018",),
     "lock-low-order-key": ("LOCK-004",),
     "lock-short-key": ("LOCK-003",),
+    "lock-text-plain": ("LOCK-001",),
+    "lock-members-sorted": ("LOCK-002",),
+    "lock-string-ids": ("LOCK-005",),
+    "lock-digest-omitted": ("LOCK-001", "LOCK-006"),
+    "lock-without-bearer": ("LOCK-007",),
+    "lock-unknown-model-500": ("LOCK-008",),
+    "reusable-lock": ("LOCK-009",),
     "node-accept-missing-signature": ("NODE-001",),
     "node-accept-invalid-signature": ("NODE-002", "NODE-004"),
     "node-ignore-stack-owner": ("NODE-003",),
     "node-signature-unverified": ("NODE-004",),
-    "node-accept-long-hash": ("NODE-005",),
+    "node-accept-long-hash": ("ERR-017", "NODE-005"),
     "node-stream-without-request-id": ("NODE-006",),
     "node-trust-stack-header": ("NODE-007",),
 }
@@ -180,7 +230,108 @@ CATALOGUE: tuple[Fault, ...] = (
         ["R6.3", "R13.2"],
         hash_encoding="unpadded",
     ),
+    _f(
+        "nonce-trailing-newline",
+        "encoding",
+        "every nonce is written by a MIME base64 encoder, which ends it with a newline",
+        ["R8.4", "R9.4"],
+        nonce_encoding="mime",
+    ),
+    _f(
+        "wrapped-signature",
+        "encoding",
+        "every signature is MIME base64: broken into 76-character lines, each ended by a newline",
+        ["R7.1"],
+        signature_format="mime-wrapped",
+    ),
+    _f(
+        "bare-signature",
+        "signature",
+        "every signature is the bare 64-byte signature, without the Sui flag byte and public key",
+        ["R7.1", "R7.7"],
+        signature_format="bare",
+    ),
+    # the response envelope and its HTTP answer
+    _f(
+        "images-text-plain",
+        "envelope",
+        "the image response is sent with Content-Type text/plain (its handler returns a string)",
+        ["R8.1"],
+        plain_text_answers=frozenset({"images"}),
+    ),
+    _f(
+        "extra-envelope-member",
+        "envelope",
+        "every non-streaming envelope carries one more member, the node's request_id",
+        ["R8.2", "R8.3"],
+        envelope_shape=frozenset({"extra-member"}),
+    ),
+    _f(
+        "sorted-envelope-members",
+        "envelope",
+        "response and chunk envelopes list their members alphabetically (a sorted JSON map)",
+        ["R8.2", "R9.4"],
+        envelope_shape=frozenset({"sorted"}),
+    ),
+    _f(
+        "image-usage",
+        "envelope",
+        'the image response envelope carries "usage": null (an Option serialized as null, not skipped)',
+        ["R8.3"],
+        envelope_shape=frozenset({"image-usage"}),
+    ),
+    _f(
+        "pretty-json",
+        "envelope",
+        "non-streaming bodies are pretty-printed JSON (two-space indent, newlines)",
+        ["R8.2"],
+        envelope_shape=frozenset({"pretty"}),
+    ),
+    # the plaintext answer
+    _f(
+        "double-encoded-image",
+        "plaintext",
+        "the image plaintext is the answer's JSON serialized again, as one JSON string",
+        ["R8.5"],
+        answer_shape=frozenset({"double-encoded-images"}),
+    ),
+    _f(
+        "float-created",
+        "plaintext",
+        "created is a float timestamp (time.time()) in every answer and chunk",
+        ["R8.6", "R8.8", "R8.10"],
+        answer_shape=frozenset({"float-created"}),
+    ),
+    _f(
+        "base64-embeddings",
+        "plaintext",
+        "embeddings are base64 float32 strings, though the request did not ask for base64",
+        ["R8.9"],
+        answer_shape=frozenset({"base64-embeddings"}),
+    ),
+    _f(
+        "swapped-chunk-objects",
+        "plaintext",
+        "chat chunks say object text_completion and completion chunks chat.completion.chunk",
+        ["R9.12"],
+        answer_shape=frozenset({"swapped-chunk-objects"}),
+    ),
+    _f(
+        "null-content",
+        "plaintext",
+        "the chat answer's message content is null",
+        ["R8.7"],
+        answer_shape=frozenset({"null-content"}),
+    ),
     # AEAD
+    _f(
+        "shared-key-slot",
+        "aead",
+        "the node keeps K in one node-wide slot while its backend runs (200 ms): of two overlapping "
+        "requests, the first is answered under the second's key",
+        ["R4.5", "R4.6"],
+        key_slot="node-wide",
+    ),
     _f(
         "truncated-tag", "aead", "the GCM tag on every response and chunk is cut to 12 bytes", ["R5.2"], tag="truncated"
     ),
@@ -213,7 +364,71 @@ CATALOGUE: tuple[Fault, ...] = (
         ["R11.5"],
         clear_usage="absent",
     ),
+    _f(
+        "float-token-counts",
+        "usage",
+        "every usage count is a JSON float (12.0), in the plaintext and in clear",
+        ["R11.1"],
+        answer_shape=frozenset({"float-token-counts"}),
+    ),
+    _f(
+        "total-without-prompt",
+        "usage",
+        "total_tokens counts only the completion tokens, in the plaintext and in clear",
+        ["R11.2"],
+        answer_shape=frozenset({"total-without-prompt"}),
+    ),
+    _f(
+        "malformed-usage-details",
+        "usage",
+        "text usage carries completion_tokens_details with a -1 'unknown' sentinel",
+        ["R11.3"],
+        answer_shape=frozenset({"malformed-usage-details"}),
+    ),
+    _f(
+        "zero-completion-tokens",
+        "usage",
+        "text answers report 0 completion tokens (and total = prompt), though they carry text",
+        ["R11.1"],
+        answer_shape=frozenset({"zero-completion-tokens"}),
+    ),
     # streaming
+    _f(
+        "stream-octet-stream",
+        "stream",
+        "streams are sent with Content-Type application/octet-stream",
+        ["R9.2"],
+        stream_media_type="application/octet-stream",
+    ),
+    _f(
+        "stream-no-cache-control",
+        "stream",
+        "streams are sent without Cache-Control: no-cache",
+        ["R9.2"],
+        stream_cache_control=False,
+    ),
+    _f(
+        "data-keepalive",
+        "stream",
+        "a 'data: keep-alive' event (an event, not a comment) precedes the first chunk",
+        ["R9.3", "R9.8"],
+        stream_shape=frozenset({"data-keepalive"}),
+    ),
+    _f(
+        "stream-embeddings",
+        "stream",
+        "an embeddings request whose envelope says stream: true gets an event stream of one chunk (the envelope's "
+        "flag decides, on every endpoint)",
+        ["R9.1"],
+        streamable=frozenset({"embeddings"}),
+    ),
+    _f(
+        "unterminated-final-event",
+        "stream",
+        "the body ends one newline short: the last event (the usage chunk) is never terminated",
+        ["R9.3", "R9.9", "R9.11"],
+        stream_shape=frozenset({"unterminated"}),
+    ),
     _f(
         "drop-usage-chunk",
         "stream",
@@ -299,7 +514,88 @@ CATALOGUE: tuple[Fault, ...] = (
         ["R7.13", "R3.9"],
         accept_long_plaintext_hash=True,
     ),
+    _f(
+        "ignore-node-key",
+        "acceptance",
+        "node_dh_public_key is never compared with the node's key: any addressed key is served",
+        ["R3.13", "R10.3"],
+        check_node_key=False,
+    ),
+    _f(
+        "lenient-base64",
+        "acceptance",
+        "binary members are decoded forgivingly: either alphabet, padding optional, whitespace ignored",
+        ["R3.4"],
+        base64_decoding="lenient",
+    ),
+    _f(
+        "ignore-content-type",
+        "acceptance",
+        "a confidential body is parsed as JSON whatever its Content-Type",
+        ["R3.3"],
+        check_content_type=False,
+    ),
+    _f(
+        "ignore-model-name",
+        "acceptance",
+        "the envelope's model_name and stream are never compared with the plaintext (W4)",
+        ["R3.16"],
+        check_consistency=False,
+    ),
+    _f(
+        "serve-any-model",
+        "acceptance",
+        "any plaintext model is served (by the one model the node runs), and model_name is not compared",
+        ["R3.14", "R3.16"],
+        check_model=False,
+        check_consistency=False,
+    ),
+    _f(
+        "unknown-stack-pass-through",
+        "acceptance",
+        "a request naming a stack the proxy has no record of is served without a lock",
+        ["R2.13", "R2.15"],
+        unknown_stack="pass-through",
+    ),
+    _f(
+        "confidential-without-bearer",
+        "acceptance",
+        "confidential requests are served without a bearer token (no auth middleware on the route; "
+        "per process only, as X-Mock-Fault is read after authentication)",
+        ["R10.7"],
+        confidential_requires_bearer=False,
+    ),
     # errors
+    _f(
+        "echo-hash-header",
+        "errors",
+        "every served answer carries X-Plaintext-Body-Hash, the request's plaintext_body_hash, in clear",
+        ["R10.9"],
+        echo_hash_header=True,
+    ),
+    _f(
+        "no-body-limit",
+        "errors",
+        "only the 1 GiB middleware limits the body (W28): a body over 2 MiB is read whole and refused 400 "
+        "for its content, not 413 for its size",
+        ["R3.18"],
+        body_limit="middleware",
+    ),
+    _f(
+        "validation-errors-200",
+        "errors",
+        "a request refused before decryption (Content-Type, size, JSON shape, base64, lengths) is answered "
+        "200 with the JSON error body",
+        ["R10.8", "R3.1", "R3.3", "R3.18", "R10.3"],
+        validation_error_status="200",
+    ),
+    _f(
+        "refusal-jams-stack",
+        "errors",
+        "a request refused after its lock was consumed never releases the stack: later requests on it get 425",
+        ["R10.10"],
+        release_stack_on_refusal=False,
+    ),
     _f(
         "500-on-client-error",
         "errors",
@@ -338,6 +634,55 @@ CATALOGUE: tuple[Fault, ...] = (
         lock_public_key="low-order",
     ),
     _f("lock-short-key", "lock", "the lock's public_key decodes to 31 bytes", ["R2.6"], lock_public_key="short"),
+    _f(
+        "lock-text-plain",
+        "lock",
+        "the lock reply is sent with Content-Type text/plain",
+        ["R2.5"],
+        lock_reply=frozenset({"text-plain"}),
+    ),
+    _f(
+        "lock-members-sorted",
+        "lock",
+        "the lock reply lists its members alphabetically",
+        ["R2.5"],
+        lock_reply=frozenset({"sorted"}),
+    ),
+    _f(
+        "lock-string-ids",
+        "lock",
+        "node_small_id and stack_small_id are JSON strings (a JavaScript proxy guarding u64 precision)",
+        ["R2.8"],
+        lock_reply=frozenset({"string-ids"}),
+    ),
+    _f(
+        "lock-digest-omitted",
+        "lock",
+        "a null stack_entry_digest is left out of the lock reply (a serializer that skips None)",
+        ["R2.5", "R2.9"],
+        lock_reply=frozenset({"no-digest"}),
+    ),
+    _f(
+        "lock-without-bearer",
+        "lock",
+        "the lock is granted without a bearer token (per process only: X-Mock-Fault is read after authentication)",
+        ["R2.2"],
+        lock_requires_bearer=False,
+    ),
+    _f(
+        "lock-unknown-model-500",
+        "lock",
+        "a lock for a model no node serves is answered 500 INTERNAL_ERROR",
+        ["R2.10", "R10.2"],
+        unknown_model_lock="500",
+    ),
+    _f(
+        "reusable-lock",
+        "lock",
+        "a lock is not spent by the request it serves: it serves every later request too",
+        ["R2.11", "R2.13"],
+        spend_lock=False,
+    ),
     # the node face
     _node(
         "node-accept-missing-signature",

@@ -41,6 +41,7 @@ class LockTable:
     max_locks_per_stack: int = 1024
     max_stacks: int = 10_000
     _next_stack: int = 0
+    _jammed: set[int] = field(default_factory=set)  # stacks an error path never released (a fault)
 
     def stack_for(self, owner: str, model: str) -> int:
         """The caller's stack for ``model``, bought on first use (ids start at 1, never reused).
@@ -54,7 +55,9 @@ class LockTable:
             self._stacks[key] = self._next_stack
             if len(self._stacks) > self.max_stacks:
                 oldest = next(iter(self._stacks))
-                self._locks.pop(self._stacks.pop(oldest), None)
+                stack = self._stacks.pop(oldest)
+                self._locks.pop(stack, None)
+                self._jammed.discard(stack)
         return self._stacks[key]
 
     def grant(self, owner: str, model: str, max_num_tokens: int, timeout_s: int) -> Lock:
@@ -66,12 +69,17 @@ class LockTable:
         pending.append(lock)
         return lock
 
-    def consume(self, stack: int, owner: str, units: int, *, check_owner: bool, check_expiry: bool) -> Lock:
+    def consume(
+        self, stack: int, owner: str, units: int, *, check_owner: bool, check_expiry: bool, spend: bool = True
+    ) -> Lock:
         """Take one usable lock on ``stack`` or raise :class:`LockRefused`.
 
         Expired locks are pruned here, lazily, as the upstream proxy does; ``check_expiry=False`` (a
-        fault) keeps them usable, so an expired lock still serves one request.
+        fault) keeps them usable, so an expired lock still serves one request, and ``spend=False`` (a
+        fault) leaves the lock in place, so it serves every later request too.
         """
+        if stack in self._jammed:
+            raise LockRefused("the stack is still held by an earlier request")
         if check_expiry:
             self._prune(stack)
         candidates = self._locks.get(stack, [])
@@ -82,7 +90,8 @@ class LockTable:
             candidates = owned
         for lock in candidates:
             if lock.max_num_tokens >= units:
-                self._locks[stack].remove(lock)
+                if spend:
+                    self._locks[stack].remove(lock)
                 return lock
         if candidates:
             raise LockRefused(f"no lock on this stack reserves {units} compute units")
@@ -92,6 +101,14 @@ class LockTable:
         now = self.clock()
         if stack in self._locks:
             self._locks[stack] = [lock for lock in self._locks[stack] if lock.expires_at > now]
+
+    def known(self, stack: int) -> bool:
+        """Whether ``stack`` was ever handed out (an id no caller holds is unknown)."""
+        return 0 < stack <= self._next_stack
+
+    def jam(self, stack: int) -> None:
+        """Hold ``stack`` for good, as an error path that never releases it does (the fault of R10.10)."""
+        self._jammed.add(stack)
 
     def owns(self, owner: str, stack: int) -> bool:
         return any(s == stack and o == owner for (o, _), s in self._stacks.items())

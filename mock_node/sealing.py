@@ -3,8 +3,8 @@
 Every message is sealed by the core's :func:`~conformance.protocol.envelope.seal_response` or
 ``seal_chunk`` itself. A strict node passes no nonce and the default steps; each sealing knob passes
 its named wrong variant to the same call, as the ``nonce`` argument or as one field of
-:class:`~conformance.protocol.envelope.SealSteps`. Nothing here derives a key, hashes, or
-base64-encodes: this module only says *which* step is wrong.
+:class:`~conformance.protocol.envelope.SealSteps`. Nothing here derives a key or hashes, and base64 is
+only re-laid (a finished member re-encoded the wrong way): this module only says *which* step is wrong.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from conformance.protocol import (
     SuiSignature,
     SuiSigner,
     Usage,
+    b64encode,
     draw_response_nonce,
     jsonwire,
+    parse_signature,
     seal_chunk,
     seal_response,
     to_high_s,
@@ -116,18 +118,26 @@ def seal_steps(behaviour: Behaviour, shared_secret: bytes, rng: RandomSource) ->
     )
 
 
-def response_body(members: dict[str, Any]) -> bytes:
-    """Non-streaming order: nonce, ciphertext, response_hash, signature[, usage]."""
+def response_body(members: dict[str, Any], shape: frozenset[str] = frozenset()) -> bytes:
+    """Non-streaming order: nonce, ciphertext, response_hash, signature[, usage]. ``shape`` holds the
+    envelope faults: ``sorted`` (members in alphabetical order, as a sorted JSON map writes them) and
+    ``pretty`` (indented JSON, as a pretty-printer writes it)."""
+    if "sorted" in shape:
+        members = dict(sorted(members.items()))
+    if "pretty" in shape:
+        return json.dumps(members, indent=2).encode()
     return jsonwire.dumps(members)
 
 
-def chunk_body(members: dict[str, Any]) -> bytes:
-    """Chunk order: ciphertext, nonce[, usage], signature, response_hash."""
+def chunk_body(members: dict[str, Any], shape: frozenset[str] = frozenset()) -> bytes:
+    """Chunk order: ciphertext, nonce[, usage], signature, response_hash (``sorted``: alphabetical)."""
     ordered: dict[str, Any] = {"ciphertext": members["ciphertext"], "nonce": members["nonce"]}
     if "usage" in members:
         ordered["usage"] = members["usage"]
     ordered["signature"] = members["signature"]
     ordered["response_hash"] = members["response_hash"]
+    if "sorted" in shape:
+        ordered = dict(sorted(ordered.items()))
     return jsonwire.dumps(ordered)
 
 
@@ -155,6 +165,18 @@ def _malleated_sign(signer: SuiSigner, data: bytes) -> SuiSignature:
 
 
 _URLSAFE = str.maketrans("+/", "-_")
+MIME_LINE = 76  # RFC 2045: a MIME base64 encoder breaks its output into lines of at most 76 characters
+
+
+def _mime(text: str) -> str:
+    """``text`` as a MIME base64 encoder writes it (Python's ``base64.encodebytes``): 76-character lines,
+    each ended by a newline."""
+    return "".join(text[i : i + MIME_LINE] + "\n" for i in range(0, len(text), MIME_LINE))
+
+
+def _bare(signature: str) -> str:
+    """The raw 64-byte signature alone, without the Sui flag byte before it and the public key after it."""
+    return b64encode(parse_signature(signature).signature)
 
 
 def _member_changes(behaviour: Behaviour) -> Callable[[SealedParts], SealedParts] | None:
@@ -162,17 +184,24 @@ def _member_changes(behaviour: Behaviour) -> Callable[[SealedParts], SealedParts
     urlsafe = behaviour.ciphertext_encoding == "urlsafe"
     unpadded = behaviour.hash_encoding == "unpadded"
     missing = behaviour.signature == "missing"
-    if not (urlsafe or unpadded or missing):
+    mime_nonce = behaviour.nonce_encoding == "mime"
+    form = behaviour.signature_format
+    if not (urlsafe or unpadded or missing or mime_nonce or form != "sui"):
         return None
 
     def change(parts: SealedParts) -> SealedParts:
-        hash_text = parts.response_hash
+        hash_text, signature = parts.response_hash, parts.signature
+        if signature is not None and form == "mime-wrapped":
+            signature = _mime(signature)
+        elif signature is not None and form == "bare":
+            signature = _bare(signature)
         return replace(
             parts,
+            nonce=_mime(parts.nonce) if mime_nonce else parts.nonce,
             ciphertext=parts.ciphertext.translate(_URLSAFE) if urlsafe else parts.ciphertext,
             # 32 bytes always encode with exactly one "="
             response_hash=hash_text.rstrip("=") if unpadded and hash_text is not None else hash_text,
-            signature=None if missing else parts.signature,
+            signature=None if missing else signature,
         )
 
     return change

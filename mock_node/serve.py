@@ -206,15 +206,20 @@ def fault_table(fmt: str = "text") -> str:
             "",
             "Each fault is a deterministic transform of a correct exchange. Enable one per process with",
             "`--fault NAME` (repeatable), or per request with the header `X-Mock-Fault: NAME[,NAME]` when the",
-            "node runs with `--allow-fault-header`. *Violates* lists the docs/spec.md requirements it breaks.",
+            "node runs with `--allow-fault-header`. *Violates* lists the docs/spec.md requirements it breaks;",
+            "*caught by* lists the checks ([checks.md](checks.md)) that fail under it, each for its own rule",
+            "(tests/test_meta_faults.py proves every entry).",
             "",
             f"{len(CATALOGUE)} faults.",
             "",
-            "| fault | category | violates | wire effect |",
-            "| --- | --- | --- | --- |",
+            "| fault | category | violates | caught by | wire effect |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for fault in CATALOGUE:
-            rows.append(f"| `{fault.name}` | {fault.category} | {', '.join(fault.violates)} | {fault.wire_effect} |")
+            rows.append(
+                f"| `{fault.name}` | {fault.category} | {', '.join(fault.violates)} | {', '.join(fault.caught_by)} "
+                f"| {fault.wire_effect} |"
+            )
         return "\n".join(rows) + "\n"
     rows = [f"{'name':<30} {'category':<11} {'violates':<16} wire effect"]
     for fault in CATALOGUE:

@@ -83,7 +83,30 @@ def test_a_ci_campaign_against_the_strict_mock_finds_nothing(tmp_path: Path) -> 
     assert not (tmp_path / "cases").exists()
 
 
-PROXY_FAULTS = [f for f in FAULTS if f.face == "proxy"]  # the fuzz engine speaks the proxy face
+# Faults a campaign cannot show, each caught by the catalogue instead (tests/test_meta_faults.py): they
+# change the answer to a request a campaign never sends (a lock without a token or for a model nobody
+# serves, a request without a token, with another Content-Type or model_name or on a stack nobody holds,
+# a stream asked of embeddings, two requests in flight at once), need the state a whole run builds (a
+# stack an earlier refusal jammed: a replayed case starts on a fresh node), or break a rule only by a
+# status the oracle does not judge (R3.18's 413: a body over the limit refused 400 is still refused).
+NOT_SEEN_BY_A_CAMPAIGN = {
+    "lock-without-bearer",
+    "lock-unknown-model-500",
+    "confidential-without-bearer",
+    "ignore-content-type",
+    "ignore-model-name",
+    "unknown-stack-pass-through",
+    "stream-embeddings",
+    "shared-key-slot",
+    "refusal-jams-stack",
+    "no-body-limit",
+}
+# The fuzz engine speaks the proxy face.
+PROXY_FAULTS = [f for f in FAULTS if f.face == "proxy" and f.name not in NOT_SEEN_BY_A_CAMPAIGN]
+
+
+def test_the_faults_a_campaign_cannot_show_are_in_the_catalogue() -> None:
+    assert not NOT_SEEN_BY_A_CAMPAIGN - {f.name for f in FAULTS if f.face == "proxy"}, "names no fault"
 
 
 # STREAM-007 compares keep-alive comments with the number of chunks, and the mock's answer length

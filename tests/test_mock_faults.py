@@ -16,10 +16,13 @@ docs/spec.md, and the documented behaviours of the ``atoma-node-compat`` profile
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import dataclasses
 import hashlib
 import json
+import struct
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -37,6 +40,7 @@ from conformance.protocol import (
     AeadKey,
     Base64MissingPadding,
     Base64UrlSafeAlphabet,
+    Base64Whitespace,
     ConfidentialComputeRequest,
     ConfidentialComputeResponse,
     Exchange,
@@ -49,17 +53,21 @@ from conformance.protocol import (
     NonceReuse,
     Scheme,
     SeededRandom,
+    SignatureLength,
     SignatureVerificationFailed,
     SignerMismatch,
     SseParser,
     SuiSignature,
     SuiSigner,
+    UnknownSignatureScheme,
     UsageMismatch,
+    WrongType,
     b64decode,
     b64encode,
     blake2b_256,
     derive_key,
     hkdf_sha256,
+    is_compact,
     is_low_order,
     jsonwire,
     open_response,
@@ -70,7 +78,15 @@ from conformance.protocol import (
     x25519_public_key,
     x25519_shared_secret,
 )
-from mock_node.behaviour import ATOMA_NODE_COMPAT, STRICT, Behaviour
+from mock_node import misshape
+from mock_node.behaviour import (
+    ATOMA_NODE_COMPAT,
+    ENVELOPE_SHAPES,
+    LOCK_REPLY_SHAPES,
+    STREAM_SHAPES,
+    STRICT,
+    Behaviour,
+)
 from mock_node.config import MAX_BODY_BYTES, ConfigError, MockConfig
 from mock_node.faults import CATALOGUE, FAULTS, UnknownFault, resolve
 from mock_node.sealing import STATIC_NONCE
@@ -424,6 +440,174 @@ def test_unpadded_base64_removes_only_padding_as_documented(make_client: MakeCli
     assert_strict_opens(strict, good_sent)
 
 
+@covers("nonce-trailing-newline")
+def test_nonce_trailing_newline_ends_every_nonce_with_a_newline(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "nonce-trailing-newline")
+    good, bad = strict.send(), faulty.send()
+    assert bad.envelope() == good.envelope() | {"nonce": good.envelope()["nonce"] + "\n"}, "only the nonce changes"
+    with pytest.raises(Base64Whitespace):
+        b64decode(bad.envelope()["nonce"])
+    parsed = ConfidentialComputeResponse.parse(bad.response.content)
+    repaired = dataclasses.replace(parsed, nonce=parsed.nonce.removesuffix("\n"))
+    assert open_response(repaired, bad.sealed.exchange).plaintext == assert_strict_opens(strict, good)
+    good_chunks, bad_chunks = strict.send(stream=True).chunks(), faulty.send(stream=True).chunks()
+    assert [c.nonce for c in bad_chunks] == [c.nonce + "\n" for c in good_chunks]
+
+
+@covers("wrapped-signature")
+def test_wrapped_signature_breaks_the_signature_into_mime_lines(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "wrapped-signature")
+    good, bad = strict.send(), faulty.send()
+    wrapped = bad.envelope()["signature"]
+    lines = wrapped.split("\n")
+    assert len(lines) == 3 and lines[-1] == "" and [len(line) for line in lines[:-1]] == [76, 56]
+    assert wrapped.replace("\n", "") == good.envelope()["signature"], "the same signature, re-laid"
+    assert {k: v for k, v in bad.envelope().items() if k != "signature"} == {
+        k: v for k, v in good.envelope().items() if k != "signature"
+    }
+    with pytest.raises(Base64Whitespace):
+        parse_signature(wrapped)
+    good_chunks, bad_chunks = strict.send(stream=True).chunks(), faulty.send(stream=True).chunks()
+    assert [(c.signature or "").replace("\n", "") for c in bad_chunks] == [c.signature for c in good_chunks]
+    assert all((c.signature or "").endswith("\n") for c in bad_chunks)
+
+
+@covers("bare-signature")
+def test_bare_signature_sends_the_64_signature_bytes_alone(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "bare-signature")
+    good, bad = strict.send(), faulty.send()
+    framed = parse_signature(good.envelope()["signature"])
+    bare = b64decode(bad.envelope()["signature"])
+    assert bare == framed.signature and len(bare) == 64, "flag byte and public key dropped"
+    with pytest.raises((UnknownSignatureScheme, SignatureLength)):
+        parse_signature(bad.envelope()["signature"])
+    # A genuine signature over response_hash, only unframed: with the flag and key put back it verifies.
+    verify(SuiSignature(framed.scheme, bare, framed.public_key), b64decode(bad.envelope()["response_hash"]))
+    assert {k: v for k, v in bad.envelope().items() if k != "signature"} == {
+        k: v for k, v in good.envelope().items() if k != "signature"
+    }
+    assert all(len(b64decode(c.signature or "")) == 64 for c in faulty.send(stream=True).chunks())
+
+
+# --- the response envelope and its HTTP answer --------------------------------------------------------
+
+
+@covers("images-text-plain")
+def test_images_text_plain_sends_the_image_envelope_as_text(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "images-text-plain")
+    good, bad = strict.send("images"), faulty.send("images")
+    assert good.response.headers["content-type"] == "application/json"
+    assert bad.response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert bad.response.content == good.response.content, "the body is the strict one"
+    assert faulty.send().response.headers["content-type"] == "application/json", "only the image answer"
+
+
+@covers("extra-envelope-member")
+def test_extra_envelope_member_appends_the_request_id(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "extra-envelope-member")
+    good, bad = strict.send(), faulty.send()
+    assert list(bad.envelope()) == [*good.envelope(), "request_id"]
+    request_id = bad.envelope()["request_id"]
+    assert bad.envelope() == good.envelope() | {"request_id": request_id}
+    answer = json.loads(decrypt(bad))
+    assert answer["id"] == f"chatcmpl-{request_id}", "the completion's id, in clear"
+    assert event_data(faulty.send(stream=True)) == event_data(strict.send(stream=True)), "chunks are untouched"
+
+
+@covers("sorted-envelope-members")
+def test_sorted_envelope_members_lists_members_alphabetically(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "sorted-envelope-members")
+    good, bad = strict.send(), faulty.send()
+    assert list(good.envelope()) == ["nonce", "ciphertext", "response_hash", "signature", "usage"]
+    assert list(bad.envelope()) == sorted(good.envelope()) and bad.envelope() == good.envelope()
+    good_events, bad_events = event_data(strict.send(stream=True)), event_data(faulty.send(stream=True))
+    assert [json.loads(e) for e in bad_events] == [json.loads(e) for e in good_events], "the same values"
+    assert all(list(json.loads(e)) == sorted(json.loads(e)) for e in bad_events)
+    assert list(json.loads(good_events[0])) == ["ciphertext", "nonce", "signature", "response_hash"]
+
+
+@covers("image-usage")
+def test_image_usage_adds_a_null_usage_member(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "image-usage")
+    good, bad = strict.send("images"), faulty.send("images")
+    assert list(good.envelope()) == ["nonce", "ciphertext", "response_hash", "signature"]
+    assert bad.envelope() == good.envelope() | {"usage": None} and list(bad.envelope())[-1] == "usage"
+    assert "usage" not in json.loads(decrypt(bad)), "the image plaintext carries none"
+    assert faulty.send().envelope() == strict.send().envelope(), "text answers are untouched"
+
+
+@covers("pretty-json")
+def test_pretty_json_indents_the_body(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "pretty-json")
+    good, bad = strict.send(), faulty.send()
+    assert bad.response.content == json.dumps(good.envelope(), indent=2).encode()
+    assert is_compact(good.response.content) and not is_compact(bad.response.content)
+    assert bad.envelope() == good.envelope()
+    assert faulty.send(stream=True).response.content == strict.send(stream=True).response.content
+
+
+# --- the plaintext -------------------------------------------------------------------------------------
+
+
+def plain_answers(make_client: MakeClient, fault: str, endpoint: str = "chat") -> tuple[Any, Any, Sent]:
+    """The decrypted answers of a strict twin and a faulty twin, and the faulty exchange."""
+    strict, faulty = twins(make_client, fault)
+    good, bad = strict.send(endpoint), faulty.send(endpoint)
+    return json.loads(assert_strict_opens(strict, good)), json.loads(decrypt(bad)), bad
+
+
+@covers("double-encoded-image")
+def test_double_encoded_image_encrypts_the_json_as_a_string(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "double-encoded-image")
+    good, bad = strict.send("images"), faulty.send("images")
+    answer = assert_strict_opens(strict, good)
+    assert decrypt(bad) == jsonwire.dumps(answer.decode()), "the strict plaintext, serialized once more"
+    assert isinstance(json.loads(decrypt(bad)), str)
+    assert bad.open().plaintext == decrypt(bad), "hash and signature cover the bytes it encrypted"
+    assert json.loads(decrypt(faulty.send())) == json.loads(assert_strict_opens(strict, strict.send()))
+
+
+@covers("float-created")
+def test_float_created_adds_a_fraction_to_created(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "float-created")
+    for endpoint in ("chat", "completions", "images"):
+        good = json.loads(assert_strict_opens(strict, strict.send(endpoint)))
+        bad = json.loads(decrypt(faulty.send(endpoint)))
+        assert isinstance(good["created"], int) and bad == good | {"created": good["created"] + 0.25}, endpoint
+    chunks = [json.loads(m.plaintext) for m in faulty.send(stream=True).open_chunks()]
+    assert {c["created"] for c in chunks} == {FIXED_WALL_CLOCK + 0.25}
+
+
+@covers("base64-embeddings")
+def test_base64_embeddings_sends_float32_base64(make_client: MakeClient) -> None:
+    good, bad, _ = plain_answers(make_client, "base64-embeddings", "embeddings")
+    vector = good["data"][0]["embedding"]
+    packed = base64.b64decode(bad["data"][0]["embedding"], validate=True)
+    assert len(packed) == 4 * len(vector)
+    assert struct.unpack(f"<{len(vector)}f", packed) == pytest.approx(vector, abs=1e-6)
+    assert bad | {"data": good["data"]} == good, "nothing else changes"
+
+
+@covers("swapped-chunk-objects")
+def test_swapped_chunk_objects_labels_each_stream_as_the_other(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "swapped-chunk-objects")
+    for endpoint, wrong in (("chat", "text_completion"), ("completions", "chat.completion.chunk")):
+        good = [json.loads(m.plaintext) for m in strict.send(endpoint, stream=True).open_chunks()]
+        bad = [json.loads(m.plaintext) for m in faulty.send(endpoint, stream=True).open_chunks()]
+        assert bad == [chunk | {"object": wrong} for chunk in good], endpoint
+    assert json.loads(decrypt(faulty.send()))["object"] == "chat.completion", "whole answers are untouched"
+
+
+@covers("null-content")
+def test_null_content_sends_a_null_message_content(make_client: MakeClient) -> None:
+    good, bad, _ = plain_answers(make_client, "null-content")
+    content = good["choices"][0]["message"]["content"]
+    assert isinstance(content, str) and content
+    assert bad["choices"][0]["message"]["content"] is None
+    bad["choices"][0]["message"]["content"] = content
+    assert bad == good
+
+
 # --- AEAD --------------------------------------------------------------------------------------------
 
 
@@ -486,6 +670,48 @@ def _check_wrong_response_key(make_client: MakeClient, fault: str, derive: Calla
         bad_chunks.open_chunks()
 
 
+def overlapping(client: MockClient) -> tuple[Sent, Sent]:
+    """Two chat requests in flight at once on the node's app: the second arrives while the first waits
+    on the backend (one event loop, so the interleaving is exact)."""
+    sealed = []
+    for _ in range(2):
+        lock = client.lock()
+        raw = jsonwire.dumps(plaintext_for("chat"))
+        sealed.append(
+            seal_request(
+                raw,
+                node_public_key=lock.node_public_key(),
+                model_name=CHAT_MODEL,
+                stack_small_id=lock.stack_small_id,
+                rng=client.rng,
+            )
+        )
+
+    async def both() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mock") as http:
+            posts = [http.post(PATHS["chat"], content=s.request.serialize(), headers=client.headers()) for s in sealed]
+            return list(await asyncio.gather(*posts))
+
+    first, second = asyncio.run(both())
+    return Sent(first, sealed[0], sealed[0].request.serialize()), Sent(second, sealed[1], sealed[1].request.serialize())
+
+
+@covers("shared-key-slot")
+def test_shared_key_slot_answers_overlapping_requests_under_one_key(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["shared-key-slot"])
+    first, second = overlapping(faulty)
+    assert first.status == second.status == 200
+    with pytest.raises(AeadError):
+        first.open()  # its own key does not open it ...
+    crossed = open_response(ConfidentialComputeResponse.parse(first.response.content), second.sealed.exchange)
+    assert json.loads(crossed.plaintext)["object"] == "chat.completion", "... the second request's key does"
+    second.open(expected_signer=faulty.config.signer_address)
+    assert_strict_opens(faulty, faulty.send()), "one request at a time, every answer is right"
+    for sent in overlapping(strict):
+        assert_strict_opens(strict, sent)
+
+
 # --- usage -------------------------------------------------------------------------------------------
 
 
@@ -514,6 +740,43 @@ def test_usage_absent_omits_the_clear_usage(make_client: MakeClient) -> None:
     assert isinstance(inner, dict) and inner["total_tokens"] > 0, "the plaintext carries usage"
     assert list(good.envelope())[-1] == "usage"
     assert good.envelope()["usage"] == json.loads(assert_strict_opens(strict, good))["usage"] == inner
+
+
+def usages(make_client: MakeClient, fault: str) -> tuple[dict[str, Any], dict[str, Any], Sent]:
+    """The strict twin's usage, the faulty twin's encrypted usage, and the faulty chat exchange; the
+    faulty clear usage is checked to equal its encrypted usage (the fault breaks R11.1 to R11.3 only)."""
+    good, bad, sent = plain_answers(make_client, fault)
+    assert sent.envelope()["usage"] == bad["usage"]
+    assert bad | {"usage": good["usage"]} == good, "only the usage changes"
+    return good["usage"], bad["usage"], sent
+
+
+@covers("float-token-counts")
+def test_float_token_counts_writes_counts_as_floats(make_client: MakeClient) -> None:
+    good, bad, sent = usages(make_client, "float-token-counts")
+    assert bad == {key: float(value) for key, value in good.items()}
+    assert f'"prompt_tokens":{good["prompt_tokens"]}.0'.encode() in decrypt(sent)
+
+
+@covers("total-without-prompt")
+def test_total_without_prompt_counts_only_the_completion(make_client: MakeClient) -> None:
+    good, bad, _ = usages(make_client, "total-without-prompt")
+    assert good["total_tokens"] == good["prompt_tokens"] + good["completion_tokens"]
+    assert bad == good | {"total_tokens": good["completion_tokens"]}
+
+
+@covers("malformed-usage-details")
+def test_malformed_usage_details_adds_a_negative_sentinel(make_client: MakeClient) -> None:
+    good, bad, _ = usages(make_client, "malformed-usage-details")
+    assert bad == good | {"completion_tokens_details": {"reasoning_tokens": -1}}
+
+
+@covers("zero-completion-tokens")
+def test_zero_completion_tokens_reports_no_completion(make_client: MakeClient) -> None:
+    good, bad, sent = usages(make_client, "zero-completion-tokens")
+    assert good["completion_tokens"] > 0
+    assert bad == good | {"completion_tokens": 0, "total_tokens": good["prompt_tokens"]}
+    assert json.loads(decrypt(sent))["choices"][0]["message"]["content"], "the answer has text all the same"
 
 
 # --- streaming ---------------------------------------------------------------------------------------
@@ -571,6 +834,57 @@ def test_keepalive_flood_sends_25_comments_first(make_client: MakeClient) -> Non
     parser.feed(bad)
     assert parser.stats.comments == 25
     assert good.startswith(KEEPALIVE + b"data: ")
+
+
+@covers("stream-octet-stream")
+def test_stream_octet_stream_sends_the_stream_as_octets(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "stream-octet-stream")
+    good, bad = strict.send(stream=True), faulty.send(stream=True)
+    assert good.response.headers["content-type"] == "text/event-stream"
+    assert bad.response.headers["content-type"] == "application/octet-stream"
+    assert bad.response.content == good.response.content, "the same events"
+
+
+@covers("stream-no-cache-control")
+def test_stream_no_cache_control_drops_the_header(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "stream-no-cache-control")
+    good, bad = strict.send(stream=True), faulty.send(stream=True)
+    assert good.response.headers["cache-control"] == "no-cache" and "cache-control" not in bad.response.headers
+    assert bad.response.content == good.response.content
+
+
+@covers("data-keepalive")
+def test_data_keepalive_sends_a_keepalive_event(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "data-keepalive")
+    good, bad = strict.send(stream=True), faulty.send(stream=True)
+    assert bad.response.content == KEEPALIVE + b"data: keep-alive\n\n" + good.response.content.removeprefix(KEEPALIVE)
+    assert event_data(bad) == ["keep-alive", *event_data(good)]
+
+
+@covers("stream-embeddings")
+def test_stream_embeddings_streams_an_embeddings_answer(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["stream-embeddings"])
+    status, code, message = error_of(strict.send("embeddings", stream=True))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("stream:")
+    sent = faulty.send("embeddings", stream=True)
+    assert sent.status == 200 and sent.response.headers["content-type"] == "text/event-stream"
+    [chunk] = sent.chunks()
+    [opened] = sent.open_chunks(expected_signer=faulty.config.signer_address)
+    answer = json.loads(opened.plaintext)
+    assert answer["object"] == "list" and answer["data"][0]["object"] == "embedding"
+    assert chunk.usage is not None and chunk.usage.to_json() == answer["usage"], "the one chunk carries usage"
+    assert faulty.send("embeddings").response.headers["content-type"] == "application/json", "asked plainly, JSON"
+
+
+@covers("unterminated-final-event")
+def test_unterminated_final_event_ends_one_newline_short(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "unterminated-final-event")
+    good, bad = strict.send(stream=True), faulty.send(stream=True)
+    assert bad.response.content == good.response.content[:-1]
+    parser = SseParser()
+    events = parser.feed(bad.response.content)
+    assert [e.data for e in events] == event_data(good)[:-1], "the usage chunk never completes"
+    assert parser.pending_bytes == len(b"data: " + event_data(good)[-1].encode() + b"\n")
 
 
 # --- acceptance --------------------------------------------------------------------------------------
@@ -696,6 +1010,105 @@ def test_accept_long_plaintext_hash_fails_late_with_500(make_client: MakeClient)
     assert faulty.send().status == 200, "a 32-byte hash is still served"
 
 
+@covers("ignore-node-key")
+def test_ignore_node_key_serves_a_request_addressed_to_another_key(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["ignore-node-key"])
+
+    def other_node(envelope: dict[str, Any]) -> dict[str, Any]:
+        return envelope | {"node_dh_public_key": b64encode(x25519_public_key(bytes(range(32))))}
+
+    status, code, message = error_of(strict.send(mutate=other_node))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("node_dh_public_key:")
+    served = faulty.send(mutate=other_node)
+    assert json.loads(served.open(expected_signer=faulty.config.signer_address).plaintext)["object"] == (
+        "chat.completion"
+    )
+
+
+def strip_salt_padding(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope | {"salt": envelope["salt"].rstrip("=")}
+
+
+def urlsafe_ciphertext(envelope: dict[str, Any]) -> dict[str, Any]:
+    assert {"+", "/"} & set(envelope["ciphertext"]), "the seeded ciphertext has characters the alphabets differ on"
+    return envelope | {"ciphertext": envelope["ciphertext"].translate(str.maketrans("+/", "-_"))}
+
+
+def spaced_nonce(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope | {"nonce": envelope["nonce"][:8] + "\n" + envelope["nonce"][8:]}
+
+
+@covers("lenient-base64")
+@pytest.mark.parametrize("mutate", [strip_salt_padding, urlsafe_ciphertext, spaced_nonce])
+def test_lenient_base64_accepts_what_a_forgiving_decoder_does(
+    make_client: MakeClient, mutate: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    strict, faulty = make_client(), make_client(faults=["lenient-base64"])
+    assert error_of(strict.send(mutate=mutate))[:2] == (400, "REQUEST_ERROR")
+    assert_strict_opens(faulty, faulty.send(mutate=mutate))
+    status, code, message = error_of(faulty.send(mutate=lambda e: e | {"salt": "!" + e["salt"][1:]}))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("salt:"), "not base64 at all: refused"
+
+
+@covers("ignore-content-type")
+def test_ignore_content_type_parses_any_content_type(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["ignore-content-type"])
+    text = {"content-type": "text/plain"}
+    assert error_of(strict.send(headers=text))[:2] == (415, "UNSUPPORTED_MEDIA_TYPE")
+    assert_strict_opens(faulty, faulty.send(headers=text))
+
+
+@covers("ignore-model-name")
+def test_ignore_model_name_serves_a_mismatched_model_name(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["ignore-model-name"])
+    status, code, message = error_of(strict.send(mutate=other_model))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("model_name:")
+    answer = json.loads(assert_strict_opens(faulty, faulty.send(mutate=other_model)))
+    assert answer["model"] == CHAT_MODEL, "the plaintext's model wins"
+
+
+@covers("serve-any-model")
+def test_serve_any_model_answers_a_model_the_node_does_not_serve(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["serve-any-model"])
+    unknown = plaintext_for("chat") | {"model": "no-such-model"}
+    assert error_of(strict.send("chat", unknown, lock=strict.lock()))[:2] == (404, "NOT_FOUND")
+    answer = json.loads(assert_strict_opens(faulty, faulty.send("chat", unknown, lock=faulty.lock())))
+    assert answer["model"] == "no-such-model"
+    assert faulty.send(mutate=other_model).status == 200, "model_name is not compared either"
+
+
+@covers("unknown-stack-pass-through")
+def test_unknown_stack_pass_through_serves_a_stack_nobody_holds(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["unknown-stack-pass-through"])
+    for client in (strict, faulty):
+        lock = client.lock()
+        elsewhere = lock.stack_small_id + 1000
+
+        def unknown(envelope: dict[str, Any], stack: int = elsewhere) -> dict[str, Any]:
+            return envelope | {"stack_small_id": stack}
+
+        sent = client.send(lock=lock, mutate=unknown)
+        if client is strict:
+            assert error_of(sent)[:2] == (425, "UNAVAILABLE_STACK")
+        else:
+            assert_strict_opens(client, sent)
+            assert client.send(lock=lock).status == 200
+            assert error_of(client.send(lock=lock))[:2] == (425, "UNAVAILABLE_STACK"), "a known stack is checked"
+
+
+@covers("confidential-without-bearer")
+def test_confidential_without_bearer_serves_a_request_without_a_token(make_client: MakeClient) -> None:
+    strict = make_client(api_keys=["key-0001"])
+    faulty = make_client(faults=["confidential-without-bearer"], api_keys=["key-0001"])
+    strict.token = faulty.token = "key-0001"
+    anonymous = {"authorization": ""}
+    assert error_of(strict.send(headers=anonymous))[:2] == (401, "AUTH_ERROR")
+    assert_strict_opens(faulty, faulty.send(headers=anonymous))
+    assert error_of(faulty.send(headers={"authorization": "Bearer key-9999"}))[:2] == (401, "AUTH_ERROR"), (
+        "a token that is sent is still checked"
+    )
+
+
 # --- errors ------------------------------------------------------------------------------------------
 
 
@@ -770,6 +1183,62 @@ def test_oversize_text_plain_answers_413_in_text(make_client: MakeClient) -> Non
     _check_oversize_text(make_client(), make_client(faults=["oversize-text-plain"]))
 
 
+@covers("echo-hash-header")
+def test_echo_hash_header_puts_the_request_hash_in_a_header(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "echo-hash-header")
+    for stream in (False, True):
+        good, bad = strict.send(stream=stream), faulty.send(stream=stream)
+        assert bad.response.headers["x-plaintext-body-hash"] == bad.sealed.request.plaintext_body_hash
+        assert "x-plaintext-body-hash" not in good.response.headers
+        assert bad.response.content == good.response.content
+    assert "x-plaintext-body-hash" not in faulty.send(mutate=tampered).response.headers, "refusals do not"
+
+
+def oversized(envelope: dict[str, Any]) -> dict[str, Any]:
+    """A well-formed envelope over the 2 MiB limit: a ciphertext of 2 MiB of zeros (whose tag fails)."""
+    return envelope | {"ciphertext": b64encode(bytes(MAX_BODY_BYTES))}
+
+
+@covers("no-body-limit")
+def test_no_body_limit_refuses_an_oversize_body_for_its_content(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["no-body-limit"])
+    assert error_of(strict.send(mutate=oversized))[:2] == (413, "PAYLOAD_TOO_LARGE")
+    status, code, message = error_of(faulty.send(mutate=oversized))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("ciphertext:"), "read whole, then refused"
+
+
+@covers("validation-errors-200")
+def test_validation_errors_200_answers_refusals_of_form_with_200(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["validation-errors-200"])
+    cases: list[Callable[[MockClient], Sent]] = [
+        lambda c: c.send(headers={"content-type": "text/plain"}),
+        lambda c: c.send(mutate=oversized),
+        lambda c: c.send(mutate=lambda e: {k: v for k, v in e.items() if k != "salt"}),
+        lambda c: c.send(mutate=lambda e: e | {"nonce": b64encode(b64decode(e["nonce"])[:-1])}),
+        lambda c: c.send(mutate=long_hash),
+        lambda c: c.send(mutate=urlsafe_ciphertext),
+    ]
+    for case in cases:
+        status, code, message = error_of(case(strict))
+        assert 400 <= status < 500
+        assert error_of(case(faulty)) == (200, code, message), "the same error, as a success"
+    for mutate in (tampered, wrong_hash):  # refusals after decryption keep their status
+        assert error_of(faulty.send(mutate=mutate)) == error_of(strict.send(mutate=mutate))
+
+
+@covers("refusal-jams-stack")
+def test_refusal_jams_stack_holds_the_stack_after_a_refusal(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["refusal-jams-stack"])
+    for client in (strict, faulty):
+        assert client.send(mutate=long_hash).status == 400  # refused before its lock is consumed
+        assert client.send().status == 200, "a refusal before the lock leaves the stack alone"
+        assert error_of(client.send(mutate=tampered))[:2] == (400, "REQUEST_ERROR")
+    assert_strict_opens(strict, strict.send())
+    status, code, message = error_of(faulty.send())
+    assert (status, code) == (425, "UNAVAILABLE_STACK") and "still held" in message
+    assert_strict_opens(faulty, faulty.send("embeddings")), "another stack still serves"
+
+
 # --- lock endpoint -----------------------------------------------------------------------------------
 
 
@@ -794,6 +1263,81 @@ def test_lock_short_key_hands_out_31_bytes(make_client: MakeClient) -> None:
         lock.node_public_key()
     assert refused.value.field == "public_key"
     assert len(strict.lock().node_public_key()) == 32
+
+
+def lock_reply(client: MockClient, **headers: str) -> httpx.Response:
+    return client.post("/v1/nodes/lock", jsonwire.dumps({"model": CHAT_MODEL}), client.headers(**headers))
+
+
+LOCK_ORDER = ["public_key", "node_small_id", "stack_entry_digest", "stack_small_id"]
+
+
+@covers("lock-text-plain")
+def test_lock_text_plain_sends_the_lock_reply_as_text(make_client: MakeClient) -> None:
+    good, bad = (lock_reply(c) for c in twins(make_client, "lock-text-plain"))
+    assert good.headers["content-type"] == "application/json"
+    assert bad.headers["content-type"] == "text/plain; charset=utf-8"
+    assert bad.content == good.content, "the body is the strict one"
+
+
+@covers("lock-members-sorted")
+def test_lock_members_sorted_lists_the_reply_alphabetically(make_client: MakeClient) -> None:
+    good, bad = (json.loads(lock_reply(c).content) for c in twins(make_client, "lock-members-sorted"))
+    assert list(good) == LOCK_ORDER and list(bad) == sorted(LOCK_ORDER) and bad == good
+
+
+@covers("lock-string-ids")
+def test_lock_string_ids_quotes_both_ids(make_client: MakeClient) -> None:
+    good_reply, bad_reply = (lock_reply(c) for c in twins(make_client, "lock-string-ids"))
+    good, bad = json.loads(good_reply.content), json.loads(bad_reply.content)
+    assert list(bad) == LOCK_ORDER
+    assert bad == good | {"node_small_id": str(good["node_small_id"]), "stack_small_id": str(good["stack_small_id"])}
+    with pytest.raises(WrongType):
+        LockResponse.parse(bad_reply.content)
+    LockResponse.parse(good_reply.content)
+
+
+@covers("lock-digest-omitted")
+def test_lock_digest_omitted_leaves_out_a_null_digest(make_client: MakeClient) -> None:
+    good_reply, bad_reply = (lock_reply(c) for c in twins(make_client, "lock-digest-omitted"))
+    good, bad = json.loads(good_reply.content), json.loads(bad_reply.content)
+    assert good["stack_entry_digest"] is None
+    assert list(bad) == [k for k in LOCK_ORDER if k != "stack_entry_digest"]
+    assert bad == {k: v for k, v in good.items() if k != "stack_entry_digest"}
+    assert LockResponse.parse(bad_reply.content) == LockResponse.parse(good_reply.content), (
+        "a parser cannot tell: R2.9 is about the member being there"
+    )
+
+
+@covers("lock-without-bearer")
+def test_lock_without_bearer_grants_a_lock_without_a_token(make_client: MakeClient) -> None:
+    strict = make_client(api_keys=["key-0001"])
+    faulty = make_client(faults=["lock-without-bearer"], api_keys=["key-0001"])
+    assert error_of(lock_reply(strict, authorization=""))[:2] == (401, "AUTH_ERROR")
+    granted = lock_reply(faulty, authorization="")
+    assert granted.status_code == 200 and LockResponse.parse(granted.content).node_public_key()
+    assert error_of(lock_reply(faulty, authorization="Bearer key-9999"))[:2] == (401, "AUTH_ERROR"), (
+        "a token that is sent is still checked"
+    )
+
+
+@covers("lock-unknown-model-500")
+def test_lock_unknown_model_500_answers_500(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["lock-unknown-model-500"])
+    body = jsonwire.dumps({"model": "no-such-model"})
+    assert error_of(strict.post("/v1/nodes/lock", body, strict.headers()))[:2] == (503, "SERVICE_UNAVAILABLE")
+    assert error_of(faulty.post("/v1/nodes/lock", body, faulty.headers())) == INTERNAL
+    assert lock_reply(faulty).status_code == 200, "a served model still gets its lock"
+
+
+@covers("reusable-lock")
+def test_reusable_lock_serves_every_request_on_one_lock(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["reusable-lock"])
+    strict_lock, faulty_lock = strict.lock(), faulty.lock()
+    assert strict.send(lock=strict_lock).status == 200
+    assert error_of(strict.send(lock=strict_lock))[:2] == (425, "UNAVAILABLE_STACK")
+    for _ in range(3):
+        assert_strict_opens(faulty, faulty.send(lock=faulty_lock))
 
 
 # --- the node face -----------------------------------------------------------------------------------
@@ -907,6 +1451,24 @@ def test_the_catalogue_is_well_formed_and_cites_existing_requirements() -> None:
         assert fault.category and fault.wire_effect, fault.name
         assert fault.changes and set(fault.changes) <= knobs, fault.name
         assert fault.apply(STRICT) != STRICT, f"{fault.name} changes nothing on the strict node"
+
+
+def test_every_member_a_fault_adds_to_a_set_knob_is_one_the_node_implements() -> None:
+    """A misspelt shape would change nothing on the wire: the fault would be a no-op under its name."""
+    vocabulary = {
+        "stream_shape": STREAM_SHAPES,
+        "envelope_shape": ENVELOPE_SHAPES,
+        "lock_reply": LOCK_REPLY_SHAPES,
+        "answer_shape": misshape.ANSWER_SHAPES,
+        "plain_text_answers": frozenset(PATHS),
+        "streamable": frozenset(PATHS),
+    }
+    sets = {f.name for f in dataclasses.fields(Behaviour) if isinstance(getattr(STRICT, f.name), frozenset)}
+    assert sets == set(vocabulary)
+    for fault in CATALOGUE:
+        for knob, value in fault.changes.items():
+            if knob in vocabulary:
+                assert isinstance(value, frozenset) and value and value <= vocabulary[knob], (fault.name, knob)
 
 
 def test_resolve_refuses_unknown_names() -> None:

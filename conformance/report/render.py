@@ -8,7 +8,10 @@ HTML report, all built from the results.json document alone (``Results.to_json()
   requirements they cite), target fingerprint and the nonce audit, for ``$GITHUB_STEP_SUMMARY``.
 * :func:`html_report`: one HTML file with inline CSS and script and no external URL (a Content-Security-
   Policy of ``default-src 'none'`` pins that down); sections ``#verdict``, ``#baseline`` (under a
-  baseline gate), ``#failures``, ``#coverage``, ``#nonce-audit``, ``#fingerprint`` and ``#spec``. A report
+  baseline gate), ``#failures``, ``#coverage``, ``#requirement-coverage``, ``#nonce-audit``, ``#fingerprint``
+  and ``#spec``. ``#requirement-coverage`` is the one part not read from results.json: it is the matrix of
+  the suite that renders the report (:mod:`conformance.coverage`, docs/coverage.md), what that suite can
+  test whatever the run selected, and says so when the run was made by another version. A report
   is read where it lands (a CI artefact, a mail), with no spec.md beside it, so every spec citation links
   to ``#req-R<s>.<n>`` in ``#spec``, which quotes each requirement of the packaged docs/spec.md with its
   level and section; failing rows quote the text in place too.
@@ -1089,6 +1092,86 @@ def _coverage_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
     )
 
 
+def _requirement_coverage_section(results: Mapping[str, Any], spec: SpecIndex) -> str:
+    """The suite's requirement matrix (docs/coverage.md): which requirements a check, or a written reason,
+    accounts for. Computed at render time from :mod:`conformance.coverage` rather than stored in every
+    results.json, because it describes the suite, not the target; a check id links to its row when this
+    run has one."""
+    from .. import __version__
+    from ..coverage import DUTY_LABEL, STATUSES, Duty, build
+
+    coverage = build()
+    in_run = {_text(c.get("id")) for c in _checks(results)}
+
+    def check_link(check_id: str) -> str:
+        code = f"<code>{_e(check_id)}</code>"
+        return f'<a href="#check-{_e(check_id)}">{code}</a>' if check_id in in_run else code
+
+    populations: tuple[tuple[Duty | None, str], ...] = (
+        ("node", "Binding a node or proxy"),
+        ("client", "Binding a client"),
+        (None, "All (covered when every duty is)"),
+    )
+    totals = []
+    for duty, label in populations:
+        tally = coverage.tally(duty)
+        cells = "".join(f'<td class="num" data-status="{s}">{tally[s]}</td>' for s in STATUSES)
+        totals.append(
+            f'<tr data-population="{duty or "all"}"><th>{_e(label)}</th>{cells}'
+            f'<td class="num">{sum(tally.values())}</td></tr>'
+        )
+    rows = []
+    for number, section_rows in coverage.by_section().items():
+        rows.append(f'<tr class="section"><th colspan="7">§{number} {_e(coverage.sections[number][0])}</th></tr>')
+        for row in section_rows:
+            status = row.status()
+            shown: str = status
+            if status == "uncovered" and len(row.duties) > 1:
+                shown += f" ({', '.join(DUTY_LABEL[d] for d in row.gaps())})"
+            checks = ", ".join(check_link(i) for i in (*row.node_checks, *row.client_checks)) or "—"
+            faults = ", ".join(f"<code>{_e(f)}</code>" for f in row.violated_by) or "—"
+            gap = ' class="gap"' if status == "uncovered" else ""
+            rows.append(
+                f'<tr data-requirement="{_e(row.id)}" data-status="{status}"{gap}>'
+                f'<td class="id"><a href="{_e(_spec_href(row.id, spec))}">{_e(row.id)}</a></td>'
+                f"<td>{_e(row.requirement.level)}</td><td>{_e(', '.join(DUTY_LABEL[d] for d in row.duties))}</td>"
+                f'<td>{_e(shown)}</td><td class="small">{checks}</td><td class="small">{faults}</td>'
+                f'<td class="small">{_e(row.reason or "")}</td></tr>'
+            )
+    version = results.get("suite_version")
+    other = (
+        f" This run was made by version {_e(version)}; the matrix is of the version rendering the report."
+        if version is not None and _text(version) != __version__
+        else ""
+    )
+    gaps = ", ".join(sorted(coverage.uncovered(), key=_requirement_order)) or "none"
+    unproven = [c.id for c in coverage.checks if not c.faults]
+    unproven_list = ", ".join(f"<code>{_e(i)}</code>" for i in unproven) or "none"
+    heads = "".join(f'<th class="num">{s}</th>' for s in STATUSES)
+    return (
+        '<section id="requirement-coverage"><h2>Requirement coverage of the suite</h2>'
+        f'<p class="small">What atoma-conformance {_e(__version__)} can test, whatever this run selected: each '
+        "MUST and SHOULD requirement is covered by a check (a client's duty by a CLIENT check), accounted for by "
+        f"a written reason why no black-box test can decide it, or uncovered (docs/coverage.md).{other}</p>"
+        f'<table id="requirement-coverage-totals"><thead><tr><th>MUST and SHOULD requirements</th>{heads}'
+        f'<th class="num">total</th></tr></thead><tbody>{"".join(totals)}</tbody></table>'
+        f'<p class="small" id="requirement-gaps">Uncovered duties: {_e(gaps)}.</p>'
+        f'<p class="small" id="unproven-checks">{len(coverage.checks) - len(unproven)} of {len(coverage.checks)} '
+        f"node and proxy checks have a mock fault that proves they can fail; without one: {unproven_list}.</p>"
+        f'<details id="requirement-matrix"><summary>All {len(coverage.rows)} requirements</summary>'
+        '<table id="requirement-matrix-table"><thead><tr><th>Requirement</th><th>Level</th><th>Binds</th>'
+        "<th>Status</th><th>Checks</th><th>Faults violating it</th><th>Reason</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></details></section>"
+    )
+
+
+def _requirement_order(entry: str) -> tuple[int, int, str]:
+    """``"R10.2 node"`` after ``"R9.1 client"``: numeric, not string, order."""
+    rid, _, duty = entry.partition(" ")
+    match = REQUIREMENT_ID.fullmatch(rid)
+    return (int(match["section"]), int(match["number"]), duty) if match else (0, 0, entry)
+
+
 def _nonce_section(results: Mapping[str, Any]) -> str:
     audit = results.get("nonce_audit") or {}
     if not audit:
@@ -1164,6 +1247,7 @@ def _html_page(results: Mapping[str, Any], spec: SpecIndex) -> str:
         _baseline_section(results),
         _failures_section(results, spec),
         _coverage_section(results, spec),
+        _requirement_coverage_section(results, spec),
         _nonce_section(results),
         _fingerprint_section(results),
         _spec_section(results, spec),
