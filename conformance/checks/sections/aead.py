@@ -6,7 +6,7 @@ from __future__ import annotations
 from ...records import ExchangeRecord
 from ..base import Group, Precondition, Verdict, verdict
 from ..evidence import Messages, Pairs, Refusals
-from ..judging import crossed, earlier_cause, refusal_problem, round_trip_problem
+from ..judging import crossed, earlier_cause, refusal_problem
 from ..probe import Reads
 from ..probes import CHAT, JSON_ENDPOINTS, LOW_ORDER_KEYS, MUTATED, OVERLAPPING, SERVED, STREAMS
 from ._helpers import judge_messages, refused_by_node, refused_with_status, served
@@ -122,20 +122,19 @@ def err_008(reads: Reads) -> Verdict:
     evidence=Pairs,
 )
 def aead_011(reads: Reads) -> Verdict:
+    """Only what overlap can break: each answer opens under its own request's key and carries none of
+    the other's content. A hash or signature that fails on every answer is HASH-*'s and SIG-*'s failure."""
     pair = reads.get(OVERLAPPING)
     plain, streamed = pair.first, pair.second
     assert isinstance(streamed, ExchangeRecord)
-    for name, record in (("chat", plain), ("chat stream", streamed)):
-        if record.http.status != 200:
+    both = (("chat", plain, streamed), ("chat stream", streamed, plain))
+    for name, record, _ in both:
+        if record.http.status != 200 or not record.messages:
             raise Precondition(f"not evaluated: the overlapping {name} request was not served ({record.http.status})")
     problems = [
-        f"{name}: {why}" for name, r in (("chat", plain), ("chat stream", streamed)) if (why := round_trip_problem(r))
+        f"{name}: {m.where} does not open under its own key" for name, r, _ in both for m in r.messages if m.aead_error
     ]
-    problems += [
-        f"{name} carries the other request's content"
-        for name, r, o in (("chat", plain, streamed), ("chat stream", streamed, plain))
-        if crossed(r, o)
-    ]
+    problems += [f"{name} carries the other request's content" for name, r, other in both if crossed(r, other)]
     return verdict(
         not problems,
         "both overlapping answers open under their own key and carry their own content",

@@ -3,11 +3,11 @@ secret), and that refusing leaves the target serving."""
 
 from __future__ import annotations
 
-from ..base import Group, Verdict, verdict
+from ..base import Group, Precondition, Verdict, verdict
 from ..evidence import Exchanges, Refusals, RoundTrip
-from ..judging import leaks, server_error, unshaped_error
+from ..judging import leaks, round_trip_problem, server_error, unshaped_error
 from ..probe import Reads
-from ..probes import ERR_NO_AUTH, HEALTH_AFTER, REFUSALS, SERVED
+from ..probes import CHAT, ERR_NO_AUTH, HEALTH_AFTER, REFUSALS, SERVED
 from ._helpers import all_served, over_refusals, refusals, refused_by_node, round_trip
 
 GROUP = Group((10,), "Errors")
@@ -63,10 +63,17 @@ def err_019(reads: Reads) -> Verdict:
     "MUST",
     "The target still serves a valid request after every refusal",
     spec="R10.10",
-    reads=(HEALTH_AFTER,),
+    reads=(CHAT, HEALTH_AFTER),
     evidence=RoundTrip,
 )
 def err_020(reads: Reads) -> Verdict:
+    """Judged against the same request before the refusals: a node whose every answer fails to round
+    trip fails ENDPOINT-001, and that is not a sign that a refusal harmed it."""
+    before = reads.get(CHAT)
+    if round_trip_problem(before) is not None:
+        raise Precondition(
+            "not evaluated: a valid request did not round-trip before the refusals either (ENDPOINT-001)"
+        )
     record = reads.get(HEALTH_AFTER)
     return round_trip(record, "a valid round trip still succeeds", "unhealthy after the refusals: ")
 
