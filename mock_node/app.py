@@ -131,6 +131,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             status, code, message = 500, "INTERNAL_ERROR", "Internal server error occurred"
         if refusal.kind == "oversize" and behaviour.oversize_response == "text":
             return Response("Failed to buffer the request body", status_code=413, media_type="text/plain")
+        if behaviour.error_codes == "mispaired" and 400 <= status < 500:
+            code = "REQUEST_ERROR" if status == 401 else "AUTH_ERROR"  # each a Table 10.1 code of another status
         if refusal.validation and behaviour.validation_error_status == "200" and status < 500:
             status = 200  # the error body as the "Ok" value of a handler that set no status
         return json_response(status, ErrorBody(code, message).serialize())

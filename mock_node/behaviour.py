@@ -77,6 +77,9 @@ class Behaviour:
     validation_error_status: Literal["4xx", "200"] = "4xx"  # refusals before decryption (R10.8)
     body_limit: Literal["configured", "middleware"] = "configured"  # middleware: the 1 GiB layer only (W28)
     oversize_response: Literal["json", "text"] = "json"
+    error_codes: Literal["paired", "mispaired"] = (
+        "paired"  # "mispaired": 4xx refusals say AUTH_ERROR, 401s REQUEST_ERROR
+    )
     # --- lock endpoint (section 2) ---
     lock_public_key: Literal["correct", "low-order", "short"] = "correct"
     lock_reply: frozenset[str] = field(default_factory=frozenset)  # of LOCK_REPLY_SHAPES

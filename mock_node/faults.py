@@ -118,6 +118,7 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "validation-errors-200": ("ERR-009", "ERR-010", "ERR-013", "ERR-014", "ERR-015", "ERR-016", "ERR-022", "ERR-024"),
     "refusal-jams-stack": ("ERR-020",),
     # Every refusal check now names its status, so each refusal answered 500 fails its own check too.
+    "mispaired-error-codes": ("ERR-026",),
     "500-on-client-error": (
         *("ERR-001", "ERR-002", "ERR-003", "ERR-004", "ERR-005", "ERR-006", "ERR-007", "ERR-008", "ERR-009"),
         *("ERR-010", "ERR-011", "ERR-012", "ERR-013", "ERR-014", "ERR-015", "ERR-016", "ERR-017", "ERR-022"),
@@ -595,6 +596,13 @@ CATALOGUE: tuple[Fault, ...] = (
         "a request refused after its lock was consumed never releases the stack: later requests on it get 425",
         ["R10.10"],
         release_stack_on_refusal=False,
+    ),
+    _f(
+        "mispaired-error-codes",
+        "errors",
+        "every 4xx refusal carries a Table 10.1 code of another status (400 AUTH_ERROR, 401 REQUEST_ERROR)",
+        ["R10.11", "R10.12"],
+        error_codes="mispaired",
     ),
     _f(
         "500-on-client-error",

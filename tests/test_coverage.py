@@ -59,8 +59,6 @@ UNCOVERED_YET = {
     "R5.5 node",  # a decryption failure leaks no decryption output
     "R7.6 node",  # the Sui address of a signer
     "R9.10 node",  # one event per HTTP chunk (W27)
-    "R10.11 node",  # node-face codes carry their statuses
-    "R10.12 node",  # proxy-face codes carry their statuses
     # A client's side of the shared primitives, and the client duties no scenario serves yet.
     "R4.1 client",
     "R4.3 client",  # a low-order lock key gets nothing encrypted (the lock-low-order-key fault exists)

@@ -1133,6 +1133,17 @@ def test_500_on_client_error_turns_client_refusals_into_500(make_client: MakeCli
         )
 
 
+@covers("mispaired-error-codes")
+def test_mispaired_error_codes_swap_each_4xx_code_for_one_of_another_status(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["mispaired-error-codes"])
+    assert error_of(strict.send(mutate=tampered))[:2] == (400, "REQUEST_ERROR")
+    assert error_of(faulty.send(mutate=tampered))[:2] == (400, "AUTH_ERROR")
+    unauthenticated = (PATHS["chat"], b"{}", {"content-type": "application/json"})
+    assert error_of(strict.post(*unauthenticated))[:2] == (401, "AUTH_ERROR")
+    assert error_of(faulty.post(*unauthenticated))[:2] == (401, "REQUEST_ERROR")
+    assert faulty.send().status == 200  # a served request is untouched
+
+
 def _check_hashes_leak(strict: MockClient, leaky: MockClient) -> None:
     refused = strict.send(mutate=wrong_hash)
     status, code, message = error_of(refused)

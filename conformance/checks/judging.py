@@ -742,6 +742,55 @@ def earlier_cause(result: ExchangeRecord | HttpRecord, expected: tuple[int, ...]
     return f"refused {status} ({EARLIER_CAUSES[status]}) before reaching the rule"
 
 
+# Table 10.1 as R10.11 (node face) and R10.12 (proxy face) state it: a code a target uses must carry
+# the status listed beside it. Codes outside the table are the target's own and are not judged.
+NODE_FACE_CODE_STATUS = {
+    "MISSING_HEADER": 400,
+    "INVALID_HEADER": 400,
+    "INVALID_BODY": 400,
+    "MODEL_ERROR": 400,
+    "AUTH_ERROR": 401,
+    "REPLAYED_REQUEST": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "LOCKED_STACK_ERROR": 423,
+    "UNAVAILABLE_STACK_ERROR": 425,
+    "CHAT_COMPLETIONS_SERVICE_UNAVAILABLE": 429,
+    "INTERNAL_ERROR": 500,
+}
+PROXY_FACE_CODE_STATUS = {
+    "REQUEST_ERROR": 400,
+    "FIAT_PAYMENTS_ONLY": 400,
+    "AUTH_ERROR": 401,
+    "BALANCE_ERROR": 402,
+    "NOT_FOUND": 404,
+    "REPLAYED_REQUEST": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "LOCKED": 423,
+    "UNAVAILABLE_STACK": 425,
+    "TOO_MANY_REQUESTS": 429,
+    "INTERNAL_ERROR": 500,
+    "NOT_IMPLEMENTED": 501,
+    "BAD_GATEWAY": 502,
+    "SERVICE_UNAVAILABLE": 503,
+}
+
+
+def mispaired_code(result: ExchangeRecord | HttpRecord, face: str) -> str | None:
+    """ERR-026: a Table 10.1 code carried with another status than the one the table pairs it with."""
+    http = response_of(result)
+    error = http.error_body()
+    if error is None:
+        return None  # no JSON error body: ERR-018's failure
+    table = NODE_FACE_CODE_STATUS if face == "node" else PROXY_FACE_CODE_STATUS
+    code = error[0]
+    listed = table.get(code)
+    if listed is None or listed == http.status:
+        return None
+    return f"code {one_line(code, 64)} with status {http.status}; Table 10.1 pairs it with {listed}"
+
+
 def server_error(result: ExchangeRecord | HttpRecord) -> str | None:
     """ERR-017: a client-caused refusal is 4xx, never 5xx."""
     status = response_of(result).status or 0
@@ -765,13 +814,19 @@ def leaks(result: ExchangeRecord | HttpRecord, api_key: str | None) -> list[str]
     return [label for label, secret in secrets_of(api_key, result).items() if secret and secret in haystack]
 
 
-def refusal_problems(result: ExchangeRecord | HttpRecord, check_id: str, api_key: str | None) -> list[Problem]:
+def refusal_problems(
+    result: ExchangeRecord | HttpRecord, check_id: str, api_key: str | None, face: str = "proxy"
+) -> list[Problem]:
     """Every rule a refusal breaks: refused at all (``check_id``, the probe's own check), then ERR-017,
-    ERR-018 and ERR-019, which judge only what was refused."""
+    ERR-018, ERR-019 and ERR-026, which judge only what was refused."""
     problem = refusal_problem(result)
     if problem is not None:
         return [Problem(check_id, problem)]
-    shared = (("ERR-017", server_error(result)), ("ERR-018", unshaped_error(result)))
+    shared = (
+        ("ERR-017", server_error(result)),
+        ("ERR-018", unshaped_error(result)),
+        ("ERR-026", mispaired_code(result, face)),
+    )
     out = [Problem(check, why) for check, why in shared if why]
     out += [Problem("ERR-019", f"the refusal echoes the {label}") for label in leaks(result, api_key)]
     return out
@@ -808,5 +863,16 @@ def secrets_of(api_key: str | None, result: ExchangeRecord | HttpRecord) -> dict
 def rule_ids() -> frozenset[str]:
     """Every check id the rulebook judges (tests hold the oracle and the catalogue to it)."""
     return frozenset(
-        {*MESSAGE_RULE, *EXCHANGE_RULE, *LOCK_RULES, "SIG-006", "SIG-007", "ERR-017", "ERR-018", "ERR-019", "ERR-025"}
+        {
+            *MESSAGE_RULE,
+            *EXCHANGE_RULE,
+            *LOCK_RULES,
+            "SIG-006",
+            "SIG-007",
+            "ERR-017",
+            "ERR-018",
+            "ERR-019",
+            "ERR-025",
+            "ERR-026",
+        }
     )

@@ -569,7 +569,7 @@ class Campaign:
         # Whether a session's waits spend the duration budget: real sleeps do, the embedded mock's
         # virtual clock does not (its lock timeouts pass without wall time).
         self.sleep_costs_time = sleep is time.sleep if sleep_costs_time is None else sleep_costs_time
-        self.state = OracleState(expected_signer=target.node_address, api_key=target.api_key)
+        self.state = OracleState(expected_signer=target.node_address, api_key=target.api_key, face=target.face)
         self.result = CampaignResult(estimate=self.plan.requests)
         self._phase = "stateless"
         self._executions = 0
@@ -912,7 +912,9 @@ class Campaign:
                 clients,
                 self.sleep,
                 self.clock,
-                OracleState(expected_signer=self.target.node_address, api_key=self.target.api_key),
+                OracleState(
+                    expected_signer=self.target.node_address, api_key=self.target.api_key, face=self.target.face
+                ),
                 admit=admit,
                 observe=observe,
             )

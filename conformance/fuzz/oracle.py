@@ -92,6 +92,7 @@ class OracleState:
 
     expected_signer: str | None = None
     api_key: str | None = None
+    face: str = "proxy"  # which half of Table 10.1 a refusal's code is judged against (ERR-026)
     signer: str | None = None
     ledger: NonceLedger = field(default_factory=NonceLedger)
     node_nonces: NonceLedger = field(default_factory=NonceLedger)
@@ -111,7 +112,7 @@ def judge(record: ExchangeRecord, mutation: Expectation | None, state: OracleSta
     if cut_off(record) is not None:
         return []
     if mutation is not None and mutation.expect == "refuse":
-        problems = refusal_problems(record, mutation.check_id, state.api_key)
+        problems = refusal_problems(record, mutation.check_id, state.api_key, state.face)
         return [Finding(p.check_id, f"{mutation.name}: {p.reason}") for p in problems]
     return _judge_success(record, state, mutated=mutation is not None)
 

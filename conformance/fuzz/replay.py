@@ -65,7 +65,7 @@ def replay(
     explain = describe_transport_error
     if "steps" in case.extra:
         return _replay_session(case, client, target, client_factory, sleep, clock, explain)
-    state = OracleState(expected_signer=target.node_address, api_key=target.api_key)
+    state = OracleState(expected_signer=target.node_address, api_key=target.api_key, face=target.face)
     for nonce in case.extra.get("prior_nonces", []):
         state.node_nonces.observe("any", bytes.fromhex(nonce), "an earlier request of the campaign")
     lock = client.lock(case.model, max_num_tokens=max(8192, 1_048_576 if case.endpoint == "images" else 0))
@@ -161,7 +161,11 @@ def _replay_session(
             raise ValueError("this case needs a second API key (--second-api-key)")
         clients["b"] = client_factory(api["b"])
     session = Session(
-        target, clients, sleep, clock, OracleState(expected_signer=target.node_address, api_key=target.api_key)
+        target,
+        clients,
+        sleep,
+        clock,
+        OracleState(expected_signer=target.node_address, api_key=target.api_key, face=target.face),
     )
     failure: SessionFailure | None = None
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..base import Group, Precondition, Verdict, verdict
 from ..evidence import Exchanges, Refusals, RoundTrip
-from ..judging import leaks, round_trip_problem, server_error, unshaped_error
+from ..judging import leaks, mispaired_code, round_trip_problem, server_error, unshaped_error
 from ..probe import Reads
 from ..probes import CHAT, ERR_NO_AUTH, HEALTH_AFTER, REFUSALS, SERVED
 from ._helpers import all_served, over_refusals, refusals, refused_by_node, round_trip
@@ -108,3 +108,21 @@ def err_025(reads: Reads) -> Verdict:
         "; ".join(f"{name} echoes the {', '.join(kinds)}" for name, kinds in found[:4]),
         Exchanges(len(rows), tuple(name for name, _ in found)),
     )
+
+
+@check(
+    "ERR-026",
+    "MUST",
+    "Every refusal's error code carries the status Table 10.1 pairs it with",
+    spec=("R10.12", "R10.11"),
+    reads=REFUSALS,
+    evidence=Refusals,
+)
+def err_026(reads: Reads) -> Verdict:
+    """A client branches on the status first; a code that contradicts it (400 with AUTH_ERROR) sends
+    the client down the wrong branch. Judged on the face the run tests (R10.11 node, R10.12 proxy)."""
+    rows = refusals(reads, REFUSALS)
+    found = [(name, why) for name, result in rows if (why := mispaired_code(result, reads.target.face))]
+    bad = [name for name, _ in found]
+    shown = "; ".join(f"{name}: {why}" for name, why in found[:3])
+    return over_refusals(rows, bad, f"{len(rows)} refusals, every code with its status", f"mispair a code ({shown})")
