@@ -194,7 +194,11 @@ ERR_MUTATIONS: dict[str, Callable[[Run], EnvelopeEdit]] = {
     "err_long_hash": lambda run: (
         lambda e: e | {"plaintext_body_hash": b64encode(b64decode(e["plaintext_body_hash"]) + b"\0")}
     ),
-    "err_model_name_mismatch": lambda run: lambda e: e | {"model_name": UNKNOWN_MODEL},
+    # Another model the target serves where one is named, so that only the mismatch can be refused (an
+    # unknown model_name may be refused as unknown, before the rule R3.16 names).
+    "err_model_name_mismatch": lambda run: (
+        lambda e: e | {"model_name": run.target.embedding_model or run.target.image_model or UNKNOWN_MODEL}
+    ),
     "err_wrong_length": lambda run: lambda e: e | {"nonce": b64encode(b64decode(e["nonce"])[:-1])},
 }
 

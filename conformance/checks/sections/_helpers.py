@@ -92,12 +92,6 @@ def refusal(result: ExchangeRecord | HttpRecord) -> Refusal:
     return Refusal(http.status, http.media_type, error[0][:64] if error else None, kind)
 
 
-def judge_refusal(result: ExchangeRecord | HttpRecord) -> Verdict:
-    """A request the target must refuse: refused cleanly, with nothing of the request in the answer."""
-    why = refusal_problem(result)
-    return verdict(why is None, f"refused with {response_of(result).status}", why or "", refusal(result))
-
-
 def refused_by_node(
     group: Group, check_id: str, probe: Probe[Any], title: str, spec: tuple[str, ...], *, statuses: tuple[int, ...]
 ) -> Check:

@@ -4,9 +4,9 @@ refused, with everything else valid so that the refusal can only be for that."""
 from __future__ import annotations
 
 from ...textsafe import one_line
-from ..base import Group, Skip, Verdict, verdict
+from ..base import Group, Precondition, Skip, Verdict, verdict
 from ..evidence import Refusal
-from ..judging import refusal_problem, response_of
+from ..judging import earlier_cause, refusal_problem, response_of
 from ..probe import Reads
 from ..probes import (
     ERR_CONTENT_TYPE,
@@ -15,7 +15,7 @@ from ..probes import (
     ERR_URLSAFE_BASE64,
     MUTATED,
 )
-from ._helpers import judge_refusal, refusal, refused_by_node
+from ._helpers import judge_expected_refusal, refusal, refused_by_node
 
 GROUP = Group((3,), "Request fields and encodings")
 check = GROUP.check
@@ -83,6 +83,9 @@ def err_016(reads: Reads) -> Verdict:
     if reads.target.face == "node":
         raise Skip("a proxy requirement: on the node face NODE-005 checks the 33-byte hash")
     result = reads.get(MUTATED["err_long_hash"])
+    earlier = earlier_cause(result, (400,))
+    if earlier is not None:
+        raise Precondition(f"not evaluated: {earlier}")
     http = response_of(result)
     error = http.error_body()
     code = error[0] if error else None
@@ -117,8 +120,10 @@ refused_by_node(
 )
 def err_023(reads: Reads) -> Verdict:
     """A node that ignores the mismatch (W4) serves the request, and proxy and node may then disagree
-    about the response format."""
-    return judge_refusal(reads.get(MUTATED["err_model_name_mismatch"]))
+    about the response format. R3.16 names 400; a refusal for want of a lock or a token proves nothing."""
+    return judge_expected_refusal(
+        reads.get(MUTATED["err_model_name_mismatch"]), (400,), "served anyway: accepted with 200"
+    )
 
 
 refused_by_node(
