@@ -12,7 +12,7 @@ from .client import NodeFace
 from .protocol.b64 import b64decode_fixed
 from .protocol.errors import ProtocolError
 from .protocol.primitives import is_low_order
-from .protocol.sui import SuiSigner
+from .protocol.sui import Scheme, SuiSigner
 
 MAX_KEY_FILE_BYTES = 64 * 1024
 
@@ -63,3 +63,20 @@ def node_face_from(signer_key: str | None, stack_small_id: int | None, node_publ
     if not 0 <= stack_small_id < 2**64:
         raise ValueError("--stack-small-id: must be from 0 to 2^64 - 1")
     return NodeFace(load_signer(signer_key), stack_small_id, node_key)
+
+
+def embedded_owner_scheme(
+    scheme: str | None, *, face: str, target: str | None, signer_key: str | None
+) -> Scheme | None:
+    """``--signer-scheme``: the scheme of the stack owner the embedded mock's node face registers, or
+    None for the default. It chooses a key only where the suite makes one: a live node's owner is
+    whoever holds ``--signer-key``, and that key's scheme is the one it has."""
+    if scheme is None:
+        return None
+    if face != "node":
+        raise ValueError("--signer-scheme: only applies to --face node")
+    if target:
+        raise ValueError("--signer-scheme: only for the embedded mock; with --target the scheme is --signer-key's")
+    if signer_key is not None:
+        raise ValueError("--signer-scheme: cannot be combined with --signer-key (the key's own scheme is used)")
+    return Scheme.from_label(scheme)

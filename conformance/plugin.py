@@ -50,6 +50,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUNS_KEY] = []
     config.stash[_MERGED] = {"uses": [], "requests": 0}
     config.stash[_STARTED] = time.time()
+    if get(config, "signer_scheme") is not None:
+        from .hop import embedded_owner_scheme
+
+        try:
+            embedded_owner_scheme(
+                get(config, "signer_scheme"),
+                face=get(config, "face"),
+                target=get(config, "target"),
+                signer_key=get(config, "signer_key"),
+            )
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if get(config, "face") == "node" and get(config, "target"):
         from .hop import node_face_from
 
@@ -226,6 +238,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "mock_fault",
             "face",
             "stack_small_id",
+            "signer_scheme",
             "max_requests",
             "timeout",
             "deadline",

@@ -7,7 +7,11 @@ originals. Prints one JSON line naming each configuration's URL, then serves unt
 The lock-expiry checks wait by advancing the suite's clock instead of sleeping; across two processes
 that clock is an 8-byte offset in a shared file (``SharedClock``), which the parent advances.
 
-    python node_process.py CLOCK_FILE NODE_FACE_OWNER [COVERAGE_JSON]
+    python node_process.py CLOCK_FILE NODE_FACE_OWNERS_JSON [COVERAGE_JSON]
+
+NODE_FACE_OWNERS_JSON maps a scheme's name to the Sui address of the stack owner the suite signs as
+with that scheme; the parent derives it with the unmutated core, so a mutant of ``sui_address``
+changes what the node derives, never what it is compared with.
 """
 
 from __future__ import annotations
@@ -23,12 +27,18 @@ from pathlib import Path
 from typing import Any
 
 # (name, face, signer scheme) of every configuration the suite is run against. The first two are the
-# embedded mock of tests/test_meta_faults.py; the third also signs with secp256k1 (the low-s rule) and
-# knows its API keys (the key comparison), which the embedded mock, accepting any token, never runs.
+# embedded mock of tests/test_meta_faults.py; the third also signs with secp256k1 (the low-s rule). Every
+# proxy face knows the API keys the suite presents, as the meta-test's does: a clean node must refuse a
+# token nobody issued (LOCK-014, ERR-029), so a node that lets any token in cannot be a clean baseline.
+# On the node face the scheme is the node's own signer's and the stack owner's, whose X-Signature the
+# node verifies: the last two reach the node's ECDSA verification (R7.5's range and low-s rules, the
+# curve point, the flag in the owner's R7.6 address) on both curves, which an Ed25519 owner never does.
 CONFIGURATIONS: tuple[tuple[str, str, str], ...] = (
     ("proxy", "proxy", "ED25519"),
     ("node", "node", "ED25519"),
     ("proxy-secp256k1-keyed", "proxy", "SECP256K1"),
+    ("node-secp256k1", "node", "SECP256K1"),
+    ("node-secp256r1", "node", "SECP256R1"),
 )
 API_KEYS = ("meta-test-key-0001", "meta-test-key-0002")  # what the suite presents on the proxy face
 NODE_FACE_STACK = 3  # the stack the suite (standing in for the proxy) owns on the node face
@@ -50,7 +60,7 @@ class SharedClock:
         struct.pack_into("d", self._map, 0, offset + seconds)
 
 
-def _serve(clock_file: Path, owner: str, *, graceful: bool) -> None:
+def _serve(clock_file: Path, owners_by_scheme: dict[str, str], *, graceful: bool) -> None:
     import mock_node
     from conformance.protocol import Scheme
     from mock_node.config import MockConfig
@@ -63,8 +73,8 @@ def _serve(clock_file: Path, owner: str, *, graceful: bool) -> None:
     urls: dict[str, str] = {}
     with ExitStack() as stack:
         for name, face, scheme in CONFIGURATIONS:
-            owners = {NODE_FACE_STACK: owner} if face == "node" else {}
-            keys = API_KEYS if name.endswith("-keyed") else ()
+            owners = {NODE_FACE_STACK: owners_by_scheme[scheme]} if face == "node" else {}
+            keys = API_KEYS if face == "proxy" else ()
             config = MockConfig(
                 face=face,  # type: ignore[arg-type]
                 clock=clock.now,
@@ -81,7 +91,7 @@ def _serve(clock_file: Path, owner: str, *, graceful: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    clock_file, owner = Path(argv[0]), argv[1]
+    clock_file, owners = Path(argv[0]), json.loads(argv[1])
     coverage: Any = None
     if len(argv) > 2:
         import coverage as coverage_module
@@ -90,7 +100,7 @@ def main(argv: list[str]) -> int:
         coverage = coverage_module.Coverage(data_file=None, source=[str(root / "mock_node"), str(root / "conformance")])
         coverage.start()
     try:
-        _serve(clock_file, owner, graceful=coverage is not None)
+        _serve(clock_file, owners, graceful=coverage is not None)
     finally:
         if coverage is not None:
             coverage.stop()

@@ -37,7 +37,8 @@ from .operators import Mutant, apply
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("node_process.py")
 PACKAGES = ("conformance", "mock_node")
-SIGNER = SuiSigner(Scheme.ED25519, bytes(range(32)))  # the suite's key when it stands in for the proxy
+# The suite's keys when it stands in for the proxy, one per scheme, as tests/test_meta_faults.py has them.
+SIGNERS = {scheme.name: SuiSigner(scheme, bytes(range(32))) for scheme in Scheme}
 START_TIMEOUT_S = 30.0
 # Per exchange: far above what the in-process mock needs (milliseconds), far below the suite's
 # defaults, so that a node that hangs one exchange does not hold the mutant for minutes.
@@ -69,17 +70,20 @@ def make_scratch(dest: Path, source: Path = ROOT) -> None:
         )
 
 
-def _expected(name: str) -> tuple[str, MockConfig]:
-    """What the suite knows of the node before it starts (its registered keys), from unmutated code."""
+def _expected(name: str) -> tuple[str, MockConfig, SuiSigner]:
+    """What the suite knows of the node before it starts (its registered keys), from unmutated code,
+    and the stack owner it signs as on the node face."""
     _, face, scheme = next(c for c in CONFIGURATIONS if c[0] == name)
-    owners = {NODE_FACE_STACK: SIGNER.address} if face == "node" else {}
-    return face, MockConfig(face=face, signer_scheme=Scheme[scheme], stack_owners=owners)  # type: ignore[arg-type]
+    signer = SIGNERS[scheme]
+    owners = {NODE_FACE_STACK: signer.address} if face == "node" else {}
+    config = MockConfig(face=face, signer_scheme=Scheme[scheme], stack_owners=owners)  # type: ignore[arg-type]
+    return face, config, signer
 
 
 def run_catalogue(name: str, url: str, clock: SharedClock) -> dict[str, str]:
     """Every check's outcome against the node at ``url`` (configuration ``name``)."""
-    face, config = _expected(name)
-    hop = NodeFace(SIGNER, NODE_FACE_STACK, config.node_public_key) if face == "node" else None
+    face, config, signer = _expected(name)
+    hop = NodeFace(signer, NODE_FACE_STACK, config.node_public_key) if face == "node" else None
 
     def make(key: str | None) -> ConfidentialClient:
         return ConfidentialClient(url, key, node_face=hop, options=OPTIONS)
@@ -128,7 +132,8 @@ def run_suite(
     clock = SharedClock(clock_file)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "COV_", "COVERAGE"))}
     env.update(PYTHONPATH=str(scratch), PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
-    argv = [sys.executable, str(CHILD), str(clock_file), SIGNER.address]
+    owners = json.dumps({scheme: signer.address for scheme, signer in SIGNERS.items()})
+    argv = [sys.executable, str(CHILD), str(clock_file), owners]
     if coverage_out is not None:
         argv.append(str(coverage_out))
     stderr_path = scratch / "node.stderr"

@@ -5,7 +5,8 @@ in the core as well as in ``mock_node``. The core functions listed are the ones 
 request runs through, from the body to the sealed answer: parse and decode the envelope (strict JSON,
 strict base64, exact lengths), check the addressed key and agree (``node_exchange``), decrypt, name
 the key for the replay cache, seal every answer (``seal_response``, ``seal_chunk`` and the steps they
-share), verify the proxy's ``X-Signature`` on the node face, and serialise what goes back.
+share), verify the proxy's ``X-Signature`` on the node face and derive its signer's address (R7.6),
+and serialise what goes back.
 
 Left out on purpose:
 
@@ -18,8 +19,9 @@ Left out on purpose:
 - ``jsonwire.dumps`` and its fast path: the suite parses every answer with its own strict parser, so
   a serialisation bug shows as an unparsable answer in any check; the fast path only decides *how*
   bytes equal to the slow path's are produced (its equivalents would swamp the triage).
-- The wrong-variant helpers that only a fault selects (``Rekey``, ``to_high_s``): a strict node never
-  runs them, and tests/test_meta_faults.py holds them.
+- The wrong-variant helpers that only a fault or a probe selects (``Rekey``, ``to_high_s``,
+  ``ecdsa_scalars``, ``with_scalars``, ``off_curve_key``): a strict node never runs them, and
+  tests/test_meta_faults.py and tests/test_node_face_schemes.py hold them.
 
 The mutants are made in a scratch copy, and the mutated node runs in its own interpreter: the suite
 that judges it always runs the unmutated core, even where the node and the suite share a function.
@@ -84,8 +86,10 @@ CORE_FUNCTIONS: dict[str, tuple[str, ...]] = {
         "loads_object",
     ),
     "conformance/protocol/sui.py": (
+        "sui_address",
         "SuiSignature.to_bytes",
         "SuiSignature.to_b64",
+        "SuiSignature.address",
         "parse_signature_bytes",
         "parse_signature",
         "verify",

@@ -169,20 +169,12 @@ HOP_HASH_B64 = gap(
     "on the node face the X-Signature check reads the hash before the envelope decode, and no node-face probe"
     " sends a non-base64 hash (ERR-014/ERR-015 mangle another member); that probe would catch it",
 )
-HOP_STATUS_CODE = gap(
-    "R7.11: an unverifiable X-Signature is refused 400 INVALID_HEADER, or 401 AUTH_ERROR",
-    "NODE-002 and NODE-004 accept the statuses and the codes independently (401 with INVALID_HEADER passes);"
-    " pairing them would catch it",
+ECDSA_RANGE = (
+    "equivalent: OpenSSL's ECDSA verification refuses r or s outside [1, n-1] itself (InvalidSignature), so with"
+    " this guard weakened or gone the same signatures are refused with the same 400 INVALID_HEADER; NODE-009"
+    " sends r = n and s = 0 and sees that refusal either way"
 )
-ECDSA_HOP = gap(
-    "R7.5 and R7.11 on the node face: an ECDSA X-Signature must verify and be low-s",
-    "the suite signs X-Signature with Ed25519 only, so the node's ECDSA verification (range, low-s, curve"
-    " check) never runs; NODE-002/NODE-004 variants with a secp256k1 and a secp256r1 stack owner would catch it",
-)
-EMPTY_SIGNATURE = gap(
-    "R7.11 and R10.2: an X-Signature that decodes to nothing is refused with 400 INVALID_HEADER, not 5xx",
-    "NODE-002 sends a malformed signature, never an empty one; with the guard removed the node answers 500",
-)
+XSIG_CRASH = only_when("a fault of mock_node/xsig.py (empty_signature or ecdsa_verifier) makes the verifier crash")
 STREAM_ON_EMBEDDINGS = gap(
     "R9.1: embeddings and images never answer with an event stream",
     'STREAM-008 sends a non-streaming embeddings request; one with `"stream": true` (envelope and'
@@ -582,7 +574,23 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(APP, "create_app.authorize_hop", KNOB, "accept-"),
     Rule(APP, "create_app.authorize_hop", KNOB, "parse-only"),
-    Rule(APP, "create_app.authorize_hop", HOP_STATUS_CODE, "`400` → `401`", reached=True),
+    Rule(
+        APP,
+        "create_app.authorize_hop",
+        "equivalent: xsig.screen_header acts only when the empty-signature fault is on; with its arguments"
+        " swapped it compares the behaviour with '' and does nothing either",
+        "screen_header",
+    ),
+    Rule(
+        APP,
+        "create_app.authorize_hop",
+        "equivalent: with its arguments swapped xsig.crashed asks whether the behaviour is an exception, never"
+        " true, so the refusal stays 400 INVALID_HEADER, as on the strict node, where it is False anyway",
+        "crashed(",
+    ),
+    Rule(APP, "create_app.authorize_hop", XSIG_CRASH, "500", reached=False),
+    Rule(APP, "create_app.authorize_hop", XSIG_CRASH, "INTERNAL_ERROR", reached=False),
+    Rule(APP, "create_app.authorize_hop", XSIG_CRASH, "'server'", reached=False),
     Rule(
         APP,
         "create_app.authorize_hop",
@@ -988,8 +996,38 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(JSON, "loads_object", PLAINTEXT_SHAPE),
     Rule(SUI, "verify", "equivalent: a 33-byte hash is refused by the envelope decode with the same 400", "any_length"),
-    Rule(SUI, "verify", ECDSA_HOP, reached=False),
-    Rule(SUI, "parse_signature_bytes", EMPTY_SIGNATURE, "is empty"),
+    Rule(
+        SUI,
+        "verify",
+        "equivalent: unreachable from the node: authorize_hop passes any_length for every hash that is not 32"
+        " bytes (the hop and the envelope decode refuse those: NODE-005), so this length guard never fires",
+        "message",
+        reached=False,
+    ),
+    Rule(
+        SUI,
+        "verify",
+        "equivalent: unreachable: parse_signature_bytes fixes the key's length at 32 bytes, and any 32 bytes load as"
+        " an Ed25519 key (a bad one fails the signature check instead, with the same 400 INVALID_HEADER)",
+        "Ed25519 public key",
+    ),
+    Rule(SUI, "verify", ECDSA_RANGE, "0 < r < order"),
+    Rule(SUI, "verify", ECDSA_RANGE, "0 < s < order"),
+    Rule(SUI, "verify", ECDSA_RANGE, "label} r or"),
+    Rule(
+        SUI,
+        "verify",
+        "equivalent: the guard then also refuses r or s equal to 1, which a valid signature has with negligible"
+        " probability (about 2^-255)",
+        "`0` → `1`",
+    ),
+    Rule(
+        SUI,
+        "verify",
+        "equivalent: only the boundary moves; s equals floor(n/2) exactly with negligible probability",
+        "`>` → `>=` in `s > order // 2`",
+    ),
+    Rule(SUI, "parse_signature_bytes", MESSAGE, "`'is empty"),
     Rule(
         SUI,
         "parse_signature_bytes",

@@ -106,13 +106,16 @@ from .sui import (
     Scheme,
     SuiSignature,
     SuiSigner,
+    ecdsa_scalars,
     is_sui_address,
+    off_curve_key,
     parse_signature,
     parse_signature_bytes,
     sui_address,
     to_high_s,
     verify,
     verify_b64,
+    with_scalars,
 )
 
 __all__ = [
@@ -205,6 +208,7 @@ __all__ = [
     "derive_key",
     "draw_response_nonce",
     "dumps",
+    "ecdsa_scalars",
     "encode_event",
     "hkdf_sha256",
     "identity_of",
@@ -218,6 +222,7 @@ __all__ = [
     "loads_object",
     "low_order_encodings",
     "node_exchange",
+    "off_curve_key",
     "open_chunk",
     "open_request",
     "open_response",
@@ -231,6 +236,7 @@ __all__ = [
     "to_high_s",
     "verify",
     "verify_b64",
+    "with_scalars",
     "x25519_public_key",
     "x25519_shared_secret",
 ]

@@ -239,3 +239,46 @@ def to_high_s(sig: SuiSignature) -> SuiSignature:
     order = CURVE_ORDER[sig.scheme]
     s = int.from_bytes(sig.signature[32:], "big")
     return SuiSignature(sig.scheme, sig.signature[:32] + (order - s).to_bytes(32, "big"), sig.public_key)
+
+
+def ecdsa_scalars(sig: SuiSignature) -> tuple[int, int]:
+    """``(r, s)`` of an ECDSA Sui signature, each read as 32 big-endian bytes (Table 7.1), as a verifier
+    reads them before the R7.5 range and low-s rules."""
+    if sig.scheme is Scheme.ED25519:
+        raise ValueError("r and s only exist for the ECDSA schemes")
+    return int.from_bytes(sig.signature[:32], "big"), int.from_bytes(sig.signature[32:], "big")
+
+
+def with_scalars(sig: SuiSignature, r: int, s: int) -> SuiSignature:
+    """``sig`` with ``r`` and ``s`` replaced, any values that fit 32 bytes (0 and n included): the
+    out-of-range signatures a node must refuse under R7.5, which no signer produces."""
+    if sig.scheme is Scheme.ED25519:
+        raise ValueError("r and s only exist for the ECDSA schemes")
+    if not (0 <= r < 2**256 and 0 <= s < 2**256):
+        raise ValueError("r and s are 32-byte values")
+    return SuiSignature(sig.scheme, r.to_bytes(32, "big") + s.to_bytes(32, "big"), sig.public_key)
+
+
+# The curves' fields and coefficients (SEC 2 §2.4.1 and §2.4.2), y^2 = x^3 + a*x + b mod p: only to
+# build a compressed key that names no point, which the node must refuse (Table 7.1, R7.11).
+_FIELD = {
+    Scheme.SECP256K1: (2**256 - 2**32 - 977, 0, 7),
+    Scheme.SECP256R1: (
+        2**256 - 2**224 + 2**192 + 2**96 - 1,
+        2**256 - 2**224 + 2**192 + 2**96 - 1 - 3,
+        0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B,
+    ),
+}
+
+
+def off_curve_key(scheme: Scheme) -> bytes:
+    """A 33-byte SEC1 compressed key (``0x02 || x``) that is not a point of the curve: the smallest x
+    for which x^3 + ax + b has no square root mod p (Euler's criterion), so no y exists. Its shape is
+    right and only the point is wrong, so a verifier that refuses it has checked the curve."""
+    if scheme is Scheme.ED25519:
+        raise ValueError("compressed curve points only exist for the ECDSA schemes")
+    p, a, b = _FIELD[scheme]
+    x = 0
+    while pow((x**3 + a * x + b) % p, (p - 1) // 2, p) in (0, 1):
+        x += 1
+    return b"\x02" + x.to_bytes(32, "big")
