@@ -161,6 +161,7 @@ class Prepared:
     endpoint: str
     stream: bool
     lock: LockRecord | None
+    chunked: bool = False  # sent with Transfer-Encoding: chunked and no Content-Length (R3.17)
 
 
 def _json_headers(
@@ -375,6 +376,8 @@ class _ClientCore:
         )
         collector = _StreamCollector(record, self.options.max_chunks) if prepared.stream else None
         arguments: dict[str, Any] = {"content": prepared.body, "headers": prepared.headers}
+        if prepared.chunked:
+            arguments["chunked"] = True
         if collector is not None:
             arguments["on_chunk"] = collector.feed
         return record, collector, arguments
@@ -581,15 +584,18 @@ class ConfidentialClient(_ClientCore):
         content: bytes = b"",
         headers: Mapping[str, str] | None = None,
         on_chunk: Callable[[bytes], bool] | None = None,
+        chunked: bool = False,
     ) -> HttpRecord:
-        """One HTTP exchange with every cap applied. Transport failures become ``HttpRecord.error``."""
+        """One HTTP exchange with every cap applied. Transport failures become ``HttpRecord.error``.
+        ``chunked`` sends the body with ``Transfer-Encoding: chunked`` and no ``Content-Length``."""
         attempt = self._begin_exchange(method, path)
-        return self._finished(self._exchange(attempt, content, headers, on_chunk))
+        body: bytes | Iterator[bytes] = _pieces(content) if chunked else content
+        return self._finished(self._exchange(attempt, body, _closing(headers) if chunked else headers, on_chunk))
 
     def _exchange(
         self,
         attempt: _Attempt,
-        content: bytes,
+        content: bytes | Iterator[bytes],
         headers: Mapping[str, str] | None,
         on_chunk: Callable[[bytes], bool] | None,
     ) -> HttpRecord:
@@ -719,12 +725,16 @@ class AsyncConfidentialClient(_ClientCore):
         content: bytes = b"",
         headers: Mapping[str, str] | None = None,
         on_chunk: Callable[[bytes], bool] | None = None,
+        chunked: bool = False,
     ) -> HttpRecord:
-        """One HTTP exchange with every cap applied. Transport failures become ``HttpRecord.error``."""
+        """One HTTP exchange with every cap applied. Transport failures become ``HttpRecord.error``.
+        ``chunked`` sends the body with ``Transfer-Encoding: chunked`` and no ``Content-Length``."""
         attempt = self._begin_exchange(method, path)
+        body: bytes | AsyncIterator[bytes] = _apieces(content) if chunked else content
+        sent = _closing(headers) if chunked else headers
         try:  # a last resort: every step below has a timer of its own that ends it sooner
             record = await asyncio.wait_for(
-                self._exchange(attempt, content, headers, on_chunk), attempt.limit + 2 * TIMER_GRACE_S
+                self._exchange(attempt, body, sent, on_chunk), attempt.limit + 2 * TIMER_GRACE_S
             )
         except TimeoutError as exc:
             record = attempt.failed(exc)
@@ -733,7 +743,7 @@ class AsyncConfidentialClient(_ClientCore):
     async def _exchange(
         self,
         attempt: _Attempt,
-        content: bytes,
+        content: bytes | AsyncIterator[bytes],
         headers: Mapping[str, str] | None,
         on_chunk: Callable[[bytes], bool] | None,
     ) -> HttpRecord:
@@ -808,6 +818,27 @@ class AsyncConfidentialClient(_ClientCore):
         """Send a request ``prepare`` sealed, exactly as prepared; record the answer."""
         record, collector, arguments = self._begin_post(prepared)
         return self._end_post(record, collector, await self.request("POST", prepared.path, **arguments))
+
+
+CHUNKED_PIECE = 64 * 1024
+
+
+def _pieces(content: bytes) -> Iterator[bytes]:
+    """``content`` as an iterator: httpx frames an iterator with ``Transfer-Encoding: chunked``, so a
+    node sees a body whose size no header announces and must count it as it reads (R3.18)."""
+    for start in range(0, len(content), CHUNKED_PIECE):
+        yield content[start : start + CHUNKED_PIECE]
+
+
+async def _apieces(content: bytes) -> AsyncIterator[bytes]:
+    for piece in _pieces(content):
+        yield piece
+
+
+def _closing(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` with ``Connection: close``: a node may answer a chunked body before it has read it all
+    (413 at its limit), and a connection with a request body half sent cannot carry the next request."""
+    return {**(headers or {}), "connection": "close"}
 
 
 def _raw(response: httpx.Response) -> Iterator[bytes]:

@@ -3,12 +3,13 @@ that the decrypted chunks make one coherent completion."""
 
 from __future__ import annotations
 
-from ..base import Group, Verdict, verdict
-from ..evidence import Exchanges, Messages, Refusal
-from ..judging import came_back
+from ..base import Group, Precondition, Verdict, verdict
+from ..evidence import Exchanges, Messages
+from ..judging import earlier_cause, streamed_answer
 from ..probe import Reads
 from ..probes import CHAT_STREAM, COMPLETIONS_STREAM, STREAM_FOR_EMBEDDINGS, STREAMS
-from ._helpers import judge_answers, judge_exchanges, judge_messages, refusal
+from ..probes_body import STREAM_FOR_IMAGES
+from ._helpers import applicable, judge_answers, judge_exchanges, judge_messages
 
 GROUP = Group((9,), "Streaming")
 check = GROUP.check
@@ -141,19 +142,28 @@ def stream_007(reads: Reads) -> Verdict:
 @check(
     "STREAM-008",
     "MUST",
-    "Embeddings never answer with an event stream",
-    spec="R9.1",
-    reads=(STREAM_FOR_EMBEDDINGS,),
-    evidence=Refusal,
+    "Embeddings and images asked for a stream answer JSON or a 4xx, never an event stream",
+    spec=("R9.1", "R10.2"),
+    reads=(STREAM_FOR_EMBEDDINGS, STREAM_FOR_IMAGES),
+    evidence=Exchanges,
 )
 def stream_008(reads: Reads) -> Verdict:
-    # Serving the request as plain JSON passes as well as refusing it: only an event stream breaks R9.1.
-    record = reads.get(STREAM_FOR_EMBEDDINGS)
+    """Envelope and plaintext both ask for a stream (so R3.16 cannot refuse it first). R9.1 forbids only
+    the event stream: serving the request as plain JSON passes as well as refusing it, and a refusal,
+    the client's own doing, is 4xx (R10.2). A refusal for want of a lock or a token proves nothing."""
+    rows = applicable(reads, (STREAM_FOR_EMBEDDINGS, STREAM_FOR_IMAGES))
+    judged = [(probe.name, record, earlier_cause(record, ())) for probe, record in rows]
+    bad = [(name, why) for name, record, earlier in judged if earlier is None and (why := streamed_answer(record))]
+    if not bad:
+        for name, _, earlier in judged:
+            if earlier is not None:
+                raise Precondition(f"not evaluated: the {name} request was {earlier}")
+    statuses = ", ".join(f"{name} {record.http.status}" for name, record, _ in judged)
     return verdict(
-        came_back(record) != "event stream",
-        f"no event stream (status {record.http.status})",
-        "embeddings answered with an event stream",
-        refusal(record),
+        not bad,
+        f"no event stream ({statuses})",
+        "; ".join(f"{name}: {why}" for name, why in bad),
+        Exchanges(len(rows), tuple(name for name, _ in bad)),
     )
 
 
