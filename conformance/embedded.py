@@ -25,6 +25,25 @@ class Embedded:
     node_face: NodeFace | None = None  # set when the embedded mock serves the node face
 
 
+def embedded_signer(scheme: Scheme) -> SuiSigner:
+    """The fixed stack owner of the embedded node face. Ed25519's seed is the one it always was, so
+    its address is unchanged; the ECDSA keys hash the scheme in (a hash is out of a curve's scalar range
+    with probability about 2^-128 on secp256k1 and 2^-32 on secp256r1; these two are in range)."""
+    if scheme is Scheme.ED25519:
+        return SuiSigner(scheme, blake2b_256(b"atoma-conformance embedded proxy signer"))
+    return SuiSigner(scheme, blake2b_256(b"atoma-conformance embedded proxy signer:" + scheme.label.encode()))
+
+
+def fault_owner_scheme(faults: Sequence[str]) -> Scheme:
+    """The stack owner's scheme the mock's ``faults`` are proved with (``Fault.owner``): a flaw of the
+    node's ECDSA verifier is invisible to an Ed25519 owner, so ``run --face node --mock-fault`` of one
+    signs with the scheme that shows it (the first, if faults disagree), else Ed25519."""
+    from mock_node.faults import FAULTS
+
+    schemes = sorted({FAULTS[name].owner for name in faults if name in FAULTS} - {Scheme.ED25519})
+    return schemes[0] if schemes else Scheme.ED25519
+
+
 @contextlib.contextmanager
 def embedded_target(
     profile: str = "strict",
@@ -35,18 +54,27 @@ def embedded_target(
     face: Face = "proxy",
     signer: SuiSigner | None = None,
     stack_small_id: int = EMBEDDED_STACK,
+    signer_scheme: Scheme | None = None,
+    known_keys: bool = False,
 ) -> Iterator[Embedded]:
-    """The mock on loopback. On the node face it registers ``signer`` (a fixed test key by default) as
-    the owner of ``stack_small_id``, so the suite can stand in for the proxy."""
+    """The mock on loopback. On the node face it registers ``signer`` (by default a fixed test key of
+    ``signer_scheme``; without one, Ed25519 or the scheme the named ``faults`` need to show) as the
+    owner of ``stack_small_id``, so the suite can stand in for the proxy. With ``known_keys`` the
+    proxy face knows the target's two API keys and refuses any other token, as a real proxy does (a
+    run's checks of R2.2 and R10.7 need it); without, it lets any token in, which the fuzz campaign
+    relies on to give each session stacks of its own."""
     from mock_node.config import DEFAULT_MODELS, MockConfig
     from mock_node.testing import SkewClock, running_node
 
     clock = SkewClock()
     owners: dict[int, str] = {}
     if face == "node":
-        signer = signer or SuiSigner(Scheme.ED25519, blake2b_256(b"atoma-conformance embedded proxy signer"))
+        signer = signer or embedded_signer(signer_scheme or fault_owner_scheme(faults))
         owners = {stack_small_id: signer.address}
-    config = MockConfig(profile=profile, faults=tuple(faults), clock=clock.now, face=face, stack_owners=owners)
+    keys = EMBEDDED_KEYS if face == "proxy" and known_keys else ()
+    config = MockConfig(
+        profile=profile, faults=tuple(faults), clock=clock.now, face=face, stack_owners=owners, api_keys=keys
+    )
     hop = NodeFace(signer, stack_small_id, config.node_public_key) if signer is not None and face == "node" else None
     with running_node(config) as url:
         target = Target(

@@ -55,22 +55,29 @@ def _marks_of(check: Check) -> Callable[..., bool]:
     return lambda name, /, **_kwargs: name in marks
 
 
-def closure(names: set[str], face: Face) -> set[str]:
-    """The probes ``names`` run, with everything they read first; probes of the other face skip."""
-    todo = [name for name in names if PROBES[name].face in (None, face)]
+def closure(names: set[str], face: Face, member_table: str = "cover") -> set[str]:
+    """The probes ``names`` run, with everything they read first; probes of the other face, and the
+    member table's other depth, skip."""
+
+    def runs(name: str) -> bool:
+        return PROBES[name].face in (None, face) and PROBES[name].depth in (None, member_table)
+
+    todo = [name for name in names if runs(name)]
     seen: set[str] = set()
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        todo.extend(read for read in PROBES[name].cost.reads if PROBES[read].face in (None, face))
+        todo.extend(read for read in PROBES[name].cost.reads if runs(read))
     return seen
 
 
-def estimate_run(*, select_expr: str | None, workers: int, face: Face, embedded: bool) -> Bound:
+def estimate_run(
+    *, select_expr: str | None, workers: int, face: Face, embedded: bool, member_table: str = "cover"
+) -> Bound:
     checks = select(select_expr)
-    probes = closure({name for check in checks for name in check.probes}, face)
+    probes = closure({name for check in checks for name in check.probes}, face, member_table)
     per_lock = 0 if face == "node" else 1
     sends = sum(PROBES[name].cost.sends for name in probes)
     locks = sum(PROBES[name].cost.locks for name in probes) * per_lock

@@ -298,9 +298,22 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         choices=("proxy", "node"),
         default="proxy",
     ),
+    RunOption(
+        "member-table",
+        "cover (default): the member table's cases that hold every member and every rule once; full: all "
+        "85 cases, a lock each on the proxy face (conformance/member_table.py)",
+        choices=("cover", "full"),
+        default="cover",
+    ),
     RunOption("signer-key", "node face: the stack owner's Sui keystore entry (a file); never printed", "FILE"),
     RunOption("stack-small-id", "node face: the stack the signer owns", "N", u64),
     RunOption("node-public-key", "node face: the node's X25519 public key (base64), as published on-chain", "B64"),
+    RunOption(
+        "signer-scheme",
+        "node face, embedded mock only: the signature scheme of the stack owner the mock registers (default "
+        "ed25519); against a live node the owner signs in the scheme of its own key file",
+        choices=("ed25519", "secp256k1", "secp256r1"),
+    ),
     RunOption(
         "mock-fault",
         "start the embedded mock with this named fault (repeatable; 'atoma-conformance mock --list-faults')",

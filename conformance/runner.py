@@ -18,7 +18,7 @@ from typing import Any
 from .budget import LocalBudget
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
 from .exits import ExitCode, UserError
-from .hop import MAX_KEY_FILE_BYTES, load_signer, node_face_from
+from .hop import MAX_KEY_FILE_BYTES, embedded_owner_scheme, load_signer, node_face_from
 from .options import (
     INSECURE_WARNING,
     RUN_OPTIONS,
@@ -97,6 +97,10 @@ def preflight(args: argparse.Namespace) -> None:
                 raise UserError(f"--{flag.replace('_', '-')}: the node face has no bearer tokens (only --face proxy)")
         if not args.target and args.node_public_key is not None:
             raise UserError("--node-public-key: only with --target (the embedded node's key is known)")
+    try:
+        embedded_owner_scheme(args.signer_scheme, face=args.face, target=args.target, signer_key=args.signer_key)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if args.signer_key is not None:  # the run itself starts in another directory: an absolute path
         args.signer_key = str(existing_file(args.signer_key, "--signer-key", MAX_KEY_FILE_BYTES).resolve())
     if args.ca_bundle is not None:
@@ -245,7 +249,13 @@ def pytest_args(args: argparse.Namespace, report_dir: Path, inifile: Path) -> li
 def dry_run(args: argparse.Namespace) -> int:
     from .estimate import estimate_run
 
-    bound = estimate_run(select_expr=args.select, workers=args.workers or 1, face=args.face, embedded=not args.target)
+    bound = estimate_run(
+        select_expr=args.select,
+        workers=args.workers or 1,
+        face=args.face,
+        embedded=not args.target,
+        member_table=args.member_table,
+    )
     cap = f"; --max-requests caps it at {args.max_requests}" if args.max_requests else ""
     print(
         f"dry run: {bound.checks} checks over {bound.probes} probes, at most {bound.requests} requests "
@@ -294,7 +304,13 @@ def run(args: argparse.Namespace) -> int:
         _store_gate(results_path, gate_record(outcome, args.baseline))
     from .estimate import estimate_run
 
-    bound = estimate_run(select_expr=args.select, workers=args.workers or 1, face=args.face, embedded=not args.target)
+    bound = estimate_run(
+        select_expr=args.select,
+        workers=args.workers or 1,
+        face=args.face,
+        embedded=not args.target,
+        member_table=args.member_table,
+    )
     print(summary(results, results_path, bound=bound.requests, preflight=preflight_sent))
     _render(results_path, Path(args.junit_xml).resolve() if args.junit_xml else None)
     if baseline is not None and not results.stopped_early:

@@ -61,6 +61,7 @@ from conformance.protocol import (
 __all__ = [
     "MUTATION_FAMILIES",
     "Mutation",
+    "NotProducible",
     "chat_requests",
     "completions_requests",
     "embeddings_requests",
@@ -727,13 +728,25 @@ def _insert_whitespace(envelope: dict[str, Any], member: str, position: int, spa
     envelope[member] = text[:at] + space + text[at:]
 
 
+class NotProducible(ValueError):
+    """A mutation that this envelope cannot carry: the member has no character the mutation changes
+    (a URL-safe re-encoding of a value without '+' or '/' is the value itself). The caller re-seals,
+    or records the case as not producible; it never counts as a refusal."""
+
+
 def _urlsafe(envelope: dict[str, Any], params: tuple[Any, ...]) -> bytes:
-    (member,) = params
+    member, *only = params
+    if only and only[0]:  # the member table: this member or nothing
+        text: str = envelope[member]
+        if "+" not in text and "/" not in text:
+            raise NotProducible(f"{member} has no '+' or '/' to re-encode in the URL-safe alphabet")
+        envelope[member] = text.translate(str.maketrans("+/", "-_"))
+        return _dumps(envelope)
     start = _BINARY.index(member)
     for candidate in _BINARY[start:] + _BINARY[:start]:
-        text: str = envelope[candidate]
-        if "+" in text or "/" in text:
-            envelope[candidate] = text.translate(str.maketrans("+/", "-_"))
+        value: str = envelope[candidate]
+        if "+" in value or "/" in value:
+            envelope[candidate] = value.translate(str.maketrans("+/", "-_"))
             return _dumps(envelope)
     _insert_whitespace(envelope, member, 1, " ")  # no member has a character that differs between alphabets
     return _dumps(envelope)
@@ -749,6 +762,8 @@ def _trailing_bits(envelope: dict[str, Any], params: tuple[Any, ...]) -> bytes:
     member, bits = params
     text: str = envelope[member]
     data = text.rstrip("=")
+    if data == text:
+        raise NotProducible(f"{member} has no padding, so its last character has no unused bits")
     # A canonical last character has its unused low bits (2 or 4 of them) zero; setting 1-2 of them keeps
     # the decoded bytes and the padding but makes the encoding non-canonical.
     last = _B64_ALPHABET[_B64_ALPHABET.index(data[-1]) | bits]
@@ -758,8 +773,54 @@ def _trailing_bits(envelope: dict[str, Any], params: tuple[Any, ...]) -> bytes:
 
 def _unpadded(envelope: dict[str, Any], params: tuple[Any, ...]) -> bytes:
     (member,) = params
-    envelope[member] = envelope[member].rstrip("=")
+    text: str = envelope[member]
+    if not text.endswith("="):
+        raise NotProducible(f"{member} has no '=' padding to strip (its length is a multiple of 3)")
+    envelope[member] = text.rstrip("=")
     return _dumps(envelope)
+
+
+def _surplus_padding(envelope: dict[str, Any], params: tuple[Any, ...]) -> bytes:
+    (member,) = params
+    text: str = envelope[member]
+    # One '=' more than the final quantum allows; a value with no padding gets a whole quantum of it.
+    envelope[member] = text + ("=" if text.endswith("=") else "====")
+    return _dumps(envelope)
+
+
+def _ciphertext_short(envelope: dict[str, Any], params: tuple[Any, ...]) -> bytes:
+    (length,) = params
+    envelope["ciphertext"] = b64encode(_decoded(envelope, "ciphertext")[:length])
+    return _dumps(envelope)
+
+
+_PLACEHOLDER = "atoma-conformance/number-placeholder"
+
+
+def _integer_form(envelope: dict[str, Any], params: tuple[Any, ...]) -> bytes:
+    """An integer member written in a number form the spec refuses (R3.11: a fraction or an exponent),
+    or a value outside its range; the JSON text is exact, since a parser would normalise it."""
+    member, form = params
+    value = envelope.get(member)
+    base = value if isinstance(value, int) and not isinstance(value, bool) else 1
+    text = {"exponent": f"{base}e0", "negative": "-1", "above-u64": str(2**64)}[form]
+    envelope[member] = _PLACEHOLDER
+    return _dumps(envelope).replace(jsonwire.dumps(_PLACEHOLDER), text.encode("ascii"))
+
+
+def _body_not_object(envelope: dict[str, Any], params: tuple[Any, ...]) -> bytes:
+    """The envelope made into a body that is not one JSON object (R3.1): an array holding it, the
+    object followed by more text, a JSON string of it, or the object with a byte that is not UTF-8."""
+    (form,) = params
+    body = _dumps(envelope)
+    if form == "array":
+        return b"[" + body + b"]"
+    if form == "trailing-data":
+        return body + b" {}"
+    if form == "string":
+        return jsonwire.dumps(body.decode("utf-8"))
+    model = jsonwire.dumps(envelope["model_name"])  # "invalid-utf8": a lone 0xff inside a string
+    return body.replace(model, model[:-1] + b'\xff"', 1)
 
 
 def _wrong_length(envelope: dict[str, Any], params: tuple[Any, ...]) -> bytes:
@@ -909,7 +970,7 @@ _FAMILY_LIST = (
     _Family(
         "type-confusion",
         "ERR-010",
-        ("R3.1", "R3.11"),
+        ("R3.1", "R3.11", "R3.12"),
         _REFUSE,
         st.sampled_from(_TYPE_CONFUSIONS),
         lambda p: f"{p[0]} set to a JSON {p[1]}",
@@ -918,11 +979,13 @@ _FAMILY_LIST = (
     _Family(
         "base64-urlsafe",
         "ERR-014",
-        ("R3.4",),
+        ("R3.4", "R10.3"),
         _REFUSE,
         st.tuples(st.sampled_from(_BINARY)),
         lambda p: (
-            f"{p[0]}, or the next binary member with '+' or '/', re-encoded in the URL-safe alphabet "
+            f"{p[0]} re-encoded in the URL-safe alphabet"
+            if p[1:] and p[1]
+            else f"{p[0]}, or the next binary member with '+' or '/', re-encoded in the URL-safe alphabet "
             "(a space inserted if no member has either)"
         ),
         _urlsafe,
@@ -930,7 +993,7 @@ _FAMILY_LIST = (
     _Family(
         "base64-whitespace",
         "ERR-014",
-        ("R3.4",),
+        ("R3.4", "R10.3"),
         _REFUSE,
         st.tuples(
             st.sampled_from(_BINARY),
@@ -943,7 +1006,7 @@ _FAMILY_LIST = (
     _Family(
         "base64-trailing-bits",
         "ERR-014",
-        ("R3.4",),
+        ("R3.4", "R10.3"),
         _REFUSE,
         st.tuples(st.sampled_from(_PADDED), st.integers(min_value=1, max_value=3)),
         lambda p: f"unused low bits {p[1]:02b} of the last data character of {p[0]} set (non-canonical)",
@@ -952,7 +1015,7 @@ _FAMILY_LIST = (
     _Family(
         "base64-unpadded",
         "ERR-015",
-        ("R3.4",),
+        ("R3.4", "R10.3"),
         _REFUSE,
         st.tuples(st.sampled_from(_PADDED)),
         lambda p: f"'=' padding stripped from {p[0]}",
@@ -973,6 +1036,54 @@ _FAMILY_LIST = (
             + ("(last byte dropped)" if p[1] < 0 else f"(byte 0x{p[2]:02x} appended)")
         ),
         _wrong_length,
+    ),
+    _Family(
+        "base64-surplus-padding",
+        "ERR-015",
+        ("R3.4", "R10.3"),
+        _REFUSE,
+        st.tuples(st.sampled_from(_BINARY)),
+        lambda p: f"surplus '=' padding appended to {p[0]}",
+        _surplus_padding,
+    ),
+    _Family(
+        "ciphertext-short",
+        "ERR-024",
+        ("R3.10", "R10.3"),
+        _REFUSE,
+        st.tuples(st.integers(min_value=0, max_value=TAG_LEN - 1)),
+        lambda p: f"ciphertext cut to {p[0]} byte(s), less than a GCM tag",
+        _ciphertext_short,
+    ),
+    _Family(
+        "integer-form",
+        "ERR-010",
+        ("R3.11", "R3.12"),
+        _REFUSE,
+        st.tuples(
+            st.sampled_from(("stack_small_id", "num_compute_units")),
+            st.sampled_from(("exponent", "negative", "above-u64")),
+        ),
+        lambda p: {
+            "exponent": f"{p[0]} written with an exponent (1e0 form)",
+            "negative": f"{p[0]} set to -1",
+            "above-u64": f"{p[0]} set to 2^64, above the largest allowed value",
+        }[p[1]],
+        _integer_form,
+    ),
+    _Family(
+        "body-not-object",
+        "ERR-035",
+        ("R3.1", "R10.2"),
+        _REFUSE,
+        st.tuples(st.sampled_from(("array", "trailing-data", "string", "invalid-utf8"))),
+        lambda p: {
+            "array": "the envelope wrapped in a JSON array",
+            "trailing-data": "more JSON text after the envelope object",
+            "string": "the envelope sent as one JSON string",
+            "invalid-utf8": "a byte that is not UTF-8 inside model_name",
+        }[p[0]],
+        _body_not_object,
     ),
     _Family(
         "extra-member",
@@ -1012,7 +1123,8 @@ def mutations(*, include_accepting: bool = True) -> SearchStrategy[Mutation]:
     ERR-002, ``nonce-bit-flip`` ERR-003, ``salt-bit-flip`` ERR-004, ``client-key-swapped`` ERR-005,
     ``node-key-swapped`` ERR-006, ``hash-bit-flip`` ERR-007, ``low-order-client-key`` ERR-008,
     ``field-missing`` ERR-009, ``type-confusion`` ERR-010, ``base64-urlsafe``/``-whitespace``/
-    ``-trailing-bits`` ERR-014, ``base64-unpadded`` ERR-015 and ``wrong-length`` ERR-024 must be refused;
+    ``-trailing-bits`` ERR-014, ``base64-unpadded`` and ``-surplus-padding`` ERR-015, ``wrong-length`` and
+    ``ciphertext-short`` ERR-024, ``integer-form`` ERR-010 and ``body-not-object`` ERR-035 must be refused;
     ``extra-member`` and ``reserialized`` (ENDPOINT-001) must be served. ``include_accepting=False``
     draws only the families a node must refuse.
 
@@ -1096,3 +1208,15 @@ def sse_framings(events: list[bytes], *, allow_done: bool = True) -> SearchStrat
         except UnicodeDecodeError:
             raise ValueError("an SSE data payload must be UTF-8 (a reader decodes every line)") from None
     return _sse_framings(checked, allow_done)
+
+
+def mutation(family: str, *params: Any) -> Mutation:
+    """The mutation of ``family`` with exactly ``params``, labelled as a drawn one would be.
+
+    Why: the member table (:mod:`conformance.member_table`) names each of its cases by hand, so that the
+    suite and the fuzzer send the same case, whatever Hypothesis would have drawn.
+    """
+    spec = _FAMILIES.get(family)
+    if spec is None:
+        raise ValueError(f"unknown mutation family {family!r}")
+    return Mutation(spec.name, spec.check_id, spec.spec_refs, spec.expect, spec.describe(params), params)

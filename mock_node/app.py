@@ -50,7 +50,7 @@ from conformance.protocol import (
 )
 from conformance.protocol import verify as verify_signature
 
-from . import fake_model, misshape
+from . import fake_model, misshape, xsig
 from .backend import Backend, BackendError
 from .behaviour import Behaviour
 from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TIMEOUT_S, LOCK_DEFAULT_TOKENS, MockConfig
@@ -123,7 +123,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
 
     def refuse(behaviour: Behaviour, refusal: Refusal) -> Response:
         status, code, message = refusal.status, refusal.code, refusal.message
-        if config.face == "node":  # the node face's codes (Table 10.1)
+        unmapped = behaviour.node_unknown_model == "404" and (status, code) == (404, "NOT_FOUND")
+        if config.face == "node" and not unmapped:  # the node face's codes (Table 10.1)
             status, code = NODE_FACE_CODES.get((status, code), (status, code))
         if refusal.kind == "crypto" and behaviour.crypto_error_status == 500:
             status, code, message = 500, "INTERNAL_ERROR", "Internal server error occurred"
@@ -160,7 +161,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         token = header[7:]
         # Compare bytes: compare_digest refuses non-ASCII str, and a hostile header must not become a 500.
         presented = token.encode("utf-8", "surrogateescape")
-        if config.api_keys and not any(hmac.compare_digest(presented, k.encode()) for k in config.api_keys):
+        known = not config.api_keys or any(hmac.compare_digest(presented, k.encode()) for k in config.api_keys)
+        if not known and config.behaviour.check_api_key:  # any-bearer-token: a well-formed token is enough
             raise Refusal(401, "AUTH_ERROR", "Authentication failed: unknown API key", kind="auth")
         return token_id(token)
 
@@ -193,13 +195,17 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     async def lock(request: Request) -> Response:
         behaviour = config.behaviour
         try:
-            owner = authenticate(request, required=behaviour.lock_requires_bearer)  # R2.4: the token first
+            body_first = behaviour.lock_body_first  # a framework's body extractor runs before the handler (W30)
+            owner = "" if body_first else authenticate(request, required=behaviour.lock_requires_bearer)  # R2.4
             behaviour = behaviour_for(request)
-            body = await read_body(request, LOCK_BODY_LIMIT)
             try:
-                lock_request = LockRequest.parse(body)
-            except ProtocolError as exc:
-                raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc)) from None
+                lock_request = await read_lock_request(request, behaviour)
+            except Refusal as refusal:
+                if behaviour.lock_rejections == "text":  # the framework's rejection, in its words (W30)
+                    return Response(refusal.message, status_code=refusal.status, media_type="text/plain; charset=utf-8")
+                raise
+            if body_first:
+                owner = authenticate(request, required=behaviour.lock_requires_bearer)
             if lock_request.model not in config.models:
                 if behaviour.unknown_model_lock == "500":
                     raise Refusal(500, "INTERNAL_ERROR", "Internal server error occurred", kind="server")
@@ -223,10 +229,26 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         reply = LockResponse(b64encode(public_key), config.node_small_id, None, granted.stack_small_id)
         return _lock_reply(reply, behaviour.lock_reply)
 
+    async def read_lock_request(request: Request, behaviour: Behaviour) -> LockRequest:
+        """The lock body (R2.1, R2.3), or the refusal of it; ``lock_members`` holds the faults of a parser
+        that refuses unknown members (a struct that denies them) or reads a null max_num_tokens as 0."""
+        body = await read_body(request, LOCK_BODY_LIMIT, check_type=behaviour.lock_checks_content_type)
+        try:
+            value = jsonwire.loads(body)
+            lock_request = LockRequest.from_json(value)
+        except ProtocolError as exc:
+            raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc)) from None
+        members = value if isinstance(value, dict) else {}
+        if behaviour.lock_members == "deny-unknown" and set(members) - {"model", "max_num_tokens", "timeout"}:
+            raise Refusal(400, "REQUEST_ERROR", "unknown member in the lock body")
+        if behaviour.lock_members == "null-as-zero" and members.get("max_num_tokens", 0) is None:
+            lock_request = replace(lock_request, max_num_tokens=0)
+        return lock_request
+
     async def confidential(request: Request) -> Response:
         behaviour = config.behaviour
         try:
-            if config.face == "proxy":  # an unauthenticated caller learns nothing, not even about fault names
+            if config.face == "proxy" and not behaviour.token_after_lock:  # an unauthenticated caller learns nothing
                 authenticate(request, required=behaviour.confidential_requires_bearer)
             behaviour = behaviour_for(request)
             return await _confidential(request, behaviour)
@@ -236,9 +258,13 @@ def create_app(config: MockConfig | None = None) -> Starlette:
     async def _confidential(request: Request, behaviour: Behaviour) -> Response:
         endpoint = ENDPOINTS[request.url.path]
         proxy = config.face == "proxy"
-        owner = authenticate(request, required=behaviour.confidential_requires_bearer) if proxy else "node-face"
+        late = proxy and behaviour.token_after_lock  # the token is checked only once the lock is spent (a fault)
+        owner = ANONYMOUS if late else "node-face"
+        if proxy and not late:
+            owner = authenticate(request, required=behaviour.confidential_requires_bearer)
         try:
             limit = config.max_body_bytes if behaviour.body_limit == "configured" else MIDDLEWARE_BODY_LIMIT
+            limit = _framed_limit(request, limit, behaviour)
             body = await read_body(request, limit, check_type=behaviour.check_content_type)
         except Refusal as refusal:
             refusal.validation = True
@@ -250,17 +276,26 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             malformed = Refusal(400, "REQUEST_ERROR", _protocol_message(exc))
             malformed.validation = True
             raise malformed from None
+        if behaviour.unknown_envelope_members == "refuse":
+            _refuse_unknown_members(body)
         if behaviour.base64_decoding == "lenient":
-            envelope = _lenient(envelope)
+            envelope = _lenient(envelope, BINARY_MEMBERS)
+        elif behaviour.lenient_base64_members:
+            envelope = _lenient(envelope, tuple(sorted(behaviour.lenient_base64_members)))
         signer = authorize_hop(request, envelope, behaviour) if config.face == "node" else None
         try:
             decoded = _decode(envelope, behaviour)
         except Refusal as refusal:
             refusal.validation = True
             raise
+        if behaviour.client_key_top_bit == "refuse" and decoded.client_dh_public_key[31] & 0x80:
+            raise Refusal(400, "REQUEST_ERROR", "client_dh_public_key: bit 255 is set", kind="crypto")
         units = envelope.num_compute_units
-        if units is None:
-            units = IMAGE_DEFAULT_UNITS if endpoint == "images" else LOCK_DEFAULT_TOKENS
+        if units is None:  # R2.12; the null-as-zero fault reads an absent value as 0
+            default = IMAGE_DEFAULT_UNITS if endpoint == "images" else LOCK_DEFAULT_TOKENS
+            units = 0 if behaviour.compute_units == "null-as-zero" else default
+        if behaviour.compute_units == "ignore-capacity":
+            units = 0  # any lock on the stack admits the request, whatever its size
         # A request that names a stack the proxy has never heard of passes without a lock check under the
         # pass-through fault (a lookup's "nothing recorded" read as "no restriction").
         stack = envelope.stack_small_id
@@ -277,6 +312,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
                 )
         except LockRefused as exc:
             raise Refusal(425, "UNAVAILABLE_STACK", f"Stack unavailable: {exc.reason}") from None
+        if late:
+            authenticate(request, required=behaviour.confidential_requires_bearer)
         try:
             return await _serve(request, endpoint, envelope, decoded, behaviour, signer, judged)
         except Refusal:
@@ -331,6 +368,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             else:
                 answer = fake_model.respond(endpoint, inner, request_id=request_id, created=created)
         except fake_model.PlaintextError as exc:
+            if behaviour.unservable_plaintext == "500":  # the backend's refusal turned into the node's failure
+                raise Refusal(500, "INTERNAL_ERROR", "Internal server error occurred", kind="server") from None
             raise Refusal(
                 400, "REQUEST_ERROR", _plaintext_message(exc.field, exc.reason, plaintext, behaviour)
             ) from None
@@ -377,11 +416,14 @@ def create_app(config: MockConfig | None = None) -> Starlette:
                 raise Refusal(400, "MISSING_HEADER", "Missing required header: X-Signature")
         else:
             try:
-                parsed = parse_signature(header, field="X-Signature")
+                xsig.screen_header(header, behaviour)
+                parsed = xsig.screen(parse_signature(header, field="X-Signature"), behaviour)
                 if behaviour.x_signature != "parse-only":
                     verify_signature(parsed, claimed, field="X-Signature", any_length=len(claimed) != HASH_LEN)
-                signer = parsed.address
-            except ProtocolError:
+                signer = xsig.address(parsed, behaviour)
+            except (ProtocolError, xsig.Crash) as exc:
+                if xsig.crashed(exc, behaviour):  # the faults of mock_node/xsig.py
+                    raise Refusal(500, "INTERNAL_ERROR", "Internal server error occurred", kind="server") from None
                 if behaviour.x_signature != "accept-invalid":
                     raise Refusal(400, "INVALID_HEADER", "Invalid header value provided") from None
         if behaviour.owner_check == "before-decrypt":
@@ -431,7 +473,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             if not behaviour.accept_tampered_ciphertext:
                 raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc), kind="crypto") from None
             return exchange, shared, jsonwire.dumps(made_up)
-        computed = blake2b_256(plaintext)
+        computed = blake2b_256(_hashed(plaintext, behaviour))
         if not behaviour.accept_wrong_plaintext_hash and not hmac.compare_digest(computed, decoded.plaintext_body_hash):
             message = HashMismatch("does not equal BLAKE2b-256 of the decrypted plaintext", field="plaintext_body_hash")
             text = _protocol_message(message)
@@ -453,6 +495,9 @@ def create_app(config: MockConfig | None = None) -> Starlette:
                 400, "REQUEST_ERROR", _plaintext_message(exc.field or "plaintext", exc.reason, plaintext, behaviour)
             ) from None
         model = inner.get("model")
+        if not isinstance(model, str) and behaviour.plaintext_model == "envelope":
+            model = envelope.model_name  # the backend chosen by the clear model_name (R3.14: by the inner one)
+            inner = {**inner, "model": model}
         if not isinstance(model, str):
             raise Refusal(400, "REQUEST_ERROR", _plaintext_message("model", "must be a string", plaintext, behaviour))
         if model not in config.models and behaviour.check_model:
@@ -461,10 +506,13 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             )
         if envelope.stream and endpoint not in fake_model.STREAMABLE and endpoint in behaviour.streamable:
             inner = {**inner, "stream": True}  # the envelope's flag decides (R1.5), whatever the endpoint
+        outer_stream = bool(envelope.stream)
+        if envelope.stream is None and behaviour.unset_stream == "event-stream" and endpoint in behaviour.streamable:
+            outer_stream, inner = True, {**inner, "stream": True}  # absent or null read as a stream (R1.5)
         if behaviour.check_consistency:
             if envelope.model_name != model:
                 raise Refusal(400, "REQUEST_ERROR", "model_name: differs from the model inside the plaintext")
-            if bool(envelope.stream) != (inner.get("stream") is True):
+            if outer_stream != (inner.get("stream") is True):
                 raise Refusal(400, "REQUEST_ERROR", "stream: differs from the stream flag inside the plaintext")
         if inner.get("stream") is True and endpoint not in behaviour.streamable:
             raise Refusal(400, "REQUEST_ERROR", "stream: this endpoint does not stream")
@@ -474,6 +522,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, "INTERNAL_ERROR")
         message = {404: "Resource not found", 405: "Method not allowed"}.get(status, "Internal server error occurred")
+        if config.behaviour.routing_errors == "text":  # the framework's own answer to a route it does not have
+            return Response(message, status_code=status, media_type="text/plain; charset=utf-8")
         return json_response(status, ErrorBody(code, message).serialize())
 
     routes = [
@@ -512,17 +562,50 @@ def _lock_reply(reply: LockResponse, shape: frozenset[str]) -> Response:
     return Response(jsonwire.dumps(members), status_code=200, media_type=media)
 
 
+def _framed_limit(request: Request, limit: int, behaviour: Behaviour) -> int:
+    """The body limit as the framing faults apply it, after their own refusals: a body without a
+    Content-Length refused 411 (``chunked_bodies``), a charset refused 415 (``content_type_match``), a
+    limit that reads the header alone (``body_limit_reads``) or refuses the limit itself (``body_limit_edge``)."""
+    declared = "content-length" in request.headers
+    if not declared and behaviour.chunked_bodies == "411":
+        raise Refusal(411, "LENGTH_REQUIRED", "a Content-Length header is required")
+    exact = request.headers.get("content-type", "") == "application/json"
+    if behaviour.content_type_match == "exact" and behaviour.check_content_type and not exact:
+        raise Refusal(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json")
+    if not declared and behaviour.body_limit_reads == "content-length":
+        return MIDDLEWARE_BODY_LIMIT  # no header to judge: only the middleware's cap is left
+    return limit - 1 if behaviour.body_limit_edge == "exclusive" else limit
+
+
+ENVELOPE_MEMBERS = frozenset({*ConfidentialComputeRequest.REQUIRED, "num_compute_units", "stream"})
+
+
+def _refuse_unknown_members(body: bytes) -> None:
+    """The unknown-member fault: a parser that denies unknown fields (R3.2 says ignore them)."""
+    if set(jsonwire.loads_object(body)) - ENVELOPE_MEMBERS:
+        raise Refusal(400, "REQUEST_ERROR", "the envelope has a member this node does not know")
+
+
+def _hashed(plaintext: bytes, behaviour: Behaviour) -> bytes:
+    """What the node hashes: the decrypted bytes (R6.2), or, under the fault, its own re-serialization
+    of them (W11), which equals them only when the client wrote compact JSON."""
+    if behaviour.plaintext_hash_input == "reserialized":
+        with contextlib.suppress(ProtocolError):
+            return jsonwire.dumps(jsonwire.loads(plaintext))
+    return plaintext
+
+
 def _trace(envelope: ConfidentialComputeRequest, behaviour: Behaviour) -> dict[str, str]:
     """The echo-hash-header fault's tracing header: the request's plaintext_body_hash, in clear."""
     return {"x-plaintext-body-hash": envelope.plaintext_body_hash} if behaviour.echo_hash_header else {}
 
 
-def _lenient(envelope: ConfidentialComputeRequest) -> ConfidentialComputeRequest:
-    """The envelope as a forgiving base64 decoder reads it (Node's ``Buffer.from(s, "base64")``): either
-    alphabet, padding optional, whitespace, stray characters and stray low bits skipped. Each binary member
-    is re-written canonically, so the strict decode that follows accepts what the forgiving one did."""
+def _lenient(envelope: ConfidentialComputeRequest, members: tuple[str, ...]) -> ConfidentialComputeRequest:
+    """The envelope as a forgiving base64 decoder reads ``members`` (Node's ``Buffer.from(s, "base64")``):
+    either alphabet, padding optional, whitespace, stray characters and stray low bits skipped. Each is
+    re-written canonically, so the strict decode that follows accepts what the forgiving one did."""
     canonical: dict[str, Any] = {}
-    for name in BINARY_MEMBERS:
+    for name in members:
         text = "".join(getattr(envelope, name).split()).translate(_FROM_URLSAFE).rstrip("=")
         try:
             canonical[name] = b64encode(base64.b64decode(text + "=" * (-len(text) % 4)))

@@ -62,10 +62,30 @@ class Behaviour:
     check_model: bool = True  # the plaintext's model is one the node serves
     check_node_key: bool = True  # node_dh_public_key is the node's current key (R3.13)
     check_content_type: bool = True  # a confidential body must be application/json (R3.3)
+    # --- the plaintext and the body's framing (sections 1.2, 3, 4, 9) ---
+    plaintext_model: Literal["plaintext", "envelope"] = "plaintext"  # "envelope": model_name fills a missing model
+    unservable_plaintext: Literal["400", "500"] = "400"  # a plaintext the model cannot serve (chat messages a string)
+    node_unknown_model: Literal["400", "404"] = "400"  # node face: "404" answers as only the proxy face may
+    body_limit_reads: Literal["counted", "content-length"] = "counted"  # "content-length": the header alone is judged
+    body_limit_edge: Literal["inclusive", "exclusive"] = "inclusive"  # "exclusive": exactly the limit is refused
+    chunked_bodies: Literal["accept", "411"] = "accept"  # "411": a body without Content-Length is refused
+    content_type_match: Literal["media-type", "exact"] = "media-type"  # "exact": a charset parameter is refused
+    unknown_envelope_members: Literal["ignore", "refuse"] = "ignore"  # R3.2
+    plaintext_hash_input: Literal["raw", "reserialized"] = "raw"  # "reserialized": H(JSON(parsed)), not H(bytes)
+    client_key_top_bit: Literal["ignore", "refuse"] = "ignore"  # R4.1: bit 255 of the client key
+    unset_stream: Literal["json", "event-stream"] = "json"  # an absent or null envelope stream (R1.5, R3.12)
     base64_decoding: Literal["strict", "lenient"] = "strict"  # lenient: either alphabet, padding optional
+    lenient_base64_members: frozenset[str] = frozenset()  # these binary members alone are read forgivingly
     # --- bearer tokens and locks on the proxy face (sections 2, 10) ---
     lock_requires_bearer: bool = True
     confidential_requires_bearer: bool = True
+    check_api_key: bool = True  # False: any well-formed bearer token passes, whatever keys are configured
+    token_after_lock: bool = False  # a confidential request's token is checked after its lock is spent (R10.7)
+    lock_body_first: bool = False  # the lock body is read and validated before the token (W30, R2.4)
+    lock_checks_content_type: bool = True  # a lock body must be application/json (Table 10.1)
+    lock_rejections: Literal["json", "text"] = "json"  # "text": a framework's text/plain refusal of a body (W30)
+    lock_members: Literal["lenient", "deny-unknown", "null-as-zero"] = "lenient"  # R2.1's unknown and null members
+    compute_units: Literal["effective", "ignore-capacity", "null-as-zero"] = "effective"  # R2.12
     unknown_model_lock: Literal["503", "500"] = "503"
     spend_lock: bool = True  # a served request consumes its lock (R2.11)
     unknown_stack: Literal["refuse", "pass-through"] = "refuse"  # a stack the proxy has no record of
@@ -77,6 +97,7 @@ class Behaviour:
     validation_error_status: Literal["4xx", "200"] = "4xx"  # refusals before decryption (R10.8)
     body_limit: Literal["configured", "middleware"] = "configured"  # middleware: the 1 GiB layer only (W28)
     oversize_response: Literal["json", "text"] = "json"
+    routing_errors: Literal["json", "text"] = "json"  # "text": a framework's own 404 and 405 bodies (R10.1)
     error_codes: Literal["paired", "mispaired"] = (
         "paired"  # "mispaired": 4xx refusals say AUTH_ERROR, 401s REQUEST_ERROR
     )
@@ -92,6 +113,11 @@ class Behaviour:
     foreign_owner: Literal["AUTH_ERROR", "INVALID_HEADER"] = "AUTH_ERROR"  # 401, or upstream's 400
     owner_check: Literal["before-decrypt", "after-plaintext"] = "before-decrypt"  # upstream: after the model check
     node_hash_code: Literal["INVALID_BODY", "INVALID_HEADER"] = "INVALID_BODY"
+    # X-Signature paths an Ed25519 owner never reaches (mock_node/xsig.py): R7.5's rules, the curve point,
+    # an empty header, and the flag in the signer's R7.6 address
+    ecdsa_verifier: Literal["strict", "accept-high-s", "unchecked-scalars", "unchecked-point"] = "strict"
+    empty_signature: Literal["400", "500"] = "400"
+    signer_flag: Literal["own", "ed25519"] = "own"
 
     def but(self, **changes: object) -> Behaviour:
         """A copy with some knobs changed (profiles and faults are built this way)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from conformance.protocol import Scheme
 from conformance.taxonomy import Face
 
 from .behaviour import Behaviour
@@ -26,6 +27,7 @@ class Fault:
     changes: dict[str, object]
     caught_by: tuple[str, ...] = ()  # the suite's check ids that must fail under this fault
     face: Face = "proxy"  # the face the meta-test serves while proving the fault is caught
+    owner: Scheme = Scheme.ED25519  # node face: the stack owner's scheme the meta-test signs X-Signature with
 
     def apply(self, behaviour: Behaviour) -> Behaviour:
         """``behaviour`` with this fault's changes; a set-valued knob (the shapes) gains the fault's members,
@@ -41,9 +43,12 @@ def _f(name: str, category: str, wire_effect: str, violates: Iterable[str], **ch
     return Fault(name, category, wire_effect, tuple(violates), changes, CAUGHT_BY[name])
 
 
-def _node(name: str, wire_effect: str, violates: Iterable[str], **changes: object) -> Fault:
-    """A fault of the node face (the proxy's hop): meaningful only when the mock serves ``--face node``."""
-    return Fault(name, "node-face", wire_effect, tuple(violates), changes, CAUGHT_BY[name], face="node")
+def _node(
+    name: str, wire_effect: str, violates: Iterable[str], *, owner: Scheme = Scheme.ED25519, **changes: object
+) -> Fault:
+    """A fault of the node face (the proxy's hop): meaningful only when the mock serves ``--face node``;
+    ``owner`` is the stack owner's scheme that reaches it (an ECDSA flaw is invisible to an Ed25519 owner)."""
+    return Fault(name, "node-face", wire_effect, tuple(violates), changes, CAUGHT_BY[name], face="node", owner=owner)
 
 
 # The round-trip checks: every endpoint's answer decrypts, hashes and verifies. A fault that breaks any
@@ -93,6 +98,19 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "stream-no-cache-control": ("STREAM-002",),
     "data-keepalive": ("STREAM-003",),
     "stream-embeddings": ("STREAM-008",),
+    "stream-images": ("STREAM-008",),
+    # the plaintext and the body's framing (conformance/checks/sections/plaintext.py, key_encodings.py)
+    "model-from-envelope": ("ERR-030",),
+    "unservable-plaintext-500": ("ERR-017", "ERR-031"),
+    "node-unknown-model-404": ("ERR-011", "ERR-032"),
+    "size-limit-content-length-only": ("ERR-033",),
+    "body-limit-exclusive": ("ENDPOINT-016",),
+    "chunked-body-refused": ("ENDPOINT-015", "ERR-033"),
+    "charset-refused": ("ENDPOINT-014",),
+    "unknown-member-refused": ("ENDPOINT-011",),
+    "request-hash-reserialized": ("ENDPOINT-012",),
+    "client-key-top-bit-refused": ("ENDPOINT-013",),
+    "unset-stream-streams": ("ENDPOINT-010",),
     "unterminated-final-event": ("STREAM-005", "STREAM-009"),
     "drop-usage-chunk": ("STREAM-005",),
     "duplicate-chunk": ("NONCE-003", "NONCE-005", "STREAM-006"),
@@ -108,32 +126,52 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "accept-long-plaintext-hash": ("ERR-016", "ERR-017"),
     "ignore-node-key": ("ERR-006",),
     "lenient-base64": ("ERR-014", "ERR-015"),
+    "lenient-node-key-base64": ("ERR-014",),
     "ignore-content-type": ("ERR-022",),
     "ignore-model-name": ("ERR-023",),
-    "serve-any-model": ("ERR-011", "ERR-023"),
+    "serve-any-model": ("ERR-011", "ERR-023", "ERR-032"),
     "unknown-stack-pass-through": ("ERR-012",),
-    "confidential-without-bearer": ("ERR-021",),
+    "confidential-without-bearer": ("ERR-021", "ERR-028"),
+    "any-bearer-token": ("LOCK-014", "ERR-029"),
+    "token-after-lock": ("ERR-028", "LOCK-011"),
+    "null-units-free": ("LOCK-019",),
+    "lock-capacity-ignored": ("LOCK-019",),
     "echo-hash-header": ("ERR-025",),
-    "no-body-limit": ("ERR-013",),
-    "validation-errors-200": ("ERR-009", "ERR-010", "ERR-013", "ERR-014", "ERR-015", "ERR-016", "ERR-022", "ERR-024"),
+    "no-body-limit": ("ERR-013", "ERR-033"),
+    "validation-errors-200": (
+        *("ERR-009", "ERR-010", "ERR-013", "ERR-014", "ERR-015", "ERR-016", "ERR-022", "ERR-024"),
+        *("ERR-033", "ERR-035"),
+    ),
     "refusal-jams-stack": ("ERR-020",),
     # Every refusal check now names its status, so each refusal answered 500 fails its own check too.
-    "mispaired-error-codes": ("ERR-026",),
+    "mispaired-error-codes": (
+        *("ERR-026", "ERR-028", "ERR-029"),
+        *("LOCK-007", "LOCK-013", "LOCK-014", "LOCK-016", "LOCK-019"),
+        *("ERR-030", "ERR-032", "ERR-033"),
+    ),
     "500-on-client-error": (
         *("ERR-001", "ERR-002", "ERR-003", "ERR-004", "ERR-005", "ERR-006", "ERR-007", "ERR-008", "ERR-009"),
         *("ERR-010", "ERR-011", "ERR-012", "ERR-013", "ERR-014", "ERR-015", "ERR-016", "ERR-017", "ERR-022"),
         *("ERR-024", "LOCK-009", "LOCK-010", "LOCK-011", "REPLAY-001"),
+        *("LOCK-015", "LOCK-016", "LOCK-019"),
+        *("ERR-030", "ERR-031", "ERR-032", "ERR-033", "ERR-035", "STREAM-008"),
     ),
     "leak-hashes-in-error": ("ERR-019",),
     "leak-plaintext-in-error": ("ERR-019",),
-    "oversize-text-plain": ("ERR-018",),
+    "oversize-text-plain": ("ERR-018", "ERR-033"),
+    "routing-errors-text-plain": ("ERR-018", "ERR-027"),
     "lock-low-order-key": ("LOCK-004",),
     "lock-short-key": ("LOCK-003",),
     "lock-text-plain": ("LOCK-001",),
     "lock-members-sorted": ("LOCK-002",),
     "lock-string-ids": ("LOCK-005",),
     "lock-digest-omitted": ("LOCK-001", "LOCK-006"),
-    "lock-without-bearer": ("LOCK-007",),
+    "lock-without-bearer": ("LOCK-007", "LOCK-013", "LOCK-017"),
+    "lock-body-before-token": ("LOCK-017",),
+    "lock-rejections-text-plain": ("ERR-018", "LOCK-015", "LOCK-016"),
+    "lock-ignore-content-type": ("LOCK-016",),
+    "lock-deny-unknown-members": ("LOCK-018",),
+    "lock-null-tokens-zero": ("LOCK-018",),
     "lock-unknown-model-500": ("LOCK-008",),
     "reusable-lock": ("LOCK-009",),
     "node-accept-missing-signature": ("NODE-001",),
@@ -143,6 +181,12 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "node-accept-long-hash": ("ERR-017", "NODE-005"),
     "node-stream-without-request-id": ("NODE-006",),
     "node-trust-stack-header": ("NODE-007",),
+    "node-ecdsa-accept-high-s": ("NODE-008",),
+    "node-ecdsa-unchecked-scalars": ("NODE-009",),
+    "node-ecdsa-unchecked-point": ("NODE-010",),
+    "node-empty-signature-500": ("NODE-011",),
+    # every request of an ECDSA owner is refused: the checks that judge served answers' statuses fail too
+    "node-address-ed25519-flag": ("NODE-012", "ENC-005", "STREAM-001", *ROUND_TRIP),
 }
 
 
@@ -424,6 +468,90 @@ CATALOGUE: tuple[Fault, ...] = (
         streamable=frozenset({"embeddings"}),
     ),
     _f(
+        "stream-images",
+        "stream",
+        "an image request that asks for a stream (envelope and plaintext) gets an event stream of one chunk",
+        ["R9.1"],
+        streamable=frozenset({"images"}),
+    ),
+    # the plaintext and the body's framing
+    _f(
+        "model-from-envelope",
+        "acceptance",
+        "a plaintext without a string model is served with the model the clear model_name names",
+        ["R3.14"],
+        plaintext_model="envelope",
+    ),
+    _f(
+        "unservable-plaintext-500",
+        "errors",
+        "a plaintext the model cannot serve (chat messages as a string) is answered 500 INTERNAL_ERROR",
+        ["R10.2"],
+        unservable_plaintext="500",
+    ),
+    _node(
+        "node-unknown-model-404",
+        "the node face answers a model it does not serve with the proxy face's 404 NOT_FOUND",
+        ["R3.14"],
+        node_unknown_model="404",
+    ),
+    _f(
+        "size-limit-content-length-only",
+        "errors",
+        "the size limit judges the Content-Length header alone: a chunked body over 2 MiB is read whole",
+        ["R3.18"],
+        body_limit_reads="content-length",
+    ),
+    _f(
+        "body-limit-exclusive",
+        "acceptance",
+        "a body of exactly 2 MiB is refused 413 (the limit compared with >=)",
+        ["R3.17"],
+        body_limit_edge="exclusive",
+    ),
+    _f(
+        "chunked-body-refused",
+        "acceptance",
+        "a body sent with Transfer-Encoding: chunked (no Content-Length) is refused 411",
+        ["R3.17", "R3.18"],
+        chunked_bodies="411",
+    ),
+    _f(
+        "charset-refused",
+        "acceptance",
+        "Content-Type application/json; charset=utf-8 is refused 415 (the header compared whole)",
+        ["R3.3"],
+        content_type_match="exact",
+    ),
+    _f(
+        "unknown-member-refused",
+        "acceptance",
+        "an envelope with a member the node does not know is refused 400 (a parser that denies unknown fields)",
+        ["R3.2"],
+        unknown_envelope_members="refuse",
+    ),
+    _f(
+        "request-hash-reserialized",
+        "hash",
+        "the node hashes its compact re-serialization of the decrypted plaintext, not the bytes (W11)",
+        ["R3.15", "R6.2", "R6.4"],
+        plaintext_hash_input="reserialized",
+    ),
+    _f(
+        "client-key-top-bit-refused",
+        "acceptance",
+        "a client_dh_public_key with bit 255 set is refused 400 (RFC 7748 says ignore the bit)",
+        ["R4.1"],
+        client_key_top_bit="refuse",
+    ),
+    _f(
+        "unset-stream-streams",
+        "acceptance",
+        "an envelope whose stream is absent or null is answered with an event stream",
+        ["R1.5", "R3.12"],
+        unset_stream="event-stream",
+    ),
+    _f(
         "unterminated-final-event",
         "stream",
         "the body ends one newline short: the last event (the usage chunk) is never terminated",
@@ -530,6 +658,14 @@ CATALOGUE: tuple[Fault, ...] = (
         base64_decoding="lenient",
     ),
     _f(
+        "lenient-node-key-base64",
+        "acceptance",
+        "node_dh_public_key alone is decoded forgivingly (it is compared with the node's key, not used in "
+        "HKDF, so a node may read it apart from the others); every other member stays strict",
+        ["R3.4"],
+        lenient_base64_members=frozenset({"node_dh_public_key"}),
+    ),
+    _f(
         "ignore-content-type",
         "acceptance",
         "a confidential body is parsed as JSON whatever its Content-Type",
@@ -565,6 +701,38 @@ CATALOGUE: tuple[Fault, ...] = (
         "per process only, as X-Mock-Fault is read after authentication)",
         ["R10.7"],
         confidential_requires_bearer=False,
+    ),
+    _f(
+        "any-bearer-token",
+        "acceptance",
+        "any well-formed bearer token is let in, on the lock and the confidential endpoints: the configured "
+        "API keys are never compared (per process only, as X-Mock-Fault is read after authentication)",
+        ["R2.2", "R10.7"],
+        check_api_key=False,
+    ),
+    _f(
+        "token-after-lock",
+        "acceptance",
+        "a confidential request spends a lock on its stack before its bearer token is checked, so a "
+        "request refused 401 leaves the caller's lock spent",
+        ["R10.7"],
+        token_after_lock=True,
+    ),
+    _f(
+        "null-units-free",
+        "acceptance",
+        "a request whose num_compute_units is null or absent counts as 0 units (an Option read as its "
+        "default), so a lock of any size admits it",
+        ["R2.12", "R2.13"],
+        compute_units="null-as-zero",
+    ),
+    _f(
+        "lock-capacity-ignored",
+        "acceptance",
+        "a request consumes any unexpired lock on its stack, whatever its num_compute_units and the lock's "
+        "max_num_tokens",
+        ["R2.12", "R2.13"],
+        compute_units="ignore-capacity",
     ),
     # errors
     _f(
@@ -633,6 +801,14 @@ CATALOGUE: tuple[Fault, ...] = (
         ["R3.18", "R10.1"],
         oversize_response="text",
     ),
+    _f(
+        "routing-errors-text-plain",
+        "errors",
+        "a request to a path with no route, or with a method its route does not take, gets the web "
+        "framework's own 404 or 405 with a text/plain body",
+        ["R10.1"],
+        routing_errors="text",
+    ),
     # lock endpoint
     _f(
         "lock-low-order-key",
@@ -676,6 +852,45 @@ CATALOGUE: tuple[Fault, ...] = (
         "the lock is granted without a bearer token (per process only: X-Mock-Fault is read after authentication)",
         ["R2.2"],
         lock_requires_bearer=False,
+    ),
+    _f(
+        "lock-body-before-token",
+        "lock",
+        "the lock body is validated before the bearer token, so a caller without a token whose body is "
+        "malformed gets 400, not 401 (W30)",
+        ["R2.4"],
+        lock_body_first=True,
+    ),
+    _f(
+        "lock-rejections-text-plain",
+        "lock",
+        "a lock body that is not application/json, not JSON or not of the lock's shape is refused by the "
+        "web framework with a text/plain message and no error code (W30)",
+        ["R2.3", "R10.1"],
+        lock_rejections="text",
+    ),
+    _f(
+        "lock-ignore-content-type",
+        "lock",
+        "the lock endpoint reads its body whatever the Content-Type, so a text/plain lock request is granted",
+        ["R2.3"],
+        lock_checks_content_type=False,
+    ),
+    _f(
+        "lock-deny-unknown-members",
+        "lock",
+        "a lock body with a member other than model, max_num_tokens and timeout is refused 400 (a struct "
+        "that denies unknown fields)",
+        ["R2.1"],
+        lock_members="deny-unknown",
+    ),
+    _f(
+        "lock-null-tokens-zero",
+        "lock",
+        'a lock body with "max_num_tokens": null reserves 0 units instead of 8192 (null read as a number, '
+        "as JavaScript's Number(null) does), so the lock admits no request",
+        ["R2.1"],
+        lock_members="null-as-zero",
     ),
     _f(
         "lock-unknown-model-500",
@@ -733,6 +948,41 @@ CATALOGUE: tuple[Fault, ...] = (
         "the caller's X-Stack-Small-Id header decides the stack instead of the envelope",
         ["R1.8"],
         stack_from="header",
+    ),
+    _node(
+        "node-ecdsa-accept-high-s",
+        "an ECDSA X-Signature with s > n/2 (the malleated twin of a valid one) is normalised and served",
+        ["R7.5", "R7.11"],
+        owner=Scheme.SECP256K1,
+        ecdsa_verifier="accept-high-s",
+    ),
+    _node(
+        "node-ecdsa-unchecked-scalars",
+        "an ECDSA X-Signature with r or s outside 1 to n - 1 reaches the verifier's arithmetic unchecked: 500",
+        ["R7.5", "R7.11", "R10.2"],
+        owner=Scheme.SECP256K1,
+        ecdsa_verifier="unchecked-scalars",
+    ),
+    _node(
+        "node-ecdsa-unchecked-point",
+        "an ECDSA X-Signature whose embedded public key is not a curve point fails to load: 500",
+        ["R7.11", "R10.2"],
+        owner=Scheme.SECP256K1,
+        ecdsa_verifier="unchecked-point",
+    ),
+    _node(
+        "node-empty-signature-500",
+        "an X-Signature that decodes to zero bytes crashes the parser (it reads the flag byte first): 500",
+        ["R7.11", "R10.2"],
+        empty_signature="500",
+    ),
+    _node(
+        "node-address-ed25519-flag",
+        "the signer's address is derived with the Ed25519 flag whatever the scheme, so an ECDSA stack owner's"
+        " valid X-Signature is refused as not owning the stack",
+        ["R7.6", "R7.12"],
+        owner=Scheme.SECP256K1,
+        signer_flag="ed25519",
     ),
 )
 

@@ -80,7 +80,7 @@ def counting(request: pytest.FixtureRequest) -> Iterator[Callable[[], Counting]]
 
 
 def _applies(name: str, face: str) -> bool:
-    return PROBES[name].face in (None, face)
+    return PROBES[name].face in (None, face) and PROBES[name].depth in (None, "cover")
 
 
 def test_every_probe_sends_at_most_what_it_declares(counting: Callable[[], Counting]) -> None:

@@ -339,8 +339,8 @@ def test_a_case_without_keep_plaintext_opens_nothing_and_still_replays(
     candidates = [raw[:32] for raw in _byte_strings(data) if len(raw) >= 32]
     assert transport.bodies
     for body in transport.bodies:
-        envelope = json.loads(body)
         try:
+            envelope = json.loads(body)  # the body-not-object family sends bodies that are not one object
             salt, nonce = base64.b64decode(envelope["salt"]), base64.b64decode(envelope["nonce"])
             ciphertext = base64.b64decode(envelope["ciphertext"])
         except (KeyError, TypeError, ValueError):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from conformance import member_table
 from conformance import strategies as fs
 from conformance.checks import Target
 from conformance.cli import main
@@ -36,7 +37,8 @@ CHAT = DEFAULT_MODELS[0]
 KEY = "sweep-test-key-0001"
 FAMILIES = [f.name for f in fs.MUTATION_FAMILIES] + [m.name for m in CAMPAIGN_MUTATIONS]
 TEXT_MODES = ["chat", "chat stream", "completions", "completions stream"]
-CELLS = len(FAMILIES) * len(TEXT_MODES)  # 21 families x 4 modes = 84
+FAMILY_CELLS = len(FAMILIES) * len(TEXT_MODES)  # 25 families x 4 modes = 100
+CELLS = FAMILY_CELLS + len(member_table.TABLE)  # and the member table's 85 cases, on chat
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +143,11 @@ def test_every_cell_is_in_the_results_with_its_requests(clean: str, tmp_path: Pa
     sweep = json.loads(json.dumps(done["sweep"]))  # what --json prints
     assert (sweep["cells"], sweep["swept"], sweep["complete"]) == (CELLS, CELLS, True)
     assert sweep["modes"] == TEXT_MODES and sweep["not_swept"] == []
+    table = sweep["member_table"]
+    assert (table["cases"], table["swept"], table["findings"], table["not_swept"]) == (len(member_table.TABLE),) * 2 + (
+        [],
+        [],
+    )
     assert [row["family"] for row in sweep["families"]] == FAMILIES
     for row in sweep["families"]:
         assert row["outcome"] == "no finding" and row["findings"] == [], row["family"]
@@ -169,8 +176,9 @@ def test_a_budget_too_small_for_the_sweep_names_the_cells_it_left(
     sweep = done["sweep"]
     assert code == 0 and done["stopped_by"] == "max-requests" and sweep["complete"] is False
     assert 0 < sweep["swept"] < len(FAMILIES), "the cap ends the first pass"
-    assert len(sweep["not_swept"]) == CELLS - sweep["swept"]
-    assert {cell["reason"] for cell in sweep["not_swept"]} == {"max-requests"}
+    left = sweep["not_swept"] + sweep["member_table"]["not_swept"]  # the table's own cells are listed apart
+    assert len(left) == CELLS - sweep["swept"]
+    assert {cell["reason"] for cell in left} == {"max-requests"}
     outcomes = {row["family"]: row["outcome"] for row in sweep["families"]}
     assert list(outcomes.values()).count("no finding") == sweep["swept"], "one cell each, in the first pass"
     assert outcomes["long-plaintext-hash"] == "not swept"  # the last family of the first pass

@@ -601,7 +601,11 @@ def test_the_catalogue_ends_in_verdicts_within_the_timeouts(node: HostileNode) -
     slowest = max((e.http.elapsed_s for e in result.run.exchanges), default=0.0)
     assert slowest < per_exchange + 1.0, f"an exchange took {slowest:.2f} s"
     assert result.elapsed_s < result.requests * per_exchange + 5.0
-    assert result.requests <= 150, f"{result.requests} requests for one run"
+    # No more than the dry run promises (its bound counts every lock retried at its maximum).
+    from conformance.estimate import estimate_run
+
+    bound = estimate_run(select_expr=None, workers=1, face="proxy", embedded=True).requests
+    assert result.requests <= bound, f"{result.requests} requests for one run, over the dry-run bound {bound}"
 
 
 @pytest.mark.parametrize("node", ["text-plain", "endless-stream"], indirect=True)

@@ -1,6 +1,10 @@
 """The meta-test: the suite must catch every fault of the mock's catalogue (Tinfoil's adversarial
 oracle, applied to ourselves). For each fault the whole catalogue runs against a mock with that fault
-on; the checks the fault table names must fail, and those same checks must pass on the clean mock."""
+on; the checks the fault table names must fail, and those same checks must pass on the clean mock.
+
+On the node face the suite signs X-Signature as the stack owner, with the owner's scheme the fault
+names (``Fault.owner``): an ECDSA verifier's flaws are invisible to an Ed25519 owner, so those faults
+are proved with a secp256k1 owner, and again with a secp256r1 one."""
 
 from __future__ import annotations
 
@@ -19,16 +23,27 @@ CHECK_IDS = {c.id for c in CATALOGUE}
 KILLED: dict[str, bool] = {}
 
 
-SIGNER = SuiSigner(Scheme.ED25519, bytes(range(32)))  # the suite's key when it stands in for the proxy
+# The suite's keys when it stands in for the proxy, one per scheme (0..31 is a valid scalar on both curves).
+SIGNERS = {scheme: SuiSigner(scheme, bytes(range(32))) for scheme in Scheme}
+ED25519, ECDSA = Scheme.ED25519, (Scheme.SECP256K1, Scheme.SECP256R1)
 STACK = 3
+# The API keys the suite presents on the proxy face, which the mock knows: a token nobody issued is refused.
+API_KEYS = ("meta-test-key-0001", "meta-test-key-0002")
+# The checks of R7.5's ECDSA rules, which skip (never pass) when the owner key is Ed25519.
+ECDSA_ONLY = {"NODE-008", "NODE-009", "NODE-010"}
+RUNS: tuple[tuple[Face, Scheme], ...] = (("proxy", ED25519), ("node", ED25519), *(("node", s) for s in ECDSA))
+ECDSA_FAULTS = [f for f in FAULTS if f.owner is not ED25519]
 
 
-def run_catalogue(faults: tuple[str, ...] = (), face: Face = "proxy") -> dict[str, str]:
-    """Every check's outcome against a mock with ``faults`` on (its clock skips the lock-expiry wait)."""
+def run_catalogue(faults: tuple[str, ...] = (), face: Face = "proxy", owner: Scheme = ED25519) -> dict[str, str]:
+    """Every check's outcome against a mock with ``faults`` on (its clock skips the lock-expiry wait);
+    on the node face the suite signs as a stack owner of scheme ``owner``."""
     clock = SkewClock()
-    owners = {STACK: SIGNER.address} if face == "node" else {}
-    config = MockConfig(faults=faults, clock=clock.now, face=face, stack_owners=owners)
-    hop = NodeFace(SIGNER, STACK, config.node_public_key) if face == "node" else None
+    signer = SIGNERS[owner]
+    owners = {STACK: signer.address} if face == "node" else {}
+    keys = API_KEYS if face == "proxy" else ()
+    config = MockConfig(faults=faults, clock=clock.now, face=face, stack_owners=owners, api_keys=keys)
+    hop = NodeFace(signer, STACK, config.node_public_key) if face == "node" else None
     with running_node(config) as url:
 
         def make(key: str | None) -> ConfidentialClient:
@@ -36,12 +51,12 @@ def run_catalogue(faults: tuple[str, ...] = (), face: Face = "proxy") -> dict[st
 
         target = Target(
             url,
-            "meta-test-key-0001" if face == "proxy" else None,
+            API_KEYS[0] if face == "proxy" else None,
             DEFAULT_MODELS[0],
             DEFAULT_MODELS[1],
             DEFAULT_MODELS[2],
             config.signer_address,
-            "meta-test-key-0002" if face == "proxy" else None,
+            API_KEYS[1] if face == "proxy" else None,
             embedded=True,
             profile=config.profile,
             face=face,
@@ -55,8 +70,8 @@ def run_catalogue(faults: tuple[str, ...] = (), face: Face = "proxy") -> dict[st
 
 
 @pytest.fixture(scope="module")
-def clean() -> dict[str, dict[str, str]]:
-    return {face: run_catalogue(face=face) for face in ("proxy", "node")}
+def clean() -> dict[tuple[Face, Scheme], dict[str, str]]:
+    return {(face, owner): run_catalogue(face=face, owner=owner) for face, owner in RUNS}
 
 
 def test_every_fault_names_existing_checks() -> None:
@@ -65,21 +80,48 @@ def test_every_fault_names_existing_checks() -> None:
         assert set(fault.caught_by) <= CHECK_IDS, f"{fault.name}: unknown checks {set(fault.caught_by) - CHECK_IDS}"
 
 
-def test_the_clean_mock_passes_every_check_of_its_face(clean: dict[str, dict[str, str]]) -> None:
-    """Each face passes every check; a check skips only when it probes the other face."""
+def test_the_clean_mock_passes_every_check_of_its_face(clean: dict[tuple[Face, Scheme], dict[str, str]]) -> None:
+    """Each face passes every check; a check skips only when it probes the other face, or, with an
+    Ed25519 stack owner, when it probes R7.5's ECDSA rules (an ECDSA owner passes those too)."""
     node_only = {c.id for c in CATALOGUE if c.category == "NODE"}
-    proxy_only = {"LOCK-" + f"{n:03d}" for n in range(1, 13)} | {"ERR-012", "ERR-016", "ERR-021"}
-    assert {i: o for i, o in clean["proxy"].items() if o != "pass"} == {i: "skip" for i in node_only}
-    assert {i: o for i, o in clean["node"].items() if o != "pass"} == {i: "skip" for i in proxy_only}
+    proxy_only = {"LOCK-" + f"{n:03d}" for n in range(1, 20)} | {"ERR-012", "ERR-016", "ERR-021", "ERR-028", "ERR-029"}
+    assert node_only >= ECDSA_ONLY
+    assert {i: o for i, o in clean[("proxy", ED25519)].items() if o != "pass"} == {i: "skip" for i in node_only}
+    skipped = proxy_only | ECDSA_ONLY
+    assert {i: o for i, o in clean[("node", ED25519)].items() if o != "pass"} == {i: "skip" for i in skipped}
+    for owner in ECDSA:
+        assert {i: o for i, o in clean[("node", owner)].items() if o != "pass"} == {i: "skip" for i in proxy_only}
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
-def test_the_suite_catches_the_fault(fault: Fault, clean: dict[str, dict[str, str]]) -> None:
-    outcomes = run_catalogue((fault.name,), fault.face)
+def test_the_suite_catches_the_fault(fault: Fault, clean: dict[tuple[Face, Scheme], dict[str, str]]) -> None:
+    outcomes = run_catalogue((fault.name,), fault.face, fault.owner)
     missed = [i for i in fault.caught_by if outcomes[i] != "fail"]
     KILLED[fault.name] = not missed and any(o == "fail" for o in outcomes.values())
     assert not missed, f"{fault.name}: the named checks did not fail: {[(i, outcomes[i]) for i in missed]}"
-    assert all(clean[fault.face][i] == "pass" for i in fault.caught_by), "a named check fails on the clean mock too"
+    passing = clean[(fault.face, fault.owner)]
+    assert all(passing[i] == "pass" for i in fault.caught_by), "a named check fails on the clean mock too"
+
+
+@pytest.mark.parametrize("fault", ECDSA_FAULTS, ids=[f.name for f in ECDSA_FAULTS])
+def test_an_ecdsa_owner_fault_is_caught_on_the_other_curve_too(
+    fault: Fault, clean: dict[tuple[Face, Scheme], dict[str, str]]
+) -> None:
+    """The ECDSA flaws are the verifier's, not one curve's: the same checks catch them on secp256r1
+    as on secp256k1 (its own order, its own off-curve key), and pass there on the clean mock."""
+    other = next(scheme for scheme in ECDSA if scheme is not fault.owner)
+    outcomes = run_catalogue((fault.name,), fault.face, other)
+    missed = [i for i in fault.caught_by if outcomes[i] != "fail"]
+    assert not missed, f"{fault.name} ({other.label}): did not fail: {[(i, outcomes[i]) for i in missed]}"
+    assert all(clean[(fault.face, other)][i] == "pass" for i in fault.caught_by)
+
+
+def test_ecdsa_faults_are_proved_with_an_ecdsa_owner() -> None:
+    """A fault of the ECDSA path proved with an Ed25519 owner would be proved by nothing: its checks skip."""
+    assert ECDSA_FAULTS, "no fault exercises the node face's ECDSA verifier"
+    for fault in FAULTS:
+        if set(fault.caught_by) & ECDSA_ONLY:
+            assert fault.face == "node" and fault.owner in ECDSA, fault.name
 
 
 def test_fault_kill_rate_is_total() -> None:

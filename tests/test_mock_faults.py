@@ -23,7 +23,7 @@ import dataclasses
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -66,19 +66,24 @@ from conformance.protocol import (
     b64encode,
     blake2b_256,
     derive_key,
+    ecdsa_scalars,
     hkdf_sha256,
     is_compact,
     is_low_order,
     jsonwire,
+    off_curve_key,
     open_response,
     parse_signature,
     seal_request,
+    to_high_s,
     verify,
     verify_b64,
+    with_scalars,
     x25519_public_key,
     x25519_shared_secret,
 )
 from mock_node import misshape
+from mock_node.app import BINARY_MEMBERS
 from mock_node.behaviour import (
     ATOMA_NODE_COMPAT,
     ENVELOPE_SHAPES,
@@ -1050,6 +1055,19 @@ def test_lenient_base64_accepts_what_a_forgiving_decoder_does(
     assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("salt:"), "not base64 at all: refused"
 
 
+def spaced_node_key(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope | {"node_dh_public_key": envelope["node_dh_public_key"] + "\n"}
+
+
+@covers("lenient-node-key-base64")
+def test_lenient_node_key_base64_forgives_that_member_alone(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["lenient-node-key-base64"])
+    assert error_of(strict.send(mutate=spaced_node_key))[:2] == (400, "REQUEST_ERROR")
+    assert_strict_opens(faulty, faulty.send(mutate=spaced_node_key))
+    for mutate in (strip_salt_padding, urlsafe_ciphertext, spaced_nonce):  # every other member stays strict
+        assert error_of(faulty.send(mutate=mutate))[:2] == (400, "REQUEST_ERROR"), mutate.__name__
+
+
 @covers("ignore-content-type")
 def test_ignore_content_type_parses_any_content_type(make_client: MakeClient) -> None:
     strict, faulty = make_client(), make_client(faults=["ignore-content-type"])
@@ -1351,6 +1369,118 @@ def test_reusable_lock_serves_every_request_on_one_lock(make_client: MakeClient)
         assert_strict_opens(faulty, faulty.send(lock=faulty_lock))
 
 
+# --- the HTTP layer: bearer tokens, routes, lock bodies and capacity ---------------------------------
+
+
+@covers("any-bearer-token")
+def test_any_bearer_token_lets_a_token_nobody_issued_in(make_client: MakeClient) -> None:
+    strict = make_client(api_keys=["key-0001"])
+    faulty = make_client(faults=["any-bearer-token"], api_keys=["key-0001"])
+    unknown = "Bearer key-9999"
+    strict.token = "key-0001"
+    assert error_of(lock_reply(strict, authorization=unknown))[:2] == (401, "AUTH_ERROR")
+    assert error_of(strict.send(headers={"authorization": unknown}))[:2] == (401, "AUTH_ERROR")
+    faulty.token = "key-9999"
+    assert_strict_opens(faulty, faulty.send())  # its own lock, then a served request
+    assert error_of(lock_reply(faulty, authorization="Bearer"))[:2] == (401, "AUTH_ERROR"), "still well-formed only"
+
+
+@covers("token-after-lock")
+def test_token_after_lock_spends_the_lock_of_a_request_it_refuses(make_client: MakeClient) -> None:
+    for faults, after in (((), 200), (["token-after-lock"], 425)):
+        client = make_client(faults=faults, api_keys=["key-0001"])
+        client.token = "key-0001"
+        lock = client.lock()
+        assert error_of(client.send(lock=lock, headers={"authorization": "Bearer key-9999"}))[:2] == (401, "AUTH_ERROR")
+        assert client.send(lock=lock).status == after
+
+
+@covers("null-units-free")
+def test_null_units_free_lets_a_request_of_no_stated_size_use_any_lock(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["null-units-free"])
+    assert error_of(strict.send(lock=strict.lock(max_num_tokens=16)))[:2] == (425, "UNAVAILABLE_STACK")
+    assert_strict_opens(faulty, faulty.send(lock=faulty.lock(max_num_tokens=16)))
+    stated = faulty.send(lock=faulty.lock(max_num_tokens=16), num_compute_units=17)
+    assert error_of(stated)[:2] == (425, "UNAVAILABLE_STACK"), "a stated size is still compared"
+
+
+@covers("lock-capacity-ignored")
+def test_lock_capacity_ignored_lets_a_larger_request_use_a_small_lock(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["lock-capacity-ignored"])
+    larger = strict.send(lock=strict.lock(max_num_tokens=16), num_compute_units=17)
+    assert error_of(larger)[:2] == (425, "UNAVAILABLE_STACK")
+    assert_strict_opens(faulty, faulty.send(lock=faulty.lock(max_num_tokens=16), num_compute_units=17))
+    assert faulty.send(lock=faulty.lock(max_num_tokens=16), num_compute_units=16).status == 200
+
+
+@covers("routing-errors-text-plain")
+def test_routing_errors_text_plain_answers_an_unknown_route_in_text(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["routing-errors-text-plain"])
+    for method, path, status, text in (
+        ("POST", "/v1/no-such-path", 404, "Resource not found"),
+        ("GET", "/v1/nodes/lock", 405, "Method not allowed"),
+        ("GET", PATHS["chat"], 405, "Method not allowed"),
+    ):
+        good = strict.post(path, b"{}", strict.headers()) if method == "POST" else strict.get(path, strict.headers())
+        bad = faulty.post(path, b"{}", faulty.headers()) if method == "POST" else faulty.get(path, faulty.headers())
+        assert error_of(good)[0] == status
+        assert (bad.status_code, bad.headers["content-type"], bad.text) == (status, "text/plain; charset=utf-8", text)
+    assert lock_reply(faulty).status_code == 200, "a route that exists is unchanged"
+
+
+@covers("lock-body-before-token")
+def test_lock_body_before_token_refuses_a_bad_body_before_a_missing_token(make_client: MakeClient) -> None:
+    strict = make_client(api_keys=["key-0001"])
+    faulty = make_client(faults=["lock-body-before-token"], api_keys=["key-0001"])
+    anonymous = {"content-type": "application/json"}
+    assert error_of(strict.post("/v1/nodes/lock", b"not json", anonymous))[:2] == (401, "AUTH_ERROR")
+    assert error_of(faulty.post("/v1/nodes/lock", b"not json", anonymous))[:2] == (400, "REQUEST_ERROR")
+    valid = jsonwire.dumps({"model": CHAT_MODEL})
+    assert error_of(faulty.post("/v1/nodes/lock", valid, anonymous))[:2] == (401, "AUTH_ERROR"), "still checked"
+
+
+@covers("lock-rejections-text-plain")
+def test_lock_rejections_text_plain_refuses_a_bad_lock_body_in_text(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["lock-rejections-text-plain"])
+    valid = jsonwire.dumps({"model": CHAT_MODEL})
+    cases: tuple[tuple[bytes, dict[str, str], int], ...] = (
+        (b"not json", {}, 400),
+        (jsonwire.dumps({"model": CHAT_MODEL, "timeout": -1}), {}, 400),
+        (valid, {"content-type": "text/plain"}, 415),
+    )
+    for body, headers, status in cases:
+        assert error_of(strict.post("/v1/nodes/lock", body, strict.headers(**headers)))[0] == status
+        bad = faulty.post("/v1/nodes/lock", body, faulty.headers(**headers))
+        assert (bad.status_code, bad.headers["content-type"]) == (status, "text/plain; charset=utf-8")
+        assert not bad.content.startswith(b"{")
+    assert lock_reply(faulty).status_code == 200
+
+
+@covers("lock-ignore-content-type")
+def test_lock_ignore_content_type_grants_a_lock_sent_as_text(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["lock-ignore-content-type"])
+    assert error_of(lock_reply(strict, **{"content-type": "text/plain"}))[:2] == (415, "UNSUPPORTED_MEDIA_TYPE")
+    granted = lock_reply(faulty, **{"content-type": "text/plain"})
+    assert granted.status_code == 200 and LockResponse.parse(granted.content).node_public_key()
+
+
+@covers("lock-deny-unknown-members")
+def test_lock_deny_unknown_members_refuses_a_lock_body_with_another_member(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["lock-deny-unknown-members"])
+    extra = jsonwire.dumps({"model": CHAT_MODEL, "priority": "high"})
+    assert strict.post("/v1/nodes/lock", extra, strict.headers()).status_code == 200
+    assert error_of(faulty.post("/v1/nodes/lock", extra, faulty.headers()))[:2] == (400, "REQUEST_ERROR")
+    assert faulty.lock(max_num_tokens=None, timeout=None).stack_small_id > 0, "the lock's own members pass"
+
+
+@covers("lock-null-tokens-zero")
+def test_lock_null_tokens_zero_reserves_nothing_for_a_null_max_num_tokens(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["lock-null-tokens-zero"])
+    assert_strict_opens(strict, strict.send(lock=strict.lock(max_num_tokens=None)))
+    assert error_of(faulty.send(lock=faulty.lock(max_num_tokens=None)))[:2] == (425, "UNAVAILABLE_STACK")
+    assert_strict_opens(faulty, faulty.send(lock=faulty.lock()))  # absent: the default 8192
+
+
 # --- the node face -----------------------------------------------------------------------------------
 
 OWNER = SuiSigner(Scheme.ED25519, bytes(range(40, 72)))
@@ -1358,14 +1488,14 @@ NODE_STACK = 5
 
 
 @contextlib.contextmanager
-def node_faces(fault: str) -> Iterator[tuple[ConfidentialClient, ConfidentialClient]]:
+def node_faces(fault: str, owner: SuiSigner = OWNER) -> Iterator[tuple[ConfidentialClient, ConfidentialClient]]:
     """Clients standing in for the proxy, one in front of a strict node face and one in front of ``fault``."""
     with contextlib.ExitStack() as stack:
         clients = []
         for faults in ((), (fault,)):
-            config = MockConfig(face="node", faults=faults, stack_owners={NODE_STACK: OWNER.address})
+            config = MockConfig(face="node", faults=faults, stack_owners={NODE_STACK: owner.address})
             url = stack.enter_context(running_node(config))
-            hop = NodeFace(OWNER, NODE_STACK, config.node_public_key)
+            hop = NodeFace(owner, NODE_STACK, config.node_public_key)
             clients.append(stack.enter_context(ConfidentialClient(url, None, node_face=hop)))
         yield clients[0], clients[1]
 
@@ -1441,6 +1571,236 @@ def test_node_trust_stack_header_authorizes_the_header_stack() -> None:
         assert node_send(faulty, x_stack_small_id=str(NODE_STACK + 1)) == (401, "AUTH_ERROR")
 
 
+ECDSA_OWNERS = [SuiSigner(scheme, bytes(range(40, 72))) for scheme in (Scheme.SECP256K1, Scheme.SECP256R1)]
+
+
+def node_send_signed(
+    client: ConfidentialClient, alter: Callable[[SuiSignature], SuiSignature]
+) -> tuple[int, str | None]:
+    """(status, error code) of a valid chat request whose owner's X-Signature ``alter`` changes."""
+    hop = client.node_face
+    assert hop is not None
+    prepared = client.prepare(
+        "chat", jsonwire.dumps(plaintext_for("chat")), client.lock(CHAT_MODEL), model_name=CHAT_MODEL,
+        stream=False, num_compute_units=None, mutate=None, headers=None,
+    )  # fmt: skip
+    signature = hop.signer.sign(b64decode(prepared.sealed.request.plaintext_body_hash))
+    prepared.headers["x-signature"] = alter(signature).to_b64()
+    record = client.post_prepared(prepared)
+    error = record.http.error_body()
+    return record.http.status or 0, error[0] if error else None
+
+
+def _as_signed(sig: SuiSignature) -> SuiSignature:
+    return sig
+
+
+def _r_is_the_order(sig: SuiSignature) -> SuiSignature:
+    return with_scalars(sig, CURVE_ORDER[sig.scheme], ecdsa_scalars(sig)[1])
+
+
+def _s_is_zero(sig: SuiSignature) -> SuiSignature:
+    return with_scalars(sig, ecdsa_scalars(sig)[0], 0)
+
+
+def _off_curve(sig: SuiSignature) -> SuiSignature:
+    return SuiSignature(sig.scheme, sig.signature, off_curve_key(sig.scheme))
+
+
+@covers("node-ecdsa-accept-high-s")
+@pytest.mark.parametrize("owner", ECDSA_OWNERS, ids=lambda s: s.scheme.label)
+def test_node_ecdsa_accept_high_s_serves_the_malleated_twin(owner: SuiSigner) -> None:
+    with node_faces("node-ecdsa-accept-high-s", owner) as (strict, faulty):
+        assert node_send_signed(strict, to_high_s) == (400, "INVALID_HEADER")
+        assert node_send_signed(faulty, to_high_s) == (200, None)
+        assert node_send_signed(faulty, _s_is_zero) == (400, "INVALID_HEADER"), "only the low-s rule is gone"
+
+
+@covers("node-ecdsa-unchecked-scalars")
+@pytest.mark.parametrize("owner", ECDSA_OWNERS, ids=lambda s: s.scheme.label)
+def test_node_ecdsa_unchecked_scalars_crashes_on_r_n_and_s_0(owner: SuiSigner) -> None:
+    with node_faces("node-ecdsa-unchecked-scalars", owner) as (strict, faulty):
+        for alter in (_r_is_the_order, _s_is_zero):
+            assert node_send_signed(strict, alter) == (400, "INVALID_HEADER")
+            assert node_send_signed(faulty, alter) == (500, "INTERNAL_ERROR")
+        assert node_send_signed(faulty, to_high_s) == (400, "INVALID_HEADER"), "the low-s rule still holds"
+        assert node_send_signed(faulty, _as_signed) == (200, None)
+
+
+@covers("node-ecdsa-unchecked-point")
+@pytest.mark.parametrize("owner", ECDSA_OWNERS, ids=lambda s: s.scheme.label)
+def test_node_ecdsa_unchecked_point_crashes_on_an_off_curve_key(owner: SuiSigner) -> None:
+    with node_faces("node-ecdsa-unchecked-point", owner) as (strict, faulty):
+        assert node_send_signed(strict, _off_curve) == (400, "INVALID_HEADER")
+        assert node_send_signed(faulty, _off_curve) == (500, "INTERNAL_ERROR")
+        assert node_send_signed(faulty, _as_signed) == (200, None)
+
+
+@covers("node-empty-signature-500")
+def test_node_empty_signature_500_crashes_on_a_present_empty_header() -> None:
+    with node_faces("node-empty-signature-500") as (strict, faulty):
+        assert node_send(strict, x_signature="") == (400, "INVALID_HEADER")
+        assert node_send(faulty, x_signature="") == (500, "INTERNAL_ERROR")
+        assert node_send(faulty, x_signature="AAAA") == (400, "INVALID_HEADER"), "a malformed one is still refused"
+
+
+@covers("node-address-ed25519-flag")
+@pytest.mark.parametrize("owner", ECDSA_OWNERS, ids=lambda s: s.scheme.label)
+def test_node_address_ed25519_flag_refuses_an_ecdsa_owner(owner: SuiSigner) -> None:
+    with node_faces("node-address-ed25519-flag", owner) as (strict, faulty):
+        assert node_send(strict) == (200, None)
+        assert node_send(faulty) == (401, "AUTH_ERROR")
+    with node_faces("node-address-ed25519-flag") as (strict, faulty):
+        assert node_send(faulty) == (200, None), "an Ed25519 owner's address is the same either way"
+
+
+# --- the plaintext and the body's framing --------------------------------------------------------------
+
+
+def post_chunked(client: MockClient, path: str, body: bytes) -> httpx.Response:
+    """POST ``body`` to the mock with ``Transfer-Encoding: chunked`` and no ``Content-Length``."""
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    async def post() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app), base_url="http://mock") as http:
+            return await http.post(path, content=pieces(), headers=client.headers())
+
+    return asyncio.run(post())
+
+
+@covers("stream-images")
+def test_stream_images_streams_an_image_answer(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["stream-images"])
+    asked = {**plaintext_for("images"), "stream": True}  # envelope and plaintext agree
+    status, code, message = error_of(strict.send("images", asked, stream=True))
+    assert (status, code) == (400, "REQUEST_ERROR") and message == "stream: this endpoint does not stream"
+    sent = faulty.send("images", asked, stream=True)
+    assert sent.status == 200 and sent.response.headers["content-type"] == "text/event-stream"
+    [opened] = sent.open_chunks(expected_signer=faulty.config.signer_address)
+    assert json.loads(opened.plaintext)["data"][0]["b64_json"]
+
+
+@covers("model-from-envelope")
+def test_model_from_envelope_serves_a_plaintext_without_a_string_model(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["model-from-envelope"])
+    chat = plaintext_for("chat")
+    for plaintext in ({k: v for k, v in chat.items() if k != "model"}, {**chat, "model": 1}):
+        raw = jsonwire.dumps(plaintext)  # model_name stays the chat model
+        status, code, message = error_of(strict.send("chat", raw))
+        assert (status, code, message) == (400, "REQUEST_ERROR", "plaintext.model: must be a string")
+        sent = faulty.send("chat", raw)
+        assert sent.status == 200 and json.loads(decrypt(sent))["model"] == CHAT_MODEL
+    assert faulty.send("chat", jsonwire.dumps([chat])).status == 400, "a plaintext that is no object is still refused"
+
+
+@covers("unservable-plaintext-500")
+def test_unservable_plaintext_500_answers_chat_messages_as_a_string_with_500(make_client: MakeClient) -> None:
+    strict, faulty = twins(make_client, "unservable-plaintext-500")
+    plaintext = jsonwire.dumps({**plaintext_for("chat"), "messages": "Hello, node!"})
+    status, code, message = error_of(strict.send("chat", plaintext))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("plaintext.messages:")
+    assert error_of(faulty.send("chat", plaintext))[:2] == (500, "INTERNAL_ERROR")
+    assert faulty.send().status == 200
+
+
+@covers("node-unknown-model-404")
+def test_node_unknown_model_404_answers_the_node_face_as_a_proxy_face() -> None:
+    unknown = "atoma-conformance/no-such-model"
+    with node_faces("node-unknown-model-404") as (strict, faulty):
+        for client, expected in ((strict, (400, "INVALID_BODY")), (faulty, (404, "NOT_FOUND"))):
+            body = jsonwire.dumps(plaintext_for("chat", model=unknown))
+            record = client.send("chat", body, lock=client.lock(CHAT_MODEL), model_name=unknown)
+            error = record.http.error_body()
+            assert (record.http.status, error[0] if error else None) == expected
+        assert node_send(faulty) == (200, None)
+
+
+@covers("size-limit-content-length-only")
+def test_size_limit_content_length_only_reads_a_chunked_body_whole(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["size-limit-content-length-only"])
+    oversize = b"x" * (MAX_BODY_BYTES + 1)
+    assert error_of(post_chunked(strict, PATHS["chat"], oversize))[:2] == (413, "PAYLOAD_TOO_LARGE")
+    assert error_of(post_chunked(faulty, PATHS["chat"], oversize))[:2] == (400, "REQUEST_ERROR"), "read, not JSON"
+    declared = faulty.post(PATHS["chat"], oversize, faulty.headers())
+    assert error_of(declared)[:2] == (413, "PAYLOAD_TOO_LARGE"), "a declared length is still judged"
+
+
+@covers("body-limit-exclusive")
+def test_body_limit_exclusive_refuses_a_body_of_exactly_the_limit(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["body-limit-exclusive"])
+    exact, under = b"x" * MAX_BODY_BYTES, b"x" * (MAX_BODY_BYTES - 1)
+    assert error_of(strict.post(PATHS["chat"], exact, strict.headers()))[:2] == (400, "REQUEST_ERROR")
+    assert error_of(faulty.post(PATHS["chat"], exact, faulty.headers()))[:2] == (413, "PAYLOAD_TOO_LARGE")
+    assert error_of(faulty.post(PATHS["chat"], under, faulty.headers()))[:2] == (400, "REQUEST_ERROR")
+
+
+@covers("chunked-body-refused")
+def test_chunked_body_refused_answers_a_body_without_content_length_411(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["chunked-body-refused"])
+    assert error_of(post_chunked(strict, PATHS["chat"], b"{}"))[:2] == (400, "REQUEST_ERROR")
+    assert error_of(post_chunked(faulty, PATHS["chat"], b"{}"))[:2] == (411, "LENGTH_REQUIRED")
+    assert error_of(faulty.post(PATHS["chat"], b"{}", faulty.headers()))[:2] == (400, "REQUEST_ERROR")
+
+
+@covers("charset-refused")
+def test_charset_refused_answers_a_charset_parameter_415(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["charset-refused"])
+    charset = {"content-type": "application/json; charset=utf-8"}
+    assert strict.send(headers=charset).status == 200
+    assert error_of(faulty.send(headers=charset))[:2] == (415, "UNSUPPORTED_MEDIA_TYPE")
+    assert faulty.send().status == 200
+
+
+@covers("unknown-member-refused")
+def test_unknown_member_refused_answers_an_unknown_envelope_member_400(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["unknown-member-refused"])
+
+    def extra(envelope: dict[str, Any]) -> dict[str, Any]:
+        return {"atoma_conformance_unknown_member": 1, **envelope}
+
+    assert strict.send(mutate=extra).status == 200
+    assert error_of(faulty.send(mutate=extra))[:2] == (400, "REQUEST_ERROR")
+    assert faulty.send(mutate=lambda e: dict(reversed(e.items()))).status == 200, "another order alone is served"
+
+
+@covers("request-hash-reserialized")
+def test_request_hash_reserialized_refuses_a_plaintext_in_another_layout(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["request-hash-reserialized"])
+    spaced = json.dumps(plaintext_for("chat"), indent=1).encode()
+    assert strict.send("chat", spaced).status == 200
+    status, code, message = error_of(faulty.send("chat", spaced))
+    assert (status, code) == (400, "REQUEST_ERROR") and message.startswith("plaintext_body_hash:")
+    assert faulty.send().status == 200, "a compact plaintext re-serializes to itself"
+
+
+@covers("client-key-top-bit-refused")
+def test_client_key_top_bit_refused_answers_bit_255_with_400(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["client-key-top-bit-refused"])
+
+    def top_bit(envelope: dict[str, Any]) -> dict[str, Any]:
+        key = b64decode(envelope["client_dh_public_key"])
+        return envelope | {"client_dh_public_key": b64encode(key[:31] + bytes([key[31] | 0x80]))}
+
+    served = strict.send(mutate=top_bit)
+    assert served.status == 200 and json.loads(decrypt(served))["object"] == "chat.completion", "the same K"
+    assert error_of(faulty.send(mutate=top_bit))[:2] == (400, "REQUEST_ERROR")
+    assert faulty.send().status == 200
+
+
+@covers("unset-stream-streams")
+def test_unset_stream_streams_answers_an_absent_or_null_stream_with_events(make_client: MakeClient) -> None:
+    strict, faulty = make_client(), make_client(faults=["unset-stream-streams"])
+    edits = (lambda e: {k: v for k, v in e.items() if k != "stream"}, lambda e: e | {"stream": None})
+    for edit in edits:
+        assert strict.send(mutate=edit).response.headers["content-type"] == "application/json"
+        sent = faulty.send(mutate=edit)
+        assert sent.status == 200 and sent.response.headers["content-type"] == "text/event-stream"
+    assert faulty.send().response.headers["content-type"] == "application/json", "stream: false is still JSON"
+
+
 # --- the catalogue -----------------------------------------------------------------------------------
 
 
@@ -1473,6 +1833,7 @@ def test_every_member_a_fault_adds_to_a_set_knob_is_one_the_node_implements() ->
         "answer_shape": misshape.ANSWER_SHAPES,
         "plain_text_answers": frozenset(PATHS),
         "streamable": frozenset(PATHS),
+        "lenient_base64_members": frozenset(BINARY_MEMBERS),
     }
     sets = {f.name for f in dataclasses.fields(Behaviour) if isinstance(getattr(STRICT, f.name), frozenset)}
     assert sets == set(vocabulary)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from conformance import strategies as cs
 from conformance.protocol import (
     AeadError,
+    Base64BadPadding,
     Base64MissingPadding,
     Base64NonCanonicalTrailingBits,
     Base64UrlSafeAlphabet,
@@ -26,10 +27,12 @@ from conformance.protocol import (
     ConfidentialComputeRequest,
     FixedBytes,
     HashMismatch,
+    InvalidJson,
     KeyMismatch,
     LengthError,
     LowOrderPoint,
     MissingField,
+    OutOfRange,
     ProtocolError,
     SeededRandom,
     SseParser,
@@ -231,16 +234,25 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], str, tuple[type[ProtocolError], 
     "hash-bit-flip": ("ERR-007", ("R6.2", "R10.6"), "refuse", (HashMismatch,)),
     "low-order-client-key": ("ERR-008", ("R4.2",), "refuse", (LowOrderPoint,)),
     "field-missing": ("ERR-009", ("R3.1",), "refuse", (MissingField,)),
-    "type-confusion": ("ERR-010", ("R3.1", "R3.11"), "refuse", (WrongType,)),
-    "base64-urlsafe": ("ERR-014", ("R3.4",), "refuse", (Base64UrlSafeAlphabet, Base64Whitespace)),
-    "base64-whitespace": ("ERR-014", ("R3.4",), "refuse", (Base64Whitespace,)),
-    "base64-trailing-bits": ("ERR-014", ("R3.4",), "refuse", (Base64NonCanonicalTrailingBits,)),
-    "base64-unpadded": ("ERR-015", ("R3.4",), "refuse", (Base64MissingPadding,)),
+    "type-confusion": ("ERR-010", ("R3.1", "R3.11", "R3.12"), "refuse", (WrongType,)),
+    "base64-urlsafe": ("ERR-014", ("R3.4", "R10.3"), "refuse", (Base64UrlSafeAlphabet, Base64Whitespace)),
+    "base64-whitespace": ("ERR-014", ("R3.4", "R10.3"), "refuse", (Base64Whitespace,)),
+    "base64-trailing-bits": ("ERR-014", ("R3.4", "R10.3"), "refuse", (Base64NonCanonicalTrailingBits,)),
+    "base64-unpadded": ("ERR-015", ("R3.4", "R10.3"), "refuse", (Base64MissingPadding,)),
     "wrong-length": ("ERR-024", ("R3.5", "R3.6", "R3.7", "R3.8", "R3.9", "R10.3"), "refuse", (LengthError,)),
+    "base64-surplus-padding": ("ERR-015", ("R3.4", "R10.3"), "refuse", (Base64BadPadding,)),
+    "ciphertext-short": ("ERR-024", ("R3.10", "R10.3"), "refuse", (LengthError,)),
+    "integer-form": ("ERR-010", ("R3.11", "R3.12"), "refuse", (WrongType, OutOfRange)),
+    "body-not-object": ("ERR-035", ("R3.1", "R10.2"), "refuse", (WrongType, InvalidJson)),
     "extra-member": ("ENDPOINT-001", ("R3.2", "R1.1", "R8.1"), "accept", ()),
     "reserialized": ("ENDPOINT-001", ("R3.2", "R1.1", "R8.1"), "accept", ()),
 }
-PARSE_STAGE = {"field-missing", "type-confusion"}  # refused by the JSON shape check, before decoding
+PARSE_STAGE = {
+    "field-missing",
+    "type-confusion",
+    "integer-form",
+    "body-not-object",
+}  # refused by the JSON shape check, before decoding
 
 PLAINTEXTS = st.builds(
     lambda text: jsonwire.dumps({"model": MODEL, "messages": [{"role": "user", "content": text}]}),

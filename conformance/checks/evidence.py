@@ -92,6 +92,17 @@ class Signers(Evidence):
 
 
 @dataclass(frozen=True)
+class Hop(Evidence):
+    """The stack owner the suite signs X-Signature as on the node face, and the node's answer to it."""
+
+    summary: ClassVar[str] = "the owner's signature scheme and Sui address (R7.6), and the status and code it got"
+    scheme: str
+    address: str
+    status: int | None
+    code: str | None
+
+
+@dataclass(frozen=True)
 class Fact(Evidence):
     """An INFO check's finding about the target."""
 
@@ -130,13 +141,31 @@ class Pairs(Evidence):
     second: int | None
 
 
+@dataclass(frozen=True)
+class Cases(Evidence):
+    """Cases of the member table (conformance.member_table) a check judged, at the run's depth."""
+
+    summary: ClassVar[str] = (
+        "depth (cover or full), cases sent, the statuses they got, and the cases that failed, were not "
+        "evaluated, or could not be made"
+    )
+    depth: str
+    cases: int
+    statuses: tuple[int | None, ...]
+    failed: tuple[str, ...]
+    not_evaluated: tuple[str, ...]
+    not_producible: tuple[str, ...]
+
+
 KINDS: tuple[type[Evidence], ...] = (
+    Cases,
     Messages,
     Exchanges,
     Refusal,
     Refusals,
     LockReply,
     Signers,
+    Hop,
     Fact,
     NonceAudit,
     RoundTrip,

@@ -722,6 +722,36 @@ def refused_with(result: ExchangeRecord | HttpRecord, allowed: tuple[tuple[int, 
     return f"refused {http.status} {shown}; the spec asks for {wanted}"
 
 
+# Table 10.1's (status, code) for refusal classes whose code it names, per face. A proxy that relays a
+# node's refusal may keep the node's code (R10.4), so the proxy face admits the node face's pairs too.
+_PLAINTEXT_NODE = ((400, "INVALID_BODY"),)
+_MODEL_NODE = ((400, "INVALID_BODY"), (400, "MODEL_ERROR"))
+_SIZE = ((413, "PAYLOAD_TOO_LARGE"),)
+TABLE_10_1: dict[str, dict[str, tuple[tuple[int, str], ...]]] = {
+    "plaintext": {"node": _PLAINTEXT_NODE, "proxy": ((400, "REQUEST_ERROR"), *_PLAINTEXT_NODE)},  # R3.14
+    "model": {"node": _MODEL_NODE, "proxy": ((400, "REQUEST_ERROR"), (404, "NOT_FOUND"), *_MODEL_NODE)},  # R3.14
+    "size": {"node": _SIZE, "proxy": _SIZE},  # R3.18
+}
+
+
+def table_pairs(refusal_class: str, face: str) -> tuple[tuple[int, str], ...]:
+    """The (status, code) pairs Table 10.1 allows for ``refusal_class`` on ``face``."""
+    return TABLE_10_1[refusal_class][face]
+
+
+def streamed_answer(result: ExchangeRecord | HttpRecord) -> str | None:
+    """STREAM-008 (R9.1, R10.2): an endpoint that does not stream, asked for a stream, answers JSON
+    or refuses with 4xx; never with an event stream, and never 5xx (the request's own content is the
+    cause)."""
+    http = response_of(result)
+    if http.media_type == "text/event-stream":
+        return f"answered {http.status} with an event stream"
+    if http.status == 200:
+        media = one_line(http.media_type, 60) or "no content type"
+        return None if http.media_type == "application/json" else f"answered 200 {media}, not JSON"
+    return refusal_problem(result) or server_error(result)
+
+
 # Refusals for a cause that comes before any rule about the request's content (Table 10.1): a probe
 # refused for one of these did not reach the rule it names, so it proves nothing about that rule.
 EARLIER_CAUSES = {
@@ -775,6 +805,12 @@ PROXY_FACE_CODE_STATUS = {
     "BAD_GATEWAY": 502,
     "SERVICE_UNAVAILABLE": 503,
 }
+
+
+def table_pair(code: str, face: str = "proxy") -> tuple[int, str]:
+    """(status, code) as Table 10.1 pairs them on ``face``: what a check that names the code asks for."""
+    table = NODE_FACE_CODE_STATUS if face == "node" else PROXY_FACE_CODE_STATUS
+    return table[code], code
 
 
 def mispaired_code(result: ExchangeRecord | HttpRecord, face: str) -> str | None:

@@ -47,6 +47,7 @@ class Probe(Generic[T]):
     send: Callable[[Run], T]
     cost: Cost
     face: Face | None  # None: both faces; else the one face it applies to (elsewhere it skips)
+    depth: str | None = None  # None: every run; else the one --member-table depth that sends it
 
     def __repr__(self) -> str:
         return f"Probe({self.name!r})"
@@ -56,14 +57,20 @@ PROBES: dict[str, Probe[Any]] = {}
 
 
 def probe(
-    name: str, *, face: Face | None = None, sends: int = 1, locks: int = 1, reads: tuple[Probe[Any], ...] = ()
+    name: str,
+    *,
+    face: Face | None = None,
+    sends: int = 1,
+    locks: int = 1,
+    reads: tuple[Probe[Any], ...] = (),
+    depth: str | None = None,
 ) -> Callable[[Callable[[Run], T]], Probe[T]]:
     """Register a probe; the default cost is the common probe: one lock and one confidential request."""
 
     def register(fn: Callable[[Run], T]) -> Probe[T]:
         if name in PROBES:
             raise ValueError(f"duplicate probe {name}")
-        made: Probe[T] = Probe(name, fn, Cost(sends, locks, tuple(p.name for p in reads)), face)
+        made: Probe[T] = Probe(name, fn, Cost(sends, locks, tuple(p.name for p in reads)), face, depth)
         PROBES[name] = made
         return made
 

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
+from .. import member_table
 from .. import strategies as fs
 from ..budget import LocalBudget, RequestBudget
 from ..checks import Target
@@ -45,7 +46,7 @@ from ..textsafe import one_line
 from .cases import ReplayCase
 from .guard import Guard
 from .oracle import Finding, OracleState, judge, judge_lock
-from .sweep import LIVE_PROFILE, SWEEP_SHARE, Cell, Mode, Sweep
+from .sweep import LIVE_PROFILE, NOT_PRODUCIBLE, SWEEP_SHARE, Cell, Mode, Sweep
 
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {"max_examples": 300},
@@ -320,7 +321,8 @@ def sweep_plan(target: Target, profile: str, *, mutations: bool = True) -> Sweep
     fuzzes there (:func:`endpoints_of`, from the models the target was given), in both stream modes
     where an endpoint streams."""
     families, excluded = sweep_families(profile, mutations=mutations)
-    return Sweep.plan(families, endpoints_of(target, profile) if families else [], excluded)
+    table = [case.describe() for case in member_table.TABLE] if families else []
+    return Sweep.plan(families, endpoints_of(target, profile) if families else [], excluded, table)
 
 
 @functools.cache
@@ -372,9 +374,14 @@ def sweep_cases(target: Target, sweep: Sweep) -> dict[Cell, FuzzCase]:
     plaintexts: dict[Mode, dict[str, Any]] = {}
     for mode in sweep.modes:
         plaintexts[mode] = _simplest_plaintext(mode.endpoint, models[mode.endpoint] or target.chat_model, mode.stream)
+    for case in member_table.TABLE:
+        mutations[case.describe()] = case.mutation
     return {
         cell: FuzzCase(
-            cell.mode.endpoint, cell.mode.stream, copy.deepcopy(plaintexts[cell.mode]), mutations[cell.family]
+            cell.mode.endpoint,
+            cell.mode.stream,
+            copy.deepcopy(plaintexts[cell.mode]),
+            mutations[cell.case or cell.family],
         )
         for cell in sweep.order
     }
@@ -425,9 +432,46 @@ def seal_case(
 ) -> Prepared:
     """Seal ``plaintext_value`` under the lock's key with the 60 bytes of ``secret`` and apply
     ``mutation``. One function for the campaign and for ``replay``, so that a replay sends what the
-    campaign sent, only under a fresh key."""
-    client.rng = FixedBytes(secret[:32], secret[32:48], secret[48:])
-    plaintext = jsonwire.dumps(final_plaintext(plaintext_value, mutation, secret))
+    campaign sent, only under a fresh key.
+
+    A member-table case that this seal cannot carry (``fs.NotProducible``: no '+' or '/' to re-encode,
+    no padding to strip) is re-sealed with randomness derived from ``secret`` and a plaintext one byte
+    longer every third try; NotProducible once every try has failed."""
+    for attempt in range(_RESEALS):
+        seal = secret if attempt == 0 else hashlib.blake2b(secret + attempt.to_bytes(2, "big"), digest_size=60).digest()
+        try:
+            return _seal_once(
+                client, lock, endpoint, stream, plaintext_value, model, mutation, units, secret, seal, attempt
+            )
+        except fs.NotProducible:
+            if not (isinstance(mutation, fs.Mutation) and mutation in _TABLE_MUTATIONS):
+                raise
+    shown = mutation.description if isinstance(mutation, fs.Mutation) else "the mutation"
+    raise fs.NotProducible(f"no seal of {_RESEALS} could carry {shown}")
+
+
+_RESEALS = 24
+_TABLE_MUTATIONS = frozenset(case.mutation for case in member_table.TABLE)
+
+
+def _seal_once(
+    client: ConfidentialClient,
+    lock: LockRecord,
+    endpoint: str,
+    stream: bool,
+    plaintext_value: dict[str, Any],
+    model: str,
+    mutation: fs.Mutation | CampaignMutation | None,
+    units: int,
+    secret: bytes,
+    seal: bytes,
+    attempt: int,
+) -> Prepared:
+    client.rng = FixedBytes(seal[:32], seal[32:48], seal[48:])
+    value = final_plaintext(plaintext_value, mutation, secret)
+    if attempt % 3:
+        value["user"] += "~" * (attempt % 3)  # the marker stays a prefix, so an echo is still found
+    plaintext = jsonwire.dumps(value)
     prepared = client.prepare(
         endpoint,
         plaintext,
@@ -641,7 +685,7 @@ class Campaign:
         retried, and could be lost behind a cap that stops it."""
         try:
             return self._send(case)
-        except CampaignOver:
+        except (CampaignOver, fs.NotProducible):
             raise
         except Exception as exc:
             self._error = self._error or exc
@@ -716,6 +760,10 @@ class Campaign:
             before = self.budget.spent()
             try:
                 sent = self._guarded(case)
+            except fs.NotProducible:
+                result.requests = self.budget.spent() - before
+                sweep.leave([cell], NOT_PRODUCIBLE)
+                continue
             except CampaignOver:
                 result.requests = self.budget.spent() - before
                 sweep.leave([c for _, c in todo[n:]], self.result.stopped_by)

@@ -25,6 +25,8 @@ Status = Literal["not swept", "no finding", "finding", "cut off"]
 SWEEP_SHARE = "sweep-share"  # the passes after the first stop at half the request cap or duration
 LIVE_PROFILE = "live-profile"  # the live profile sends no 2 MiB body (the oversize family)
 NOT_STARTED = "not-started"  # a cell the campaign never reached (it ended before the sweep did)
+NOT_PRODUCIBLE = "not-producible"  # a member-table case no seal could carry (a key with no '+' or '/')
+TABLE_FAMILY = "member-table"  # the family name of the member table's cells (conformance.member_table)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Mode:
 class Cell:
     family: str
     mode: Mode
+    case: str = ""  # a member-table cell: the case's label and description (its family is TABLE_FAMILY)
 
 
 @dataclass
@@ -89,11 +92,17 @@ class Sweep:
     random_findings: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def plan(cls, families: dict[str, str], endpoints: Sequence[str], excluded: dict[str, str]) -> Sweep:
-        """The sweep of ``families`` over ``endpoints``; a family in ``excluded`` (name -> reason) is
-        listed with every cell not swept, for that reason."""
+    def plan(
+        cls, families: dict[str, str], endpoints: Sequence[str], excluded: dict[str, str], table: Sequence[str] = ()
+    ) -> Sweep:
+        """The sweep of ``families`` over ``endpoints``, and of the member table's ``table`` cases on the
+        first mode right after the first pass; a family in ``excluded`` (name -> reason) is listed with
+        every cell not swept, for that reason."""
         modes = modes_of(endpoints)
         order = sweep_order(list(families), modes)
+        if modes and table:
+            first = len(families)
+            order[first:first] = [Cell(TABLE_FAMILY, modes[0], case) for case in table]
         cells = {cell: CellResult() for cell in order}
         for cell, result in cells.items():
             if cell.family in excluded:
@@ -126,6 +135,25 @@ class Sweep:
 
     def not_swept(self) -> list[tuple[Cell, str]]:
         return [(c, r.reason or NOT_STARTED) for c, r in self.cells.items() if r.status == "not swept"]
+
+    def table_cells(self) -> list[tuple[Cell, CellResult]]:
+        return [(cell, result) for cell, result in self.cells.items() if cell.family == TABLE_FAMILY]
+
+    def table_json(self) -> dict[str, Any]:
+        cells = self.table_cells()
+        return {
+            "cases": len(cells),
+            "swept": sum(1 for _, r in cells if r.status != "not swept"),
+            "requests": sum(r.requests for _, r in cells),
+            "findings": [
+                {"case": cell.case, "checks": list(result.findings)} for cell, result in cells if result.findings
+            ],
+            "not_swept": [
+                {"case": cell.case, "reason": result.reason or NOT_STARTED}
+                for cell, result in cells
+                if result.status == "not swept"
+            ],
+        }
 
     def family_cells(self, family: str) -> list[tuple[Cell, CellResult]]:
         """The family's cells in mode order (not send order): how a reader looks for one."""
@@ -172,9 +200,11 @@ class Sweep:
                 }
                 for family, check_id in self.families.items()
             ],
+            "member_table": self.table_json(),
             "not_swept": [
                 {"family": cell.family, "endpoint": cell.mode.endpoint, "stream": cell.mode.stream, "reason": reason}
                 for cell, reason in self.not_swept()
+                if cell.family != TABLE_FAMILY
             ],
         }
 
@@ -201,6 +231,14 @@ class Sweep:
             shown = f"FINDING {', '.join(self.family_findings(family))}" if outcome == "finding" else outcome
             lines.append(f"  {family:<{name_w}}  {check_id:<{check_w}}  {marks}  {spent:>5}  {random:>6}  {shown}")
         lines.append("  (ok: no finding, F: finding, -: not swept, cut: sent but cut off, not judged; /s: streaming)")
+        table = self.table_json()
+        if table["cases"]:
+            found = sorted({check for row in table["findings"] for check in row["checks"]})
+            lines.append(
+                f"  member table (conformance/member_table.py): {table['swept']} of {table['cases']} cases swept on "
+                f"{self.modes[0].label()}, {table['requests']} requests; "
+                + (f"FINDING {', '.join(found)} in {len(table['findings'])} case(s)" if found else "no finding")
+            )
         reasons: dict[str, int] = {}
         for _, reason in self.not_swept():
             reasons[reason] = reasons.get(reason, 0) + 1
@@ -216,6 +254,7 @@ REASONS = {
     SWEEP_SHARE: "the passes after the first stop at half the request cap or half the duration",
     LIVE_PROFILE: "the live profile sends no 2 MiB body",
     NOT_STARTED: "the campaign ended before the sweep reached it",
+    NOT_PRODUCIBLE: "no seal could carry the member-table case (a fixed key with no '+' or '/')",
     "max-requests": "the --max-requests cap was reached",
     "request-estimate": "the request estimate was reached",
     "max-compute-units": "it would pass --max-compute-units",

@@ -14,7 +14,7 @@ from conformance.checks import Check, Run, Target, Verdict
 from conformance.client import ClientOptions, ConfidentialClient, NodeFace, resolve_api_key
 from conformance.embedded import EMBEDDED_STACK, embedded_target
 from conformance.guard import RunGuard
-from conformance.hop import load_signer, node_face_from
+from conformance.hop import embedded_owner_scheme, load_signer, node_face_from
 from conformance.options import get, tls_verify
 from conformance.plugin import BUDGET_KEY, RESULTS_KEY, RUNS_KEY, STARTED_KEY
 from conformance.results import CheckResult
@@ -86,11 +86,19 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
                     chat_model=get(config, "model"),
                     node_address=get(config, "node_address"),
                     face=face,
+                    known_keys=True,  # a token nobody issued is refused, as by a real proxy (R2.2, R10.7)
                     signer=_hop(lambda: load_signer(key)) if (key := get(config, "signer_key")) else None,
+                    signer_scheme=_hop(
+                        lambda: embedded_owner_scheme(
+                            get(config, "signer_scheme"), face=face, target=None, signer_key=key
+                        )
+                    ),
                     stack_small_id=get(config, "stack_small_id") or EMBEDDED_STACK,
                 )
             )
             target, embedded_sleep, node_face = embedded.target, embedded.sleep, embedded.node_face
+
+        target.member_table = get(config, "member_table") or "cover"
 
         def make_client(api_key: str | None) -> ConfidentialClient:
             return ConfidentialClient(target.base_url, api_key, options=options, node_face=node_face)

@@ -3,13 +3,13 @@ rulebook's judgement of those records into a verdict with its evidence."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ...records import ExchangeRecord, HttpRecord, MessageRecord
 from ..base import Check, Group, Precondition, Skip, Verdict, failed, passed, verdict
 from ..evidence import Exchanges, Messages, Pairs, Refusal, Refusals
-from ..judging import EXCHANGE_RULE, MESSAGE_RULE, came_back, earlier_cause, refusal_problem, response_of
+from ..judging import EXCHANGE_RULE, MESSAGE_RULE, came_back, earlier_cause, refusal_problem, refused_with, response_of
 from ..probe import Probe, Reads
 from ..probes import CHAT
 
@@ -170,6 +170,26 @@ def round_trip(record: ExchangeRecord, good: str, bad: str = "") -> Verdict:
     return verdict(why is None, good, f"{bad}{why}", evidence)
 
 
+def accepted_problem(reads: Reads, record: ExchangeRecord, what: str) -> str | None:
+    """Why ``record``, a valid request in a form the spec says a target accepts (``what``), was not
+    served and round-tripped, or None. Not evaluated when it was refused for an earlier cause, or when a
+    plain valid request (CHAT, which the check must read) does not round-trip either: the form is then
+    not what failed (ENDPOINT-001 is)."""
+    from ...records import cut_off
+    from ..judging import round_trip_problem
+
+    cut = cut_off(record)
+    if cut is not None:
+        raise Precondition(f"not evaluated: the request with {what} got no whole answer ({cut})")
+    earlier = earlier_cause(record, ())
+    if earlier is not None:
+        raise Precondition(f"not evaluated: the request with {what} was {earlier}")
+    why = round_trip_problem(record)
+    if why is not None and round_trip_problem(reads.get(CHAT)) is not None:
+        raise Precondition("not evaluated: a plain valid request does not round-trip either (ENDPOINT-001)")
+    return why
+
+
 def judge_expected_refusal(result: ExchangeRecord | HttpRecord, expected: tuple[int, ...], served: str) -> Verdict:
     """A request the spec says is refused with one of ``expected``: served is ``served`` (the failure),
     a refusal for an earlier cause is "not evaluated", any other status or a leaky refusal fails."""
@@ -197,3 +217,55 @@ def judge_second(pair: Any, expected: tuple[int, ...], served: str) -> Verdict:
         raise Precondition(f"not evaluated: the second request was {earlier}")
     why = refusal_problem(second) or refused_with_status(second, expected)
     return verdict(why is None, f"second request refused with {status}", why or "", Pairs(first.http.status, status))
+
+
+def judge_refused_with(
+    result: ExchangeRecord | HttpRecord, allowed: tuple[tuple[int, str], ...], served: str
+) -> Verdict:
+    """As :func:`judge_expected_refusal`, for a rule that names the code as well as the status: served is
+    ``served`` (the failure), a refusal for an earlier cause is "not evaluated", and any other refusal
+    must carry one of the (status, code) pairs ``allowed``."""
+    status = response_of(result).status
+    if status is not None and 200 <= status < 300:
+        return verdict(False, "", served, refusal(result))
+    earlier = earlier_cause(result, tuple(pair[0] for pair in allowed))
+    if earlier is not None:
+        raise Precondition(f"not evaluated: {earlier}")
+    why = refused_with(result, allowed)
+    return verdict(why is None, f"refused with {status} {refusal(result).code}", why or "", refusal(result))
+
+
+Findings = list[tuple[str, str]]  # (label of a request, why), as a reason shows them
+
+
+def each_refused(
+    rows: Iterable[tuple[str, ExchangeRecord | HttpRecord]],
+    expected: tuple[int, ...],
+    rule: Callable[[ExchangeRecord | HttpRecord], str | None],
+    served: str,
+) -> tuple[Findings, Findings]:
+    """(failed, not evaluated) over labelled requests a target must refuse as ``rule`` says, ``expected``
+    being the statuses the rule allows: one served fails with ``served``, one refused for an earlier
+    cause (:data:`judging.EARLIER_CAUSES`) proves nothing, any other is judged by ``rule``."""
+    failures: Findings = []
+    unjudged: Findings = []
+    for label, result in rows:
+        status = response_of(result).status
+        if status is not None and 200 <= status < 300:
+            failures.append((label, f"{served} ({status})"))
+        elif (earlier := earlier_cause(result, expected)) is not None:
+            unjudged.append((label, earlier))
+        elif (why := rule(result)) is not None:
+            failures.append((label, why))
+    return failures, unjudged
+
+
+def refusals_verdict(count: int, failures: Findings, unjudged: Findings, good: str) -> Verdict:
+    """The verdict over :func:`each_refused`'s findings: a failure fails, else a request that proved
+    nothing leaves the check "not evaluated" (never a pass)."""
+    evidence = Refusals(count, tuple(label for label, _ in failures))
+    if failures:
+        return failed("; ".join(f"{label}: {why}" for label, why in failures[:4]), evidence)
+    if unjudged:
+        raise Precondition("not evaluated: " + "; ".join(f"{label}: {why}" for label, why in unjudged[:3]))
+    return passed(good, evidence)

@@ -19,11 +19,13 @@ check = GROUP.check
     "AEAD-001",
     "MUST",
     "Every non-streaming response decrypts under the request's key with its nonce",
-    spec=("R4.5", "R5.1"),
+    spec=("R4.5", "R5.1", "R4.4", "R5.3"),
     reads=JSON_ENDPOINTS,
     evidence=Messages,
 )
 def aead_001(reads: Reads) -> Verdict:
+    """The suite opens each answer with K from HKDF with empty info (R4.4) and with empty AAD (R5.3): a
+    node that derives or seals with anything else fails here, as under the response-hkdf-info fault."""
     return judge_messages(reads, "AEAD-001", JSON_ENDPOINTS, "decrypts under K")
 
 
@@ -31,11 +33,12 @@ def aead_001(reads: Reads) -> Verdict:
     "AEAD-002",
     "MUST",
     "Every stream chunk decrypts under the request's key with its own nonce",
-    spec=("R4.5", "R9.5"),
+    spec=("R4.5", "R9.5", "R4.4", "R5.3"),
     reads=STREAMS,
     evidence=Messages,
 )
 def aead_002(reads: Reads) -> Verdict:
+    """As AEAD-001, chunk by chunk: each opens only under the R4.4 key with empty AAD (R5.3)."""
     return judge_messages(reads, "AEAD-002", STREAMS, "decrypts under K")
 
 

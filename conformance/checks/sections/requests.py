@@ -4,18 +4,21 @@ refused, with everything else valid so that the refusal can only be for that."""
 from __future__ import annotations
 
 from ...textsafe import one_line
-from ..base import Group, Precondition, Skip, Verdict, verdict
-from ..evidence import Refusal
+from ..base import Check, Group, Precondition, Skip, Verdict, verdict
+from ..evidence import Cases, Refusal
 from ..judging import earlier_cause, refusal_problem, response_of
 from ..probe import Reads
 from ..probes import (
+    CHAT,
     ERR_CONTENT_TYPE,
     ERR_OVERSIZE,
     ERR_UNKNOWN_MODEL,
-    ERR_URLSAFE_BASE64,
+    MEMBER_TABLE,
+    MEMBER_TABLE_FULL,
     MUTATED,
+    TableRun,
 )
-from ._helpers import judge_expected_refusal, refusal, refused_by_node
+from ._helpers import judge_expected_refusal, refusal, refused_by_node, refused_with_status, served
 
 GROUP = Group((3,), "Request fields and encodings")
 check = GROUP.check
@@ -31,42 +34,26 @@ refused_by_node(
     ("R3.13",),
     statuses=(400,),
 )
-refused_by_node(
-    GROUP,
-    "ERR-009",
-    MUTATED["err_missing_field"],
-    "An envelope missing a required member is refused",
-    ("R3.1",),
-    statuses=(400,),
-)
-refused_by_node(
-    GROUP,
-    "ERR-010",
-    MUTATED["err_mistyped_field"],
-    "A mistyped member (stack_small_id as a string) is refused",
-    ("R3.1", "R3.11"),
-    statuses=(400,),
-)
-refused_by_node(
-    GROUP,
+
+
+@check(
     "ERR-011",
-    ERR_UNKNOWN_MODEL,
-    "A plaintext naming a model nobody serves is refused",
-    ("R3.14",),
-    statuses=(400, 404),
+    "MUST",
+    "A plaintext naming a model nobody serves is refused (400; on the proxy face 400 or 404)",
+    spec=("R3.14",),
+    reads=(CHAT, ERR_UNKNOWN_MODEL),
+    evidence=Refusal,
 )
+def err_011(reads: Reads) -> Verdict:
+    """R3.14 gives the node face 400 only; 404 is the proxy face's. ERR-032 sends the same model in
+    model_name as well, so that no consistency rule (R3.16) can refuse it first."""
+    statuses = (400,) if reads.target.face == "node" else (400, 404)
+    if reads.target.face == "node":
+        served(reads, CHAT)
+    return judge_expected_refusal(reads.get(ERR_UNKNOWN_MODEL), statuses, "served anyway: accepted with 200")
+
+
 refused_by_node(GROUP, "ERR-013", ERR_OVERSIZE, "A body over the size limit is refused", ("R3.18",), statuses=(413,))
-refused_by_node(
-    GROUP, "ERR-014", ERR_URLSAFE_BASE64, "URL-safe base64 in a binary member is refused", ("R3.4",), statuses=(400,)
-)
-refused_by_node(
-    GROUP,
-    "ERR-015",
-    MUTATED["err_unpadded_base64"],
-    "Unpadded base64 in a binary member is refused",
-    ("R3.4",),
-    statuses=(400,),
-)
 
 
 @check(
@@ -126,11 +113,87 @@ def err_023(reads: Reads) -> Verdict:
     )
 
 
-refused_by_node(
-    GROUP,
-    "ERR-024",
-    MUTATED["err_wrong_length"],
-    "A binary member of the wrong decoded length (an 11-byte nonce) is refused",
-    ("R3.5", "R10.3"),
-    statuses=(400,),
+# --- the member table: each rule over every member it covers (conformance.member_table) -----------------
+
+
+def table_of(reads: Reads) -> TableRun:
+    """The member table at the run's depth (the other depth's probe skips)."""
+    return reads.get(MEMBER_TABLE_FULL if reads.target.member_table == "full" else MEMBER_TABLE)
+
+
+def judge_table(reads: Reads, check_id: str) -> Verdict:
+    """Every case of the table that breaks ``check_id``'s rule must be refused with 400 (R10.3 for the
+    binary members, R3.1, R3.11 and R3.12 for the others), cleanly. A case refused for an earlier
+    cause (no lock, no token, 429, 503) did not reach the rule: if no case fails, the check is then
+    "not evaluated", never a pass on the cases that remain."""
+    if reads.target.face == "node":
+        served(reads, CHAT)
+    table = table_of(reads)
+    rows = table.of(check_id)
+    if not rows:
+        raise AssertionError(f"the member table's {table.depth} depth has no case of {check_id}")
+    failed: list[tuple[str, str]] = []  # (case, why)
+    not_evaluated: list[tuple[str, str]] = []
+    not_producible: list[str] = []
+    statuses: list[int | None] = []
+    for case, answer in rows:
+        if answer is None:
+            not_producible.append(case.label)
+            continue
+        statuses.append(response_of(answer).status)
+        earlier = earlier_cause(answer, (400,))
+        if earlier is not None:
+            not_evaluated.append((case.label, earlier))
+        elif (why := refusal_problem(answer) or refused_with_status(answer, (400,))) is not None:
+            failed.append((case.label, why))
+    evidence = Cases(
+        table.depth,
+        len(rows),
+        tuple(statuses),
+        tuple(label for label, _ in failed),
+        tuple(label for label, _ in not_evaluated),
+        tuple(not_producible),
+    )
+    judged = len(rows) - len(not_producible)
+    if failed:
+        shown = "; ".join(f"{label}: {why}" for label, why in failed[:4])
+        return verdict(False, "", f"{len(failed)} of {judged} case(s) not refused cleanly with 400: {shown}", evidence)
+    if not_evaluated:
+        label, earlier = not_evaluated[0]
+        raise Precondition(f"not evaluated: {len(not_evaluated)} of {judged} case(s) were {earlier} (first: {label})")
+    if not judged:
+        raise Precondition("not evaluated: no case of this rule could be made from the envelopes sealed")
+    extra = f"; {len(not_producible)} could not be made ({', '.join(not_producible)})" if not_producible else ""
+    return verdict(True, f"all {judged} case(s) refused with 400 ({table.depth} table){extra}", "", evidence)
+
+
+def _table_check(check_id: str, title: str, spec: tuple[str, ...]) -> Check:
+    def predicate(reads: Reads) -> Verdict:
+        return judge_table(reads, check_id)
+
+    predicate.__doc__ = (
+        f"The member table's cases of {check_id}: every member the rule covers, every value it names; "
+        "the default run sends the cover, --member-table full every case."
+    )
+    return check(check_id, "MUST", title, spec=spec, reads=(CHAT, *MEMBER_TABLES), evidence=Cases)(predicate)
+
+
+MEMBER_TABLES = (MEMBER_TABLE, MEMBER_TABLE_FULL)
+_table_check("ERR-009", "An envelope missing a required member is refused, for every required member", ("R3.1",))
+_table_check(
+    "ERR-010",
+    "A member of a type, form or value its rule does not allow is refused, for every member",
+    ("R3.1", "R3.11", "R3.12"),
 )
+_table_check(
+    "ERR-014",
+    "Non-canonical base64 (URL-safe alphabet, whitespace, non-zero trailing bits) is refused, in every binary member",
+    ("R3.4", "R10.3"),
+)
+_table_check("ERR-015", "Missing or surplus base64 padding is refused, in every binary member", ("R3.4", "R10.3"))
+_table_check(
+    "ERR-024",
+    "A binary member of the wrong decoded length is refused, for every binary member",
+    ("R3.5", "R3.6", "R3.7", "R3.8", "R3.9", "R3.10", "R10.3"),
+)
+_table_check("ERR-035", "A body that is not one JSON object in UTF-8 is refused", ("R3.1", "R10.2"))
