@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .budget import LocalBudget
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
@@ -40,6 +40,9 @@ from .run_progress import Progress
 from .taxonomy import CATEGORIES
 from .textsafe import one_line
 from .transport_errors import record_words, unreachable_message
+
+if TYPE_CHECKING:
+    from .estimate import Bound
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -246,16 +249,21 @@ def pytest_args(args: argparse.Namespace, report_dir: Path, inifile: Path) -> li
     return argv
 
 
-def dry_run(args: argparse.Namespace) -> int:
+def _bound(args: argparse.Namespace) -> Bound:
+    """What ``--dry-run`` promises for this selection, face and member-table depth."""
     from .estimate import estimate_run
 
-    bound = estimate_run(
+    return estimate_run(
         select_expr=args.select,
         workers=args.workers or 1,
         face=args.face,
         embedded=not args.target,
         member_table=args.member_table,
     )
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    bound = _bound(args)
     cap = f"; --max-requests caps it at {args.max_requests}" if args.max_requests else ""
     print(
         f"dry run: {bound.checks} checks over {bound.probes} probes, at most {bound.requests} requests "
@@ -302,15 +310,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = gate(json.loads(results_path.read_text(encoding="utf-8")), baseline, today=dt.date.today())
         exit_code = ExitCode(outcome.exit_code)
         _store_gate(results_path, gate_record(outcome, args.baseline))
-    from .estimate import estimate_run
-
-    bound = estimate_run(
-        select_expr=args.select,
-        workers=args.workers or 1,
-        face=args.face,
-        embedded=not args.target,
-        member_table=args.member_table,
-    )
+    bound = _bound(args)
     print(summary(results, results_path, bound=bound.requests, preflight=preflight_sent))
     _render(results_path, Path(args.junit_xml).resolve() if args.junit_xml else None)
     if baseline is not None and not results.stopped_early:

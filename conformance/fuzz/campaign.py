@@ -437,12 +437,41 @@ def seal_case(
     A member-table case that this seal cannot carry (``fs.NotProducible``: no '+' or '/' to re-encode,
     no padding to strip) is re-sealed with randomness derived from ``secret`` and a plaintext one byte
     longer every third try; NotProducible once every try has failed."""
+
+    def seal_once(attempt: int, seal: bytes) -> Prepared:
+        client.rng = FixedBytes(seal[:32], seal[32:48], seal[48:])
+        value = final_plaintext(plaintext_value, mutation, secret)
+        if attempt % 3:
+            value["user"] += "~" * (attempt % 3)  # the marker stays a prefix, so an echo is still found
+        plaintext = jsonwire.dumps(value)
+        prepared = client.prepare(
+            endpoint,
+            plaintext,
+            lock,
+            model_name=model,
+            stream=stream,
+            num_compute_units=units,
+            mutate=None,
+            headers=None,
+        )
+        envelope = prepared.sealed.request.to_json()
+        if mutation is OVERSIZE:
+            envelope["ciphertext"] = b64encode(bytes(OVERSIZE_BYTES * 3 // 4))
+            prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
+        elif mutation is LONG_HASH:
+            envelope["plaintext_body_hash"] = b64encode(b64decode(envelope["plaintext_body_hash"]) + b"\x00")
+            prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
+        elif isinstance(mutation, fs.Mutation):
+            body = mutation.apply(envelope)
+            if mutation.name == "low-order-client-key":
+                body = _seal_under_zero_secret(body, plaintext)
+            prepared = dataclasses.replace(prepared, body=body)
+        return prepared
+
     for attempt in range(_RESEALS):
         seal = secret if attempt == 0 else hashlib.blake2b(secret + attempt.to_bytes(2, "big"), digest_size=60).digest()
         try:
-            return _seal_once(
-                client, lock, endpoint, stream, plaintext_value, model, mutation, units, secret, seal, attempt
-            )
+            return seal_once(attempt, seal)
         except fs.NotProducible:
             if not (isinstance(mutation, fs.Mutation) and mutation in _TABLE_MUTATIONS):
                 raise
@@ -452,49 +481,6 @@ def seal_case(
 
 _RESEALS = 24
 _TABLE_MUTATIONS = frozenset(case.mutation for case in member_table.TABLE)
-
-
-def _seal_once(
-    client: ConfidentialClient,
-    lock: LockRecord,
-    endpoint: str,
-    stream: bool,
-    plaintext_value: dict[str, Any],
-    model: str,
-    mutation: fs.Mutation | CampaignMutation | None,
-    units: int,
-    secret: bytes,
-    seal: bytes,
-    attempt: int,
-) -> Prepared:
-    client.rng = FixedBytes(seal[:32], seal[32:48], seal[48:])
-    value = final_plaintext(plaintext_value, mutation, secret)
-    if attempt % 3:
-        value["user"] += "~" * (attempt % 3)  # the marker stays a prefix, so an echo is still found
-    plaintext = jsonwire.dumps(value)
-    prepared = client.prepare(
-        endpoint,
-        plaintext,
-        lock,
-        model_name=model,
-        stream=stream,
-        num_compute_units=units,
-        mutate=None,
-        headers=None,
-    )
-    envelope = prepared.sealed.request.to_json()
-    if mutation is OVERSIZE:
-        envelope["ciphertext"] = b64encode(bytes(OVERSIZE_BYTES * 3 // 4))
-        prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
-    elif mutation is LONG_HASH:
-        envelope["plaintext_body_hash"] = b64encode(b64decode(envelope["plaintext_body_hash"]) + b"\x00")
-        prepared = dataclasses.replace(prepared, body=jsonwire.dumps(envelope))
-    elif isinstance(mutation, fs.Mutation):
-        body = mutation.apply(envelope)
-        if mutation.name == "low-order-client-key":
-            body = _seal_under_zero_secret(body, plaintext)
-        prepared = dataclasses.replace(prepared, body=body)
-    return prepared
 
 
 # Plaintext members whose strings come from a fixed vocabulary (roles, tool names, formats): a case's
