@@ -52,6 +52,9 @@ class HttpRecord:
     full_sha256: str | None = None
     compact: bool | None = None
     elapsed_s: float = 0.0
+    # Set by shed_body: the error body, judged on the whole body before it was cut to a prefix.
+    shed_error: tuple[str, str] | None = None
+    shed: bool = False
 
     @property
     def content_type(self) -> str:
@@ -70,6 +73,8 @@ class HttpRecord:
 
     def error_body(self) -> tuple[str, str] | None:
         """(code, message) when the body is exactly {"error":{"code":str,"message":str}}."""
+        if self.shed:
+            return self.shed_error
         value = self.json()
         if not isinstance(value, dict) or set(value) != {"error"} or not isinstance(value["error"], dict):
             return None
@@ -111,11 +116,13 @@ def analyse_lock(http: HttpRecord) -> LockRecord:
         record.members = list(value)
     if value is MISSING:
         record.parse_error = "INVALID_JSON"
+        _shed_lock(record)
         return record
     try:
         record.lock = LockResponse.from_json(value)
     except ProtocolError as exc:
         record.parse_error = exc.code
+        _shed_lock(record)
         return record
     try:
         record.public_key = record.lock.node_public_key()
@@ -129,13 +136,21 @@ def _shed_lock(record: LockRecord) -> None:
     """A lock reply over RETAINED_BODY_BYTES (a 32 MB "public key") is kept as a prefix, and the key
     string, already judged (public_key_error), as a note of its length: every lock record lives until
     the run ends."""
-    http = record.http
-    if len(http.body) <= RETAINED_BODY_BYTES:
-        return
-    http.full_bytes, http.full_sha256 = len(http.body), digest(http.body)
-    http.body = http.body[:_PREFIX_BYTES]
+    shed_body(record.http)
     if record.lock is not None and len(record.lock.public_key) > _PREFIX_BYTES:
         record.lock = replace(record.lock, public_key=_kept(record.lock.public_key))
+
+
+def shed_body(http: HttpRecord) -> HttpRecord:
+    """Keep a body over RETAINED_BODY_BYTES as a prefix, once its error body is judged: a probe's
+    record lives until the run ends, and a hostile target answers every request with 32 MB."""
+    if len(http.body) > RETAINED_BODY_BYTES and not http.shed:
+        judged = http.error_body()  # its text is the target's: a prefix of each, like the body
+        http.shed_error = None if judged is None else (judged[0][:_PREFIX_BYTES], judged[1][:_PREFIX_BYTES])
+        http.full_bytes, http.full_sha256 = len(http.body), digest(http.body)
+        http.body = http.body[:_PREFIX_BYTES]
+        http.shed = True
+    return http
 
 
 @dataclass

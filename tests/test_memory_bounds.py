@@ -50,3 +50,20 @@ def test_a_large_served_body_is_analysed_then_let_go() -> None:
     assert message is not None and message.members == ["ciphertext", *ENVELOPE]
     assert message.aead_error is not None and message.ciphertext_bytes == 20 * MiB
     assert message.envelope["ciphertext"].endswith("characters, not kept>")
+
+
+def test_a_huge_raw_answer_is_kept_as_a_prefix_once_its_error_body_is_judged() -> None:
+    """A probe's raw record lives until the run ends; a hostile target that answers every lock-endpoint
+    probe with 32 MB would otherwise hold 32 MB per probe (lock-huge-key went past 512 MiB so)."""
+    from conformance.records import HttpRecord, analyse_lock, shed_body
+
+    error = json.dumps({"error": {"code": "REQUEST_ERROR", "message": "x" * (2 * RETAINED_BODY_BYTES)}}).encode()
+    shed = shed_body(HttpRecord("POST", "/v1/nodes/lock", 400, {"content-type": "application/json"}, error))
+    assert shed.shed and len(shed.body) < RETAINED_BODY_BYTES and shed.full_bytes == len(error)
+    code, message = shed.error_body() or ("", "")  # judged on the whole body, kept as a prefix
+    assert code == "REQUEST_ERROR" and message == "x" * len(message) and len(message) < RETAINED_BODY_BYTES
+    small = shed_body(HttpRecord("POST", "/v1/nodes/lock", 400, {}, b'{"error":{"code":"A","message":"b"}}'))
+    assert not small.shed and small.error_body() == ("A", "b")
+    # A lock reply that is not JSON (or not a lock) is shed too, not only one whose key was parsed.
+    junk = analyse_lock(HttpRecord("POST", "/v1/nodes/lock", 200, {}, b"[" * (2 * RETAINED_BODY_BYTES)))
+    assert junk.parse_error == "INVALID_JSON" and junk.http.shed and len(junk.http.body) < RETAINED_BODY_BYTES

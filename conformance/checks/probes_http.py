@@ -16,7 +16,7 @@ from typing import Any
 
 from ..client import ENDPOINT_PATHS, LOCK_PATH
 from ..protocol import jsonwire
-from ..records import ExchangeRecord, HttpRecord, LockRecord, analyse_lock
+from ..records import ExchangeRecord, HttpRecord, LockRecord, analyse_lock, shed_body
 from .probe import Probe, probe
 from .run import Run
 
@@ -63,21 +63,21 @@ def _lock_body(run: Run) -> bytes:
 
 def _unknown_path(run: Run) -> HttpRecord:
     body = b"{}"
-    return run.client.request("POST", UNKNOWN_PATH, content=body, headers=run.client.headers(body=body))
+    return shed_body(run.client.request("POST", UNKNOWN_PATH, content=body, headers=run.client.headers(body=body)))
 
 
 HTTP_UNKNOWN_PATH: Probe[HttpRecord] = probe("http_unknown_path", locks=0)(_unknown_path)
 
 
 def _confidential_get(run: Run) -> HttpRecord:
-    return run.client.request("GET", ENDPOINT_PATHS["chat"], headers=run.client.headers())
+    return shed_body(run.client.request("GET", ENDPOINT_PATHS["chat"], headers=run.client.headers()))
 
 
 HTTP_WRONG_METHOD: Probe[HttpRecord] = probe("http_wrong_method", locks=0)(_confidential_get)
 
 
 def _lock_get(run: Run) -> HttpRecord:
-    return run.client.request("GET", LOCK_PATH, headers=run.client.headers())
+    return shed_body(run.client.request("GET", LOCK_PATH, headers=run.client.headers()))
 
 
 LOCK_WRONG_METHOD: Probe[HttpRecord] = probe("lock_wrong_method", face="proxy", sends=0)(_lock_get)
@@ -158,7 +158,11 @@ def _err_bad_tokens(run: Run) -> SpentTokens:
     bearer = f"Bearer {granted.unknown_token}"
     own_lock = None
     if isinstance(granted.unknown, HttpRecord) and granted.unknown.status == 200:
-        own = analyse_lock(run.raw(LOCK_PATH, _lock_body(run), _lock_headers(run, authorization=bearer)))
+        own = analyse_lock(
+            run.client.request(
+                "POST", LOCK_PATH, content=_lock_body(run), headers=_lock_headers(run, authorization=bearer)
+            )
+        )
         own_lock = own if own.ok else None
     unknown = send(bearer, own_lock, None) if own_lock is not None else send(bearer, shared)
     valid = run.send("chat", lock=shared, num_compute_units=AUTH_UNITS)
@@ -259,7 +263,7 @@ def _lock_capacity(run: Run) -> Capacity:
     fits = run.send("chat", lock=small, num_compute_units=SMALL_UNITS)
     members = {"atoma_conformance_unknown": {"ignored": [1]}, "model": run.target.chat_model}
     body = jsonwire.dumps(members | {"max_num_tokens": None, "timeout": None})
-    defaults_lock = analyse_lock(run.raw(LOCK_PATH, body, _lock_headers(run)))
+    defaults_lock = analyse_lock(run.client.request("POST", LOCK_PATH, content=body, headers=_lock_headers(run)))
     on_defaults = run.send("chat", lock=defaults_lock, mutate=_null_units) if defaults_lock.ok else None
     return Capacity(larger, null_units, fits, defaults_lock, on_defaults)
 

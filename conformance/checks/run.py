@@ -17,7 +17,7 @@ from ..budget import RunStopped
 from ..client import BudgetExceeded, ConfidentialClient, Prepared
 from ..protocol import jsonwire
 from ..protocol.nonces import NonceLedger
-from ..records import ExchangeRecord, HttpRecord, LockRecord, cut_off
+from ..records import ExchangeRecord, HttpRecord, LockRecord, cut_off, shed_body
 from ..taxonomy import Face
 from ..textsafe import one_line
 from .base import Precondition, Skip
@@ -221,7 +221,7 @@ class Run:
                 self.node_nonces.observe("any", message.nonce, f"{key} {where}")
 
     def raw(self, path: str, body: bytes, headers: dict[str, str], *, chunked: bool = False) -> HttpRecord:
-        return self.client.request("POST", path, content=body, headers=headers, chunked=chunked)
+        return shed_body(self.client.request("POST", path, content=body, headers=headers, chunked=chunked))
 
     def other_client(self, api_key: str | None) -> ConfidentialClient:
         if self.client_factory is None:
