@@ -107,6 +107,14 @@ def _malleable(m: MessageRecord, _r: ExchangeRecord) -> str | None:
 
 
 def _undecryptable(m: MessageRecord, _r: ExchangeRecord) -> str | None:
+    """AEAD-001/002: a nonce or ciphertext that is not canonical base64 is the encoding rules' failure
+    (ENC-*), not a decryption's: nothing was decrypted, so this rule cannot judge the message. A
+    ciphertext shorter than its tag, or one that does not open, is this rule's."""
+    for member, error in (("nonce", m.nonce_error), ("ciphertext", m.ciphertext_error)):
+        if error is not None and error != "WRONG_LENGTH" and m.plaintext is None:
+            raise Precondition(
+                f"the {member} does not decode ({error}; the encoding checks judge it): nothing to decrypt"
+            )
     return m.aead_error
 
 
@@ -207,7 +215,10 @@ def message_problems(record: ExchangeRecord) -> list[Problem]:
     for rule in MESSAGE_RULES:
         if rule.applies(record):
             for message in record.messages:
-                why = rule.judge(message, record)
+                try:
+                    why = rule.judge(message, record)
+                except Precondition:
+                    continue  # the rule cannot judge this message; another rule names what is wrong
                 if why:
                     out.append(Problem(rule.check_id, f"{record.endpoint} {message.where}: {why}"))
     return out
@@ -410,6 +421,9 @@ def _cacheable(r: ExchangeRecord) -> str | None:
 
 
 def _not_envelopes(r: ExchangeRecord) -> str | None:
+    if not r.chunks and not r.non_envelope_events and r.http.media_type != "text/event-stream":
+        # No events because no event stream: the content type is STREAM-001's to judge, not this rule's.
+        raise Precondition(f"the answer is not an event stream ({one_line(r.http.media_type, 60) or 'no type'})")
     others = [e for e in r.non_envelope_events if e.strip() != "[DONE]"]
     problems = [f"{len(others)} non-JSON event(s)"] if others else []
     problems += [one_line(r.stream_error, 120)] if r.stream_error else []
@@ -574,8 +588,8 @@ def _lock_order(r: LockRecord) -> str | None:
 
 
 def _lock_key(r: LockRecord) -> str | None:
-    if r.lock is None:
-        return f"the reply does not parse ({r.parse_error})"
+    if r.lock is None:  # LOCK-001 judges the reply's shape; without a lock there is no key to judge
+        raise Precondition(f"the reply does not parse as a lock ({r.parse_error}): no public_key to judge")
     return None if r.public_key_error is None else f"public_key refused: {r.public_key_error}"
 
 
