@@ -102,13 +102,12 @@ ERR_011_PROBE = gap(
 )
 PLAINTEXT_SHAPE = gap(
     "R3.14: a plaintext that is not a JSON object, or has no string `model`, is refused with 400 INVALID_BODY",
-    "no probe encrypts such a plaintext (with a correct plaintext_body_hash); an ERR check that sends"
-    ' `[]` and `{"model": 1}` would catch it',
+    "ERR-030 sends such plaintexts; this branch is not reached by them",
 )
 NOT_JSON = gap(
     "R3.1 (a body that is not JSON is refused with 400) and R10.2 (never 5xx for it)",
-    "no probe sends an envelope that is not JSON (trailing data, NaN, invalid UTF-8, a bare string); with"
-    " the refusal removed the node answers 500 or serves; an ERR sweep of non-JSON bodies would catch it",
+    "the member table's full depth sends such bodies (trailing data, invalid UTF-8, a JSON string: ERR-035),"
+    " but the default cover sends only the array, and this harness runs the default depth",
 )
 JSON_LIMITS = gap(
     "R10.2 and R10.10: a client-caused malformed body is refused 4xx and the node keeps serving",
@@ -193,22 +192,23 @@ TRAILING_BITS = gap(
 )
 MISSING_STACK = gap(
     "R3.1 and R10.2: a missing or null `stack_small_id` is refused with 400, never 5xx",
-    "ERR-009 removes one other member and ERR-010 mistypes stack_small_id as a string; with this mutant a"
-    " missing or null stack_small_id ends in an AssertionError (500); sweeping ERR-009/ERR-010 over every"
-    " member, null included, would catch it",
+    "the member table's full depth removes and nulls stack_small_id (ERR-009, ERR-010); the default cover"
+    " removes the salt and nulls model_name, so at the default depth this mutant (an AssertionError, 500)"
+    " is not reached",
 )
 STACK_RANGE = gap(
     "R3.11: stack_small_id accepts 0 to 2^63-1 and refuses negatives and values above 2^64-1 with 400",
-    "no probe sends a boundary or out-of-range stack_small_id; probes with 0, 2^63-1 (expect 425, not 400),"
-    " -1 and 2^64 (expect 400) would catch it",
+    "the member table's full depth sends -1 and 2^64 (ERR-010); the default cover sends num_compute_units -1"
+    " only; the accepted boundaries (0, 2^63-1) need a lock on that very stack, so no probe sends them",
 )
 BOOL_TYPE = gap(
     "R3.1: a member of a type not allowed there (a string `stream`) is refused with 400",
-    "ERR-010 mistypes stack_small_id only; sweeping it over `stream` and `num_compute_units` would catch it",
+    "the cover's `stream` string case is still refused 400 without this raise (a later rule refuses the"
+    " value), so status and code do not change; a node whose later rule is absent would pass",
 )
-NOT_FOUND_ROUTE = gap(
-    "R10.1: every refused request, an unknown path or method included, is answered with the JSON error body",
-    "no probe requests an unknown path or uses the wrong method; one that does and runs ERR-018's judge would catch it",
+NOT_FOUND_ROUTE = (
+    "equivalent: R10.1 names neither a status nor a code for an unknown path or a wrong method; ERR-027 asks"
+    " for a non-2xx JSON error body, which the mutant still gives (only its status, code or wording differ)"
 )
 NOT_IN_SPEC = (
     "equivalent: /health and /v1/models are not in docs/spec.md (the CLI preflight reads /v1/models, outside"
@@ -217,6 +217,127 @@ NOT_IN_SPEC = (
 
 
 RULES: tuple[Rule, ...] = (
+    # --- issue 16's new branches (first, so that no older, wider rule takes them) -------------------------
+    Rule(
+        B64, "_canonical_tail", "equivalent: an empty value fails the decoded-length rule with the same 400", "not raw"
+    ),
+    Rule(
+        MODELS,
+        "LockRequest.parse",
+        only_when(
+            "a caller parses lock bytes with LockRequest.parse (the mock reads"
+            " the lock body with jsonwire.loads and from_json)"
+        ),
+    ),
+    Rule(APP, "create_app.lock", KNOB + " (lock_rejections is json)", "text/plain", reached=False),
+    Rule(APP, "create_app.lock", only_when("lock_body_first is on (a fault)"), "owner = authenticate"),
+    Rule(
+        APP,
+        "create_app.lock",
+        "equivalent: the strict node checked the token before the body; checking it"
+        " again after the body changes nothing",
+        "`body_first` negated",
+    ),
+    Rule(
+        APP,
+        "create_app.read_lock_request",
+        "equivalent: R2.3 names no code for a malformed lock body (400 or"
+        " 422 with a JSON error body), and Table 10.1 none either",
+        "REQUEST_ERROR",
+        reached=True,
+        line=240,
+    ),
+    Rule(
+        APP,
+        "create_app.read_lock_request",
+        KNOB + " (`members` feeds only the lock_members faults)",
+        "isinstance(value, dict)",
+    ),
+    Rule(APP, "create_app.read_lock_request", KNOB, "deny-unknown"),
+    Rule(APP, "create_app.read_lock_request", KNOB, "null-as-zero"),
+    Rule(
+        APP,
+        "create_app.read_lock_request",
+        only_when("lock_members is deny-unknown or null-as-zero (faults)"),
+        reached=True,
+        line=242,
+    ),
+    Rule(
+        APP,
+        "create_app.read_lock_request",
+        only_when("lock_members is deny-unknown or null-as-zero (faults)"),
+        reached=True,
+        line=244,
+    ),
+    Rule(
+        APP,
+        "create_app.read_lock_request",
+        only_when("lock_members is deny-unknown or null-as-zero (faults)"),
+        reached=False,
+    ),
+    Rule(
+        APP,
+        "create_app._confidential",
+        "equivalent: on the proxy face authenticate() sets the owner whatever"
+        " `late` says; on the node face the owner only names the caller to a client judge, which this run has not",
+        "`late` negated",
+    ),
+    Rule(
+        APP,
+        "create_app._confidential",
+        "equivalent: _framed_limit returns the limit unchanged unless a framing fault is on",
+        "_framed_limit",
+    ),
+    Rule(APP, "create_app._confidential", KNOB, "'refuse'"),
+    Rule(APP, "create_app._confidential", only_when("the unknown-member-refused fault is on"), "_refuse_unknown"),
+    Rule(APP, "create_app._confidential", only_when("client_key_top_bit is refuse (a fault)"), line=291),
+    Rule(APP, "create_app._confidential", only_when("client_key_top_bit is refuse (a fault)"), line=292),
+    Rule(APP, "create_app._confidential", KNOB, "null-as-zero"),
+    Rule(APP, "create_app._confidential", KNOB, "ignore-capacity"),
+    Rule(APP, "create_app._confidential", only_when("compute_units is a fault's"), line=296),
+    Rule(APP, "create_app._confidential", only_when("compute_units is a fault's"), line=298),
+    Rule(APP, "create_app._confidential", only_when("token_after_lock is on (a fault)"), "authenticate", reached=False),
+    Rule(APP, "create_app._plaintext_request", KNOB + " (plaintext_model is plaintext)", line=498),
+    Rule(APP, "create_app._plaintext_request", only_when("plaintext_model is envelope (a fault)"), line=499),
+    Rule(APP, "create_app._plaintext_request", only_when("plaintext_model is envelope (a fault)"), line=500),
+    Rule(
+        APP,
+        "create_app._plaintext_request",
+        "equivalent: it only decides whether the inner stream flag is set"
+        " for an endpoint that does not stream; the node then answers JSON or refuses 400, and R9.1 allows both",
+        line=507,
+    ),
+    Rule(APP, "create_app._plaintext_request", only_when("streamable holds the endpoint (a fault)"), line=508),
+    Rule(APP, "create_app._plaintext_request", KNOB + " (unset_stream is json)", line=510),
+    Rule(APP, "create_app._plaintext_request", only_when("unset_stream is event-stream (a fault)"), line=511),
+    Rule(APP, "_framed_limit", KNOB + " (every branch is a framing fault's; the strict node returns the limit)"),
+    Rule(APP, "_refuse_unknown_members", only_when("the unknown-member-refused fault is on")),
+    Rule(APP, "_hashed", KNOB, "reserialized"),
+    Rule(APP, "_hashed", only_when("plaintext_hash_input is reserialized (a fault)")),
+    Rule(APP, "create_app.not_found", KNOB + " (routing errors are JSON)", "'text'"),
+    Rule(APP, "create_app.not_found", only_when("the routing-errors-text-plain fault is on"), "text/plain"),
+    Rule(APP, "create_app.not_found", only_when("the routing-errors-text-plain fault is on"), "return Response"),
+    Rule(APP, "create_app", NOT_IN_SPEC, "`'GET'`"),
+    Rule(
+        APP,
+        "create_app.not_found",
+        gap(
+            "R10.11/R10.12: a 404 or 405 answered with code INTERNAL_ERROR, which Table 10.1 pairs with 500",
+            "ERR-026 reads the unknown-path and wrong-method refusals and should see the mispairing, but this run"
+            " did not kill the mutant; not analysed further",
+        ),
+        "`404` → `405`",
+    ),
+    Rule(
+        APP,
+        "create_app.not_found",
+        gap(
+            "R10.11/R10.12: a 405 answered with code INTERNAL_ERROR, which Table 10.1 pairs with 500",
+            "as for 404, ERR-026 should see it and did not in this run; not analysed further",
+        ),
+        "`405` → `406`",
+    ),
+    Rule(APP, "create_app.lock", only_when("lock_rejections is text (a fault)"), "return Response(refusal"),
     # --- mock_node/app.py: module constants -----------------------------------------------------------
     Rule(APP, "<module>", CODE_NODE_FACE, "`400` → `401`"),
     Rule(APP, "<module>", CODE_NODE_FACE, "`'REQUEST_ERROR'`"),
