@@ -297,6 +297,7 @@ RULES: tuple[Rule, ...] = (
     Rule(APP, "create_app._confidential", only_when("compute_units is a fault's"), line=296),
     Rule(APP, "create_app._confidential", only_when("compute_units is a fault's"), line=298),
     Rule(APP, "create_app._confidential", only_when("token_after_lock is on (a fault)"), "authenticate", reached=False),
+    Rule(APP, "create_app._plaintext_request", CONSISTENCY, line=516),  # the stream-flag mismatch: never sent
     Rule(APP, "create_app._plaintext_request", KNOB + " (plaintext_model is plaintext)", line=498),
     Rule(APP, "create_app._plaintext_request", only_when("plaintext_model is envelope (a fault)"), line=499),
     Rule(APP, "create_app._plaintext_request", only_when("plaintext_model is envelope (a fault)"), line=500),
