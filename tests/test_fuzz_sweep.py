@@ -38,7 +38,7 @@ KEY = "sweep-test-key-0001"
 FAMILIES = [f.name for f in fs.MUTATION_FAMILIES] + [m.name for m in CAMPAIGN_MUTATIONS]
 TEXT_MODES = ["chat", "chat stream", "completions", "completions stream"]
 FAMILY_CELLS = len(FAMILIES) * len(TEXT_MODES)  # 25 families x 4 modes = 100
-CELLS = FAMILY_CELLS + len(member_table.TABLE)  # and the member table's 85 cases, on chat
+CELLS = FAMILY_CELLS + len(member_table.COVER)  # and the member table's cover (13 cases), on chat
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,9 @@ def test_every_cell_is_in_the_results_with_its_requests(clean: str, tmp_path: Pa
     assert (sweep["cells"], sweep["swept"], sweep["complete"]) == (CELLS, CELLS, True)
     assert sweep["modes"] == TEXT_MODES and sweep["not_swept"] == []
     table = sweep["member_table"]
-    assert (table["cases"], table["swept"], table["findings"], table["not_swept"]) == (len(member_table.TABLE),) * 2 + (
+    assert (table["cases"], table["swept"], table["findings"], table["not_swept"]) == (
+        len(member_table.COVER),
+        len(member_table.COVER),
         [],
         [],
     )

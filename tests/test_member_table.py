@@ -5,7 +5,6 @@ sweep, and judged by the same checks."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,11 +197,14 @@ def test_the_dry_run_bound_follows_the_depth() -> None:
     assert full.without_retries == 2 * len(TABLE) + 2
 
 
-def test_the_fuzzer_sweeps_every_case_after_its_first_pass(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("profile", "cases"), [("deep", TABLE), ("ci", COVER), ("live", COVER)])
+def test_the_fuzzer_sweeps_the_table_after_its_first_pass(profile: str, cases: tuple[Case, ...]) -> None:
+    """A deep campaign sweeps every case, as run --member-table full sends them; the per-commit ci and the
+    paid live profiles sweep the cover, as a default run does."""
     with embedded_target("strict", []) as embedded:
-        plan = sweep_plan(embedded.target, "ci")
+        plan = sweep_plan(embedded.target, profile)
     first = plan.first_pass
     table = [cell for cell in plan.order if cell.family == TABLE_FAMILY]
-    assert [cell.case for cell in table] == [case.describe() for case in TABLE]
-    assert plan.order[first : first + len(TABLE)] == table
+    assert [cell.case for cell in table] == [case.describe() for case in cases]
+    assert plan.order[first : first + len(cases)] == table
     assert all(cell.mode.endpoint == "chat" and not cell.mode.stream for cell in table)

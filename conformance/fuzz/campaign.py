@@ -316,12 +316,20 @@ def sweep_families(profile: str, *, mutations: bool = True) -> tuple[dict[str, s
     return families, excluded
 
 
+def table_depth(profile: str) -> member_table.Depth:
+    """The member table a campaign of ``profile`` sweeps: all 85 cases for a deep campaign, the cover of 13
+    for the per-commit ci profile and the paid live one (each case costs a lock and a request)."""
+    return "full" if profile == "deep" else "cover"
+
+
 def sweep_plan(target: Target, profile: str, *, mutations: bool = True) -> Sweep:
     """The sweep of a campaign against ``target``: its families over the endpoints the campaign
     fuzzes there (:func:`endpoints_of`, from the models the target was given), in both stream modes
-    where an endpoint streams."""
+    where an endpoint streams; and the member table's cases on the first mode, as a run sends them: the
+    cover in the ci and live profiles, every case in the deep one (as ``run --member-table full``)."""
     families, excluded = sweep_families(profile, mutations=mutations)
-    table = [case.describe() for case in member_table.TABLE] if families else []
+    cases = member_table.cases(table_depth(profile))
+    table = [case.describe() for case in cases] if families else []
     return Sweep.plan(families, endpoints_of(target, profile) if families else [], excluded, table)
 
 
