@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import httpx
 import pytest
 
 from conformance import member_table
@@ -208,3 +209,32 @@ def test_the_fuzzer_sweeps_the_table_after_its_first_pass(profile: str, cases: t
     assert [cell.case for cell in table] == [case.describe() for case in cases]
     assert plan.order[first : first + len(cases)] == table
     assert all(cell.mode.endpoint == "chat" and not cell.mode.stream for cell in table)
+
+
+class _Signed(httpx.HTTPTransport):
+    """Records, for every confidential request sent, whether it carried an X-Signature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signed: list[bool] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.signed.append("x-signature" in request.headers)
+        return super().handle_request(request)
+
+
+def test_on_the_node_face_every_case_is_signed_so_only_its_defect_can_be_refused() -> None:
+    """A body that claims no hash (the member is gone, or the body is not an object) still carries the
+    valid request's X-Signature: unsigned, a node that checks the header first would refuse it as
+    MISSING_HEADER, and the check would pass on a node that never looks at the member."""
+    transport = _Signed()
+    with embedded_target("strict", [], face="node") as embedded:
+        target: Target = embedded.target
+        target.member_table = "full"
+        client = ConfidentialClient(target.base_url, target.api_key, node_face=embedded.node_face, transport=transport)
+        try:
+            table = Run(target, client, sleep=embedded.sleep).get(MEMBER_TABLE_FULL)
+        finally:
+            client.close()
+    assert len(transport.signed) == len(TABLE) == len(table.refused)
+    assert all(transport.signed), [c.describe() for c, s in zip(TABLE, transport.signed, strict=True) if not s]

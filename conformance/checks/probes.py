@@ -246,7 +246,12 @@ def _table_case(run: Run, case: Case, lock: LockRecord) -> ExchangeRecord | None
             body = case.mutation.apply(prepared.sealed.request.to_json())
         except NotProducible:
             continue
-        return run.post(replace(prepared, body=body, headers=run.client.headers(body=body)))
+        headers = run.client.headers(body=body)
+        if run.client.node_face is not None and "x-signature" not in headers:
+            # The broken body claims no hash (the member is gone, or the body is not an object): sign the
+            # valid request's, so that a node face refuses the case's defect, not a missing X-Signature.
+            headers = prepared.headers
+        return run.post(replace(prepared, body=body, headers=headers))
     return None
 
 
