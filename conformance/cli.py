@@ -68,6 +68,13 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     return main_fuzz(args)
 
 
+def _cmd_load(args: argparse.Namespace) -> int:
+    from .load.command import main_load
+
+    _check_inputs(args)
+    return main_load(args)
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from .fuzz.command import main_replay
     from .paths import existing_file
@@ -233,6 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_fuzz_arguments(fuzz)
     fuzz.set_defaults(func=_cmd_fuzz)
+
+    from .load.command import add_load_arguments
+
+    load = commands.add_parser(
+        "load",
+        help="load a target (or the embedded mock) with Locust, judging every answer",
+        description=describe(
+            "Conformance under load: simulated users lock, seal, send and open through the reference client, "
+            "and every answer is judged by the same rules as run and fuzz. Locust's master and workers spread "
+            "the load over processes or machines (--master, --worker).",
+            ok="no MUST finding",
+            failed="a MUST finding under load",
+            not_run="not run (bad usage, unreachable target, Locust missing, nothing judged)",
+        ),
+    )
+    add_load_arguments(load)
+    load.set_defaults(func=_cmd_load)
 
     replay = commands.add_parser(
         "replay",

@@ -128,6 +128,8 @@ class Results:
     incomplete: bool = False
     # The run's guard stopped it (budget.RunGuard): the run deadline passed, or the target was too slow.
     stopped_early: str | None = None
+    # A load run (``atoma-conformance load``): no check results, its findings and numbers (issue 17).
+    load: dict[str, Any] | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -144,9 +146,10 @@ class Results:
         """A verdict per level: "pass" when no check of that level failed or errored (skips are listed,
         not counted against it), "fail" otherwise; INFO checks never fail certification."""
         out = {}
+        found = {f.get("level") for f in (self.load or {}).get("findings", [])}
         for level in ("MUST", "SHOULD"):
             bad = [r for r in self.checks if r.level == level and r.outcome in ("fail", "error")]
-            out[level] = "fail" if bad else "pass"
+            out[level] = "fail" if bad or level in found else "pass"
         out["INFO"] = "pass"
         return out
 
@@ -168,6 +171,7 @@ class Results:
             "checks": [vars(r) for r in self.checks],
             **({"incomplete": True} if self.incomplete else {}),
             **({"stopped_early": self.stopped_early} if self.stopped_early else {}),
+            **({"load": self.load} if self.load is not None else {}),
         }
 
     def write(self, path: Path) -> None:
@@ -192,5 +196,6 @@ class Results:
             doc.get("seed"),
             bool(doc.get("incomplete", False)),
             doc.get("stopped_early"),
+            doc.get("load"),
         )
         return results

@@ -102,37 +102,8 @@ class Run:
 
     def plaintext(self, endpoint: str, *, stream: bool = False, model: str | None = None, **extra: Any) -> bytes:
         """A valid plaintext request carrying a fresh sentinel."""
-        mark = self.sentinel()
-        if endpoint == "chat":
-            body: dict[str, Any] = {
-                "model": model or self.target.chat_model,
-                "messages": [{"role": "user", "content": f"Say hello. ({mark})"}],
-                "max_tokens": 16,
-                "stream": stream,
-            }
-        elif endpoint == "completions":
-            body = {
-                "model": model or self.target.chat_model,
-                "prompt": f"Once upon a time ({mark})",
-                "max_tokens": 16,
-                "stream": stream,
-            }
-        elif endpoint == "embeddings":
-            body = {"model": model or self.model_for("embeddings"), "input": f"embed me ({mark})"}
-        else:
-            body = {
-                "model": model or self.model_for("images"),
-                "prompt": f"a small square ({mark})",
-                "n": 1,
-                "size": "256x256",
-                "response_format": "b64_json",
-            }
-        if stream and endpoint in ("embeddings", "images"):
-            # Asked for inside the plaintext too, so that envelope and plaintext agree (R3.16) and only
-            # the endpoint's not streaming (R9.1) is left to decide the answer.
-            body["stream"] = True
-        body.update(extra)
-        return jsonwire.dumps(body)
+        chosen = model or (self.target.chat_model if endpoint in ("chat", "completions") else self.model_for(endpoint))
+        return valid_plaintext(endpoint, chosen, self.sentinel(), stream=stream, **extra)
 
     def model_for(self, endpoint: str) -> str:
         if endpoint in ("chat", "completions"):
@@ -245,3 +216,33 @@ def _cut_off(result: Any) -> str | None:
                 return f"got no answer ({one_line(http.detail or why, 160)})"
             return f"was cut off ({why}) after status {http.status}"
     return None
+
+
+def valid_plaintext(endpoint: str, model: str, mark: str, *, stream: bool = False, **extra: Any) -> bytes:
+    """The smallest request each endpoint must serve, carrying ``mark`` (a sentinel the privacy checks
+    look for in answers): what ``run``'s probes and ``load``'s users send."""
+    if endpoint == "chat":
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": "user", "content": f"Say hello. ({mark})"}],
+            "max_tokens": 16,
+            "stream": stream,
+        }
+    elif endpoint == "completions":
+        body = {"model": model, "prompt": f"Once upon a time ({mark})", "max_tokens": 16, "stream": stream}
+    elif endpoint == "embeddings":
+        body = {"model": model, "input": f"embed me ({mark})"}
+    else:
+        body = {
+            "model": model,
+            "prompt": f"a small square ({mark})",
+            "n": 1,
+            "size": "256x256",
+            "response_format": "b64_json",
+        }
+    if stream and endpoint in ("embeddings", "images"):
+        # Asked for inside the plaintext too, so that envelope and plaintext agree (R3.16) and only
+        # the endpoint's not streaming (R9.1) is left to decide the answer.
+        body["stream"] = True
+    body.update(extra)
+    return jsonwire.dumps(body)

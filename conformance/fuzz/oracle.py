@@ -30,7 +30,7 @@ from ..checks.judging import (
     round_trip_problem,
     signer_problems,
 )
-from ..protocol.nonces import NonceLedger
+from ..protocol.nonces import NonceLedger, NonceReuseFinding
 from ..records import ExchangeRecord, LockRecord, MessageRecord
 from ..textsafe import one_line
 from .guard import cut_off
@@ -86,6 +86,13 @@ class Finding:
         return f"{self.check_id} {self.reason}"
 
 
+class NonceObserver(Protocol):
+    """Where the oracle records the node's nonces across keys (NONCE-004): a campaign's whole ledger,
+    or a load run's bounded index (``conformance.load.audit.IndexObserver``)."""
+
+    def observe(self, key_id: str, nonce: bytes, where: str) -> NonceReuseFinding | None: ...
+
+
 @dataclass
 class OracleState:
     """What the oracle remembers across a campaign: the nonce ledgers and the signer."""
@@ -95,7 +102,7 @@ class OracleState:
     face: str = "proxy"  # which half of Table 10.1 a refusal's code is judged against (ERR-026)
     signer: str | None = None
     ledger: NonceLedger = field(default_factory=NonceLedger)
-    node_nonces: NonceLedger = field(default_factory=NonceLedger)
+    node_nonces: NonceObserver = field(default_factory=NonceLedger)
 
 
 def judge_lock(lock: LockRecord) -> list[Finding]:

@@ -1,0 +1,67 @@
+"""Judging a load run's answers: the fuzz oracle's rules, with memory bounded for an endless run.
+
+A load run writes no rule of its own. Each lock goes through ``judge_lock`` and each exchange through
+the oracle's ``judge`` (decrypt, hash, signature, usage, stream framing, leaks, nonces), which applies the
+catalogue's rulebook, so a finding under load is named by the same check as in ``run`` and ``fuzz``.
+What differs is what the oracle remembers between exchanges (see :mod:`conformance.load.audit`): a
+fresh within-key ledger per exchange, a bounded index for nonces across keys, and the run's signers.
+"""
+
+from __future__ import annotations
+
+from ..fuzz.guard import cut_off
+from ..fuzz.oracle import Finding, OracleState, judge, judge_lock
+from ..protocol.nonces import NonceLedger
+from ..records import ExchangeRecord, LockRecord
+from .audit import IndexObserver, NonceIndex, Tally
+
+WITHIN_KEY = frozenset({"NONCE-003", "NONCE-005"})
+
+
+class LoadJudge:
+    """One process's judge: every lock and exchange of its users, findings into its :class:`Tally`."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        expected_signer: str | None = None,
+        index: NonceIndex | None = None,
+        origin: int = 0,
+    ) -> None:
+        self.index = index if index is not None else NonceIndex()
+        self.nonces = IndexObserver(self.index, origin)
+        self.state = OracleState(expected_signer=expected_signer, api_key=api_key, node_nonces=self.nonces)
+        self.tally = Tally()
+
+    def lock(self, lock: LockRecord) -> bool:
+        """Judge a lock; True when it can be used (answered, and nothing found)."""
+        if cut_off(lock) is not None:
+            self.tally.cut_off += 1
+            return False
+        findings = judge_lock(lock)
+        self._record(findings)
+        return not findings and lock.ok
+
+    def exchange(self, record: ExchangeRecord) -> list[Finding]:
+        """Judge one exchange; its key's ledger lives only as long as this call."""
+        if cut_off(record) is not None:
+            self.tally.cut_off += 1
+            return []
+        self.state.ledger = NonceLedger()
+        self.tally.exchanges += 1
+        self.tally.keys += 1
+        signer = self.state.signer
+        findings = judge(record, None, self.state)
+        if self.state.signer is not None and self.state.signer != signer:
+            self.tally.signer(self.state.signer)
+        for message in record.messages:
+            if message.signer is not None:
+                self.tally.signer(message.signer)
+        self.tally.within_key_reuses += len(self.state.ledger.findings)
+        self._record(findings)
+        return findings
+
+    def _record(self, findings: list[Finding]) -> None:
+        for finding in findings:
+            self.tally.finding(finding.check_id, finding.reason)
