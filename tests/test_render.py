@@ -132,7 +132,7 @@ def test_the_schema_refuses_what_to_json_never_writes(
 def test_the_schema_requires_every_member_and_describes_every_property() -> None:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    optional = {"baseline_gate", "incomplete", "stopped_early"}  # run --baseline, Ctrl-C, the run guard
+    optional = {"baseline_gate", "incomplete", "stopped_early", "load"}  # run --baseline, Ctrl-C, the run guard, load
     assert set(schema["required"]) == set(schema["properties"]) - optional
     check = schema["$defs"]["check"]
     assert set(check["required"]) == set(check["properties"])

@@ -14,6 +14,8 @@ exchange for ever. What is kept, and why it is enough:
   than ``capacity`` (a 2^20-slot index is 40 MiB at most, whatever the run's length). A repeat further
   apart than that is missed, and the report says how many generations were retired, so a reader knows
   whether the whole run was covered.
+- **Across workers**: a worker ships the master each nonce that was new to it, so every repeat the
+  master finds among them is one no single worker could see (``ingest``).
 - **Findings**: a count per check and the first few reasons, already sanitised and capped.
 - **Signers**: the distinct addresses, at most :data:`MAX_SIGNERS` kept (the count goes on).
 
@@ -147,9 +149,11 @@ class IndexObserver:
     def observe(self, key_id: str, nonce: bytes, where: str) -> NonceReuseFinding | None:
         own_key = where.split(" ")[0]
         key = key_fingerprint(own_key)
-        self._ship(nonce, key)
         repeat = self.index.add(nonce, key, self.origin)
         if repeat is None:
+            # Only a nonce new to this worker is shipped: a repeat among shipped nonces is then one that
+            # only the master can see, and is never counted twice.
+            self._ship(nonce, key)
             return None
         earlier = own_key if repeat.first_key == key else f"key:{repeat.first_key:016x}"
         return NonceReuseFinding(
@@ -194,6 +198,9 @@ class Tally:
     keys: int = 0
     cut_off: int = 0
     exchanges: int = 0
+    refused_key: int = 0  # locks answered 401/403: the API key, not the protocol
+    node_nonces: int = 0  # the node's nonces seen (every message of every answer)
+    cross_key_repeats: int = 0
 
     def finding(self, check_id: str, reason: str) -> None:
         self.counts[check_id] = self.counts.get(check_id, 0) + 1
@@ -219,6 +226,9 @@ class Tally:
             "keys": self.keys,
             "cut_off": self.cut_off,
             "exchanges": self.exchanges,
+            "refused_key": self.refused_key,
+            "node_nonces": self.node_nonces,
+            "cross_key_repeats": self.cross_key_repeats,
         }
 
     def merge(self, wire: dict[str, Any]) -> None:
@@ -230,7 +240,7 @@ class Tally:
             kept.extend(one_line(str(r), EXAMPLE_CHARS) for r in reasons[: MAX_EXAMPLES - len(kept)])
         for address in wire["signers"]:
             self.signer(str(address))
-        for name in ("within_key_reuses", "keys", "cut_off", "exchanges"):
+        for name in _COUNTERS:
             setattr(self, name, getattr(self, name) + int(wire[name]))
 
     def take(self) -> dict[str, Any]:
@@ -238,5 +248,9 @@ class Tally:
         worker does not ship a known signer twice)."""
         wire = self.to_wire()
         self.counts, self.examples = {}, {}
-        self.within_key_reuses = self.keys = self.cut_off = self.exchanges = 0
+        for name in _COUNTERS:
+            setattr(self, name, 0)
         return wire
+
+
+_COUNTERS = ("within_key_reuses", "keys", "cut_off", "exchanges", "refused_key", "node_nonces", "cross_key_repeats")

@@ -204,6 +204,7 @@ def run_load(args: argparse.Namespace) -> int:
             expect_workers=args.expect_workers if args.master else 0,
             master_bind_host=args.master_bind_host,
             master_port=args.master_port,
+            shared_api_key=api_key if args.target is None else None,
         )
         rss: list[dict[str, float]] | None = [] if args.target is None else None
         started = time.time()
@@ -228,7 +229,8 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None, str, st
 
         api_key = _api_key(args)
         check_proxy(ProxyProbe(args.target, api_key, args.model, _preflight_options(options)))
-        info = {"url": redact_url(args.target), "embedded": False, "face": "proxy"}
+        info = {"url": redact_url(args.target), "embedded": False, "profile": None, "model": args.model}
+        info["node_address"] = args.node_address
         yield args.target, api_key, args.model, args.embedding_model, args.node_address, info
         return
     from ..embedded import embedded_target
@@ -240,8 +242,8 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None, str, st
                 "url": t.base_url,
                 "embedded": True,
                 "profile": args.mock_profile,
-                "faults": list(args.mock_fault),
-                "face": "proxy",
+                "model": t.chat_model,
+                "node_address": t.node_address,
             }
             yield t.base_url, t.api_key, t.chat_model, t.embedding_model, t.node_address, info
     except ValueError as exc:
@@ -345,7 +347,15 @@ def _report(
     from ..report.render import write_all
     from ..results import Results
 
+    fingerprint = load.pop("fingerprint")
+    target = dict(target, **fingerprint, detected_profile=detected_profile(load))
     options = {
+        "target": target["url"] if not target["embedded"] else None,
+        "model": target["model"],
+        "embedding_model": getattr(args, "embedding_model", None),
+        "profile": target["profile"],
+        "mock_fault": list(args.mock_fault),
+        "face": "proxy",
         "users": args.users,
         "spawn_rate": load["spawn_rate"],
         "duration": load["duration_s"],
@@ -362,9 +372,24 @@ def _report(
     if load["stopped_by"] == "interrupted":
         return ExitCode.INTERRUPTED
     if load["exchanges"] == 0:
-        print("atoma-conformance: error: load: no exchange was judged (see the errors above)", file=sys.stderr)
+        why = (
+            f"the target refused the API key on {load['refused_key']} lock(s) (401/403)"
+            if load.get("refused_key")
+            else "see the errors above"
+        )
+        print(f"atoma-conformance: error: load: no exchange was judged ({why})", file=sys.stderr)
         return ExitCode.NOT_RUN
     return ExitCode.FAILED if any(f["level"] == "MUST" for f in load["findings"]) else ExitCode.OK
+
+
+def detected_profile(load: dict[str, Any]) -> str:
+    """The profile the target behaved like under load (reported, never assumed): the upstream node's one
+    nonce per stream is the only finding the compat profile shows to a load run (ERR-017, which ``run``
+    also expects of it, needs a refusal probe that a load run does not send)."""
+    failed = {f["check_id"] for f in load["findings"]}
+    if not failed:
+        return "strict"
+    return "atoma-node-compat" if failed == {"NONCE-003"} else "non-conformant"
 
 
 def summary(load: dict[str, Any], target: dict[str, Any]) -> str:

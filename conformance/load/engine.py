@@ -27,7 +27,7 @@ import secrets
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ from ..fuzz.oracle import level_of
 from ..records import ExchangeRecord, LockRecord
 from ..textsafe import one_line
 from .audit import NonceIndex, Tally, ingest
-from .judge import LoadJudge
+from .judge import FINGERPRINT, LoadJudge
+from .measure import ErrorTally, error_class, percentile
 from .plan import KINDS, SECRETS_ENV, LoadPlan
 
 HELLO = "atoma-hello"  # worker -> master: send me the plan
@@ -55,35 +56,13 @@ FINAL = "atoma-final"
 REPORT_KEY = "atoma"
 SERIES_CAP = 100_000  # one point a second: more than a day
 FINAL_WAIT_S = 15.0
+STATS_INTERVAL_S = 1.0
 
 
 @dataclass
 class Secrets:
     api_key: str | None
     headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass
-class ErrorTally:
-    """Error classes (a failed request's kind) with one sanitised example each."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, str] = field(default_factory=dict)
-
-    def add(self, kind: str, example: str) -> None:
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        self.examples.setdefault(kind, one_line(example, 200))
-
-    def take(self) -> dict[str, Any]:
-        wire = {"counts": self.counts, "examples": self.examples}
-        self.counts, self.examples = {}, {}
-        return wire
-
-    def merge(self, wire: dict[str, Any]) -> None:
-        for kind, count in wire["counts"].items():
-            self.counts[kind] = self.counts.get(kind, 0) + int(count)
-        for kind, example in wire["examples"].items():
-            self.examples.setdefault(kind, one_line(str(example), 200))
 
 
 class Process:
@@ -100,6 +79,8 @@ class Process:
     def configure(self) -> None:
         """(Re)build what depends on the plan: a worker calls it again once its master sent the plan."""
         plan = self.plan
+        if self.keys.api_key is None and plan.shared_api_key is not None:
+            self.keys = Secrets(plan.shared_api_key, self.keys.headers)
         self.judge = LoadJudge(api_key=self.keys.api_key, expected_signer=plan.node_address)
         self.judge.nonces.shipping = plan.role == "worker"
         cap = plan.budget_share if plan.role == "worker" else plan.max_requests
@@ -162,7 +143,7 @@ def user_class(process: Process) -> type[User]:
             self, kind: str, started: float, record: LockRecord | ExchangeRecord, finding: str | None = None
         ) -> None:
             http = record.http
-            failure = _failure(http.status, http.error, finding)
+            failure = error_class(http.status, http.error, finding)
             if failure is not None:
                 process.errors.add(*failure)
             self.environment.events.request.fire(
@@ -186,24 +167,6 @@ _NAMES = {
 }
 
 
-def _failure(status: int | None, error: str | None, finding: str | None) -> tuple[str, str] | None:
-    """A request's error class and a short description, or None when it succeeded."""
-    if error is not None:
-        kind = "timeout" if "timeout" in error.lower() or "deadline" in error.lower() else "transport"
-        return kind, error
-    if status is None:
-        return "transport", "no answer"
-    if status >= 500:
-        return "http-5xx", f"status {status}"
-    if status >= 400:
-        return "http-4xx", f"status {status}"
-    if status != 200:
-        return "http-other", f"status {status}"
-    if finding is not None:
-        return "finding", finding
-    return None
-
-
 # --- the master's (or the local runner's) view -----------------------------------------------------------
 
 
@@ -215,8 +178,10 @@ class Collector:
         self.runner = runner
         self.process = process  # the local runner's own process; None on a master
         self.tally = process.judge.tally if process is not None else Tally()
+        # A master's own index holds what each worker shipped: the nonces new to that worker.
         self.index = process.judge.index if process is not None else NonceIndex()
         self.errors = process.errors if process is not None else ErrorTally()
+        self.fingerprint: dict[str, str | None] = process.judge.fingerprint if process is not None else {}
         self.cross_worker = 0
         self.unsent = 0
         self.series: list[dict[str, Any]] = []
@@ -241,6 +206,9 @@ class Collector:
         for _ in range(found):
             self.tally.finding("NONCE-004", f"worker {origin}: a nonce another worker saw under another key")
         self.unsent += int(wire.get("unsent", 0))
+        for name, value in wire.get("fingerprint", {}).items():
+            if self.fingerprint.get(name) is None and isinstance(value, str):
+                self.fingerprint[name] = one_line(value, 120)
         self.spent[client_id] = bool(wire.get("spent"))
 
     def sample(self) -> None:
@@ -257,9 +225,9 @@ class Collector:
             "t": round(now, 2),
             "users": self.runner.user_count,
             "rps": round((total.num_requests - requests) / span, 2),
-            "p50_ms": _percentile(window, 0.50),
-            "p90_ms": _percentile(window, 0.90),
-            "p99_ms": _percentile(window, 0.99),
+            "p50_ms": percentile(window, 0.50),
+            "p90_ms": percentile(window, 0.90),
+            "p99_ms": percentile(window, 0.99),
             "errors": total.num_failures - failures,
             "findings": findings - found,
         }
@@ -305,6 +273,7 @@ class Collector:
             "requests": stats.total.num_requests,
             "exchanges": exchanges,
             "cut_off": self.tally.cut_off,
+            "refused_key": self.tally.refused_key,
             "rps": round(stats.total.num_requests / elapsed, 2) if elapsed > 0 else 0.0,
             "endpoints": endpoints,
             "errors": [
@@ -321,10 +290,10 @@ class Collector:
                 for check_id, count in sorted(self.tally.counts.items())
             ],
             "nonce_audit": {
-                "messages": audit["messages"],
+                "messages": self.tally.node_nonces,
                 "keys": self.tally.keys,
                 "within_key_reuses": self.tally.within_key_reuses,
-                "cross_key_repeats": audit["cross_key_repeats"],
+                "cross_key_repeats": self.tally.cross_key_repeats + self.cross_worker,
                 "cross_worker_repeats": self.cross_worker,
                 "index_capacity": audit["index_capacity"],
                 "index_generations": audit["index_generations"],
@@ -332,22 +301,9 @@ class Collector:
             "signers": {"distinct": self.tally.signers_seen, "addresses": signers},
             "series": self.series,
             "server_rss_mb": None,
+            "fingerprint": {name: self.fingerprint.get(name) for name in FINGERPRINT},
             **({"nonces_not_shipped": self.unsent} if self.unsent else {}),
         }
-
-
-def _percentile(histogram: dict[int, int], q: float) -> float | None:
-    """The q-quantile of a {rounded ms: count} histogram (Locust's buckets), or None when it is empty."""
-    total = sum(histogram.values())
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0
-    for ms in sorted(histogram):
-        seen += histogram[ms]
-        if seen >= rank:
-            return float(ms)
-    return float(max(histogram))
 
 
 # --- the run --------------------------------------------------------------------------------------------
@@ -360,6 +316,7 @@ def _worker_payload(process: Process, final: bool = False) -> dict[str, Any]:
         "nonces": process.judge.nonces.drain(),
         "unsent": process.judge.nonces.unsent,
         "spent": process.spent(),
+        "fingerprint": process.judge.fingerprint,
         "final": final,
     }
 
@@ -367,7 +324,7 @@ def _worker_payload(process: Process, final: bool = False) -> dict[str, Any]:
 def run_worker(plan: LoadPlan, keys: Secrets) -> int:
     import locust.runners
 
-    locust.runners.WORKER_REPORT_INTERVAL = 1.0  # the master's time series gets a point a second
+    locust.runners.WORKER_REPORT_INTERVAL = STATS_INTERVAL_S  # the master's time series: a point a second
     process = Process(plan, keys)
     environment = Environment(user_classes=[user_class(process)], host=plan.target, events=locust.events)
     environment.stop_timeout = plan.deadline_s
@@ -470,6 +427,8 @@ def run_steering(plan: LoadPlan, keys: Secrets, result_path: Path) -> int:
         while len(collector.final) < plan.expect_workers and time.monotonic() - waited < plan.deadline_s + FINAL_WAIT_S:
             gevent.sleep(0.1)
     elapsed = time.monotonic() - started
+    if local is None:
+        gevent.sleep(STATS_INTERVAL_S + 0.5)  # the workers' last Locust stats report, after their drain
     collector.sample()
     result = collector.result(stopped_by, elapsed)
     if local is None and len(collector.final) < plan.expect_workers:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from ..fuzz.guard import cut_off
 from ..fuzz.oracle import Finding, OracleState, judge, judge_lock
+from ..protocol.b64 import b64encode
 from ..protocol.nonces import NonceLedger
 from ..records import ExchangeRecord, LockRecord
 from .audit import IndexObserver, NonceIndex, Tally
 
-WITHIN_KEY = frozenset({"NONCE-003", "NONCE-005"})
+FINGERPRINT = ("node_public_key", "signer_address", "signature_scheme")
 
 
 class LoadJudge:
@@ -33,14 +34,21 @@ class LoadJudge:
         self.nonces = IndexObserver(self.index, origin)
         self.state = OracleState(expected_signer=expected_signer, api_key=api_key, node_nonces=self.nonces)
         self.tally = Tally()
+        # What identifies the deployment that answered (results.json's target): the first of each.
+        self.fingerprint: dict[str, str | None] = dict.fromkeys(FINGERPRINT)
 
     def lock(self, lock: LockRecord) -> bool:
         """Judge a lock; True when it can be used (answered, and nothing found)."""
         if cut_off(lock) is not None:
             self.tally.cut_off += 1
             return False
+        if lock.http.status in (401, 403):  # the key was refused: a setup problem (exit 2), not a finding
+            self.tally.refused_key += 1
+            return False
         findings = judge_lock(lock)
         self._record(findings)
+        if lock.ok and lock.public_key and self.fingerprint["node_public_key"] is None:
+            self.fingerprint["node_public_key"] = b64encode(lock.public_key)
         return not findings and lock.ok
 
     def exchange(self, record: ExchangeRecord) -> list[Finding]:
@@ -51,13 +59,17 @@ class LoadJudge:
         self.state.ledger = NonceLedger()
         self.tally.exchanges += 1
         self.tally.keys += 1
-        signer = self.state.signer
+        messages, cross_key = self.index.messages, self.index.cross_key_repeats
         findings = judge(record, None, self.state)
-        if self.state.signer is not None and self.state.signer != signer:
-            self.tally.signer(self.state.signer)
+        self.tally.node_nonces += self.index.messages - messages
+        self.tally.cross_key_repeats += self.index.cross_key_repeats - cross_key
         for message in record.messages:
             if message.signer is not None:
                 self.tally.signer(message.signer)
+            verified = message.signature is not None and message.signature_verify_error is None
+            if verified and self.fingerprint["signer_address"] is None and message.signature is not None:
+                self.fingerprint["signer_address"] = message.signer
+                self.fingerprint["signature_scheme"] = message.signature.scheme.label
         self.tally.within_key_reuses += len(self.state.ledger.findings)
         self._record(findings)
         return findings

@@ -75,6 +75,9 @@ class LoadPlan:
     master_port: int = 5557
     worker_wait_s: float = 60.0
     budget_share: int | None = None
+    # The embedded mock's API key is a fixed public test token, so the master may hand it to its workers;
+    # a deployment's key never travels over Locust's channel: each worker reads its own.
+    shared_api_key: str | None = None
 
     def model_for(self, endpoint: str) -> str:
         if endpoint == "embeddings" and self.embedding_model is not None:
@@ -110,6 +113,7 @@ class LoadPlan:
             "deadline_s": self.deadline_s,
             "max_response_bytes": self.max_response_bytes,
             "budget_share": share,
+            "shared_api_key": self.shared_api_key,
         }
 
     def adopt(self, wire: dict[str, Any]) -> None:
@@ -124,5 +128,6 @@ class LoadPlan:
             "deadline_s",
             "max_response_bytes",
             "budget_share",
+            "shared_api_key",
         ):
             setattr(self, name, wire[name])

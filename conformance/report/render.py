@@ -9,9 +9,11 @@ HTML report, all built from the results.json document alone (``Results.to_json()
 * :func:`html_report`: one HTML file with inline CSS and script and no external URL (a Content-Security-
   Policy of ``default-src 'none'`` pins that down); sections ``#verdict``, ``#baseline`` (under a
   baseline gate), ``#failures``, ``#coverage``, ``#requirement-coverage``, ``#nonce-audit``, ``#fingerprint``
-  and ``#spec``. ``#requirement-coverage`` is the one part not read from results.json: it is the matrix of
-  the suite that renders the report (:mod:`conformance.coverage`, docs/coverage.md), what that suite can
-  test whatever the run selected, and says so when the run was made by another version. A report
+  and ``#spec``; a load run (``atoma-conformance load``) adds ``#load`` after the verdict, with its plots
+  (:mod:`conformance.report.loadplots`). ``#requirement-coverage`` is the one part not read from
+  results.json: it is the matrix of the suite that renders the report (:mod:`conformance.coverage`,
+  docs/coverage.md), what that suite can test whatever the run selected, and says so when the run was
+  made by another version. A report
   is read where it lands (a CI artefact, a mail), with no spec.md beside it, so every spec citation links
   to ``#req-R<s>.<n>`` in ``#spec``, which quotes each requirement of the packaged docs/spec.md with its
   level and section; failing rows quote the text in place too.
@@ -51,6 +53,7 @@ from typing import Any
 from ..paths import atomic_target, write_atomic
 from ..spec import REQUIREMENT_ID, Spec, github_slug, load, parse
 from ..textsafe import one_line
+from . import loadplots
 
 __all__ = ["SpecIndex", "github_slug", "html_report", "junit_xml", "markdown_summary", "parse_spec", "write_all"]
 
@@ -175,6 +178,8 @@ def _bounded(results: Mapping[str, Any]) -> dict[str, Any]:
             doc[key] = results[key]
     if "baseline_gate" in results:
         doc["baseline_gate"] = _bounded_gate(results["baseline_gate"])
+    if "load" in results:  # as it is: loadplots caps every value as it reads it, and reads the series only once
+        doc["load"] = results["load"]
     return doc
 
 
@@ -284,8 +289,16 @@ def _headline(results: Mapping[str, Any]) -> tuple[bool, str, str]:
     if gate is not None:
         verdict = str(gate["verdict"])
         return verdict != "FAIL", verdict, _gate_why(gate)
+    if _load_run(results):
+        return loadplots.verdict(results.get("load"), certified=_certification(results)["MUST"] == "pass")
     passed, why = _verdict(results)
     return passed, "PASS" if passed else "FAIL", why
+
+
+def _load_run(results: Mapping[str, Any]) -> bool:
+    """A load run (``atoma-conformance load``) has a ``load`` member and no checks: zero failed checks
+    says nothing of it, so its verdict is read from its findings (loadplots.verdict)."""
+    return "load" in results and not _checks(results)
 
 
 def _started_iso(results: Mapping[str, Any]) -> str:
@@ -451,9 +464,50 @@ def _junit_too_large(results: Mapping[str, Any], size: int) -> bytes:
     return document + b"\n"
 
 
+def _load_cases(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A load run as JUnit test cases, so that a CI reporter shows it red when it fails: one failing case
+    per check with findings (at the check's level), one error case when nothing was judged, else one
+    passing case."""
+    load = results.get("load") if isinstance(results.get("load"), Mapping) else {}
+    assert isinstance(load, Mapping)
+    cases: list[dict[str, Any]] = []
+    for finding in load.get("findings") or []:
+        if not isinstance(finding, Mapping):
+            continue
+        examples = [str(e) for e in finding.get("examples") or []][:5]
+        cases.append(
+            {
+                "id": finding.get("check_id"),
+                "title": f"under load: {_text(finding.get('count'))} finding(s)",
+                "level": finding.get("level"),
+                "category": "load",
+                "outcome": "fail",
+                "reason": examples[0] if examples else "",
+                "spec": [],
+                "evidence": {"count": finding.get("count"), "examples": examples},
+            }
+        )
+    if not cases:
+        judged = load.get("exchanges")
+        nothing = not isinstance(judged, int) or judged <= 0
+        cases.append(
+            {
+                "id": "LOAD",
+                "title": "every answer judged by the rulebook",
+                "level": "MUST",
+                "category": "load",
+                "outcome": "error" if nothing else "pass",
+                "reason": "nothing was judged" if nothing else f"no finding in {judged} judged exchanges",
+                "spec": [],
+                "evidence": {},
+            }
+        )
+    return cases
+
+
 def _junit(results: Mapping[str, Any], *, detail_budget: int) -> bytes:
     spec = packaged_spec()
-    checks = _checks(results)
+    checks = _load_cases(results) if _load_run(results) else _checks(results)
     gate = _gate(results)
     known = _entries(gate, "known") if gate is not None else {}
     expired = _entries(gate, "expired") if gate is not None else {}
@@ -602,9 +656,11 @@ def markdown_summary(results: dict[str, Any]) -> str:
     gate = _gate(results)
     known = _entries(gate, "known") if gate is not None else {}
     marks = " · ".join(f"{level} {_mark(cert[level])}" for level in LEVELS)
-    head = [f"## {'✅' if passed else '❌'} atoma-conformance: {_md(verdict, 40)}", ""]
+    load_run = _load_run(results)  # no checks: the certification marks and tables say nothing of it
+    icon = "✅" if passed else "⚠️" if verdict == loadplots.NOT_RUN else "❌"
+    head = [f"## {icon} atoma-conformance: {_md(verdict, 40)}", ""]
     if gate is None:
-        head.append(f"**Verdict: {_md(verdict, 40)}** ({_md(why)}): {marks}")
+        head.append(f"**Verdict: {_md(verdict, 40)}** ({_md(why)})" + ("" if load_run else f": {marks}"))
     else:
         ungated_passed, ungated_why = _verdict(results)
         head += [
@@ -612,16 +668,15 @@ def markdown_summary(results: dict[str, Any]) -> str:
             "",
             f"Without the baseline: **{'PASS' if ungated_passed else 'FAIL'}** ({_md(ungated_why)}): {marks}",
         ]
-    head += [
-        "",
-        "| Level | Certification | Pass | Fail | Skip | Error |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for level in LEVELS:
-        row = counts[level]
-        head.append(f"| {level} | {_mark(cert[level])} | " + " | ".join(str(row[o]) for o in OUTCOMES) + " |")
+    if load_run:
+        head += loadplots.markdown_block(results.get("load"))
+    else:
+        head += ["", "| Level | Certification | Pass | Fail | Skip | Error |", "|---|---|---:|---:|---:|---:|"]
+        for level in LEVELS:
+            row = counts[level]
+            head.append(f"| {level} | {_mark(cert[level])} | " + " | ".join(str(row[o]) for o in OUTCOMES) + " |")
     failures = _failures(results)
-    head += ["", f"### Failing checks ({len(failures)})", ""]
+    head += [] if load_run else ["", f"### Failing checks ({len(failures)})", ""]
     rows: list[str] = []
     for c in failures:
         spec = ", ".join(_md(s, 40) for s in c.get("spec") or [])
@@ -657,7 +712,7 @@ def markdown_summary(results: dict[str, Any]) -> str:
             table += ["", f"… {len(rows) - len(shown)} more failures in report.html (summary.md stays under 1 MiB)"]
         body = table + requirements
     else:
-        body = ["None: every MUST and SHOULD check passed or was skipped."]
+        body = [] if load_run else ["None: every MUST and SHOULD check passed or was skipped."]
     return "\n".join(head + body + tail)
 
 
@@ -751,6 +806,10 @@ dl.kv dt { font-weight: 600; } dl.kv dd { margin: 0; }
 .banner .qualifier { display: block; font-size: 16px; letter-spacing: 0; }
 .ungated { margin: 0 0 8px; } .known-badge { color: var(--warn); font-weight: 600; white-space: nowrap; }
 details.req p { margin: 4px 0; font-size: 12.5px; } dl.reqs dt { margin-top: 6px; } dl.reqs dd { margin: 0 0 0 16px; }
+.verdict.notrun { border-color: var(--warn); background: #fff8c5; } .verdict.notrun .banner { color: var(--warn); }
+figure.plot { margin: 8px 0 16px; break-inside: avoid; } svg.plot { display: block; max-width: 100%; height: auto; }
+figure.plot figcaption { font-size: 12px; color: var(--muted); } tr.load-must td { background: #ffebe9; }
+#load td ul { margin: 0; padding-left: 18px; }
 @media print { details { display: block; } .filters { display: none; } }
 """
 
@@ -873,7 +932,7 @@ def _verdict_section(results: Mapping[str, Any]) -> str:
         f"{len(_checks(results))} of {_e(results.get('catalogue_size'))} checks · {_e(results.get('requests'))} "
         f"requests · {_e(results.get('duration_s'))} s · started {_e(_started_iso(results) or None)}"
     )
-    word, _, qualifier = verdict.partition(" ")
+    word, _, qualifier = (verdict, "", "") if verdict == loadplots.NOT_RUN else verdict.partition(" ")
     banner = _e(word) + (f'<span class="qualifier"> {_e(qualifier)}</span>' if qualifier else "")
     ungated = ""
     if gate is not None:
@@ -883,13 +942,19 @@ def _verdict_section(results: Mapping[str, Any]) -> str:
             f'</b> ({_e(ungated_why)}); see <a href="#baseline">the baseline gate</a>.</p>'
         )
     style = "fail" if not passed else "known" if gate is not None and _entries(gate, "known") else "pass"
+    style = "notrun" if verdict == loadplots.NOT_RUN else style
+    levels = (
+        '<table class="levels"><thead><tr><th>Level</th><th>Certification</th>'
+        + "".join(f'<th class="num">{o}</th>' for o in OUTCOMES)
+        + f"</tr></thead><tbody>{rows}</tbody></table>"
+        if not _load_run(results)
+        else '<p class="load-note">A load run: no check was run, every answer was judged by the rulebook; see '
+        '<a href="#load">the load run</a>.</p>'
+    )
     return (
         f'<section id="verdict" class="verdict {style}">'
         f'<div class="banner" id="banner">{banner}</div>'
-        f'<div><p class="why">{_e(why)}</p>{ungated}'
-        '<table class="levels"><thead><tr><th>Level</th><th>Certification</th>'
-        + "".join(f'<th class="num">{o}</th>' for o in OUTCOMES)
-        + f'</tr></thead><tbody>{rows}</tbody></table><p class="meta">{meta}</p></div></section>'
+        f'<div><p class="why">{_e(why)}</p>{ungated}{levels}<p class="meta">{meta}</p></div></section>'
     )
 
 
@@ -1242,11 +1307,13 @@ def _html_page(results: Mapping[str, Any], spec: SpecIndex) -> str:
         f"default-src 'none'; style-src {_csp_hash(_CSS)}; script-src {_csp_hash(_JS)}; img-src data:; "
         "base-uri 'none'; form-action 'none'"
     )
+    checked = not _load_run(results)  # a load run has no checks: "no failing check" and 13 gaps would mislead
     sections: Sequence[str] = (
         _verdict_section(results),
+        loadplots.load_section(results["load"]) if "load" in results else "",
         _baseline_section(results),
-        _failures_section(results, spec),
-        _coverage_section(results, spec),
+        _failures_section(results, spec) if checked else "",
+        _coverage_section(results, spec) if checked else "",
         _requirement_coverage_section(results, spec),
         _nonce_section(results),
         _fingerprint_section(results),
