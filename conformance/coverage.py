@@ -138,7 +138,8 @@ class Row:
 
 @dataclass(frozen=True)
 class CheckProof:
-    """A catalogue check and the mock faults proving it can fail (tests/test_meta_faults.py runs each)."""
+    """A catalogue check and the mock faults proving it can fail (tests/test_meta_faults.py runs each serial
+    one; a concurrency fault proves its checks under ``atoma-conformance load``, tests/test_load.py)."""
 
     id: str
     level: str
@@ -265,13 +266,25 @@ def _status_cell(row: Row) -> str:
     return f"**uncovered** ({missing})" if len(row.duties) > 1 else "**uncovered**"
 
 
+@functools.cache
+def _under_load() -> frozenset[str]:
+    """The concurrency faults: no serial run shows them; they prove their checks under load."""
+    from mock_node.faults import CATALOGUE as FAULTS
+
+    return frozenset(f.name for f in FAULTS if f.concurrent)
+
+
+def _fault(name: str) -> str:
+    return f"`{name}` (under load)" if name in _under_load() else f"`{name}`"
+
+
 def _faults_cell(row: Row) -> str:
     parts = []
     if row.violated_by:
-        parts.append("violate: " + ", ".join(f"`{f}`" for f in row.violated_by))
+        parts.append("violate: " + ", ".join(_fault(f) for f in row.violated_by))
     extra = [f for f in row.proven_by if f not in row.violated_by]
     if extra:
-        parts.append("prove a check: " + ", ".join(f"`{f}`" for f in extra))
+        parts.append("prove a check: " + ", ".join(_fault(f) for f in extra))
     return "; ".join(parts) or "—"
 
 
@@ -351,14 +364,15 @@ def render_markdown(coverage: Coverage | None = None) -> str:
         "## Checks and the faults that prove them",
         "",
         "A check is proven when a mock fault makes it fail while the clean mock passes it "
-        "(tests/test_meta_faults.py). CLIENT checks are proven by toy clients instead (tests/test_clients.py), "
-        "so only the node and proxy checks are listed.",
+        "(tests/test_meta_faults.py); a fault marked *under load* shows only with requests in flight at once, "
+        "and proves its checks under `atoma-conformance load` (tests/test_load.py). CLIENT checks are proven by "
+        "toy clients instead (tests/test_clients.py), so only the node and proxy checks are listed.",
         "",
         "| check | level | spec | faults |",
         "| --- | --- | --- | --- |",
     ]
     for check in coverage.checks:
-        faults = ", ".join(f"`{f}`" for f in check.faults) or "**none yet**"
+        faults = ", ".join(_fault(f) for f in check.faults) or "**none yet**"
         lines.append(f"| {check.id} | {check.level} | {', '.join(check.spec)} | {faults} |")
     return "\n".join(lines) + "\n"
 

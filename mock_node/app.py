@@ -14,7 +14,7 @@ import contextlib
 import hmac
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -56,6 +56,7 @@ from .behaviour import Behaviour
 from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TIMEOUT_S, LOCK_DEFAULT_TOKENS, MockConfig
 from .faults import apply_all, resolve
 from .locks import LockRefused, LockTable, token_id
+from .races import HandlerSlots
 from .sealing import Sealer, chunk_body, response_body
 
 # Proxy-face refusals as the node face reports them (docs/spec.md Table 10.1).
@@ -101,6 +102,7 @@ class NodeState:
     locks: LockTable
     replays: OrderedDict[bytes, None]
     key_slot: tuple[Exchange, bytes] | None = None  # the node-wide key of the shared-key-slot fault
+    handlers: HandlerSlots = field(default_factory=HandlerSlots)  # the concurrency faults' per-handler slots
 
     def remember(self, key: bytes) -> bool:
         """Record a (key, nonce) pair; True if it was already seen. Memory is bounded (FIFO)."""
@@ -354,6 +356,9 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             state.key_slot = (exchange, shared)
             await asyncio.sleep(BACKEND_LATENCY_S)
             exchange, shared = state.key_slot
+        handler = (endpoint, streaming)
+        if behaviour.key_slot == "per-handler":  # the same, with one slot per handler (handler-key-race)
+            exchange, shared = await state.handlers.key_after_inference(handler, exchange, shared)
         sealer = Sealer(exchange, config.signer, behaviour, config.rng, shared, streaming=streaming)
         # An endpoint that does not stream, streamed all the same (a fault): one event, the whole answer.
         whole = streaming and endpoint not in fake_model.STREAMABLE
@@ -383,7 +388,8 @@ def create_app(config: MockConfig | None = None) -> Starlette:
         if not streaming:
             answer = misshape.answer(endpoint, answer, shape)
             usage = answer.get("usage") if endpoint != "images" else None
-            members = sealer.seal(misshape.plaintext(endpoint, answer, shape), usage)
+            drawn = await next_nonce(handler, behaviour)
+            members = sealer.seal(misshape.plaintext(endpoint, answer, shape), usage, drawn=drawn)
             if endpoint == "images" and "image-usage" in behaviour.envelope_shape:
                 members["usage"] = None  # an Option<Usage> serialized as null rather than skipped (R8.3)
             if "extra-member" in behaviour.envelope_shape:
@@ -393,12 +399,22 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             return Response(body, status_code=200, media_type=media, headers=_trace(envelope, behaviour))
         chunks = misshape.chunks(endpoint, chunks, shape)
         envelope_shape = behaviour.envelope_shape
-        events = [chunk_body(sealer.seal(jsonwire.dumps(c), c.get("usage")), envelope_shape) for c in chunks]
+        events = []
+        for c in chunks:  # each chunk's nonce is taken as the model emits it (handler-nonce-race)
+            drawn = await next_nonce(handler, behaviour)
+            events.append(chunk_body(sealer.seal(jsonwire.dumps(c), c.get("usage"), drawn=drawn), envelope_shape))
         # Exactly "text/event-stream" (Starlette would append a charset), as the upstream node sends it.
         headers = {"content-type": behaviour.stream_media_type, **_trace(envelope, behaviour)}
         if behaviour.stream_cache_control:
             headers["cache-control"] = "no-cache"
         return StreamingResponse(_stream(events, behaviour), headers=headers)
+
+    async def next_nonce(handler: tuple[str, bool], behaviour: Behaviour) -> bytes | None:
+        """The nonce of the next message from the handler's racy generator (handler-nonce-race); None: the
+        sealer draws a fresh one itself."""
+        if behaviour.nonce_source != "handler-slot":
+            return None
+        return await state.handlers.next_nonce(handler, config.rng)
 
     def authorize_hop(request: Request, envelope: ConfidentialComputeRequest, behaviour: Behaviour) -> str | None:
         """The node face: X-Signature over the supplied 32-byte hash, by the owner of the envelope's stack."""

@@ -33,7 +33,9 @@ class Behaviour:
     hash_encoding: Literal["standard", "unpadded"] = "standard"
     tag: Literal["full", "truncated"] = "full"
     response_key: Literal["request-key", "other-salt", "hkdf-info"] = "request-key"
-    key_slot: Literal["per-request", "node-wide"] = "per-request"  # node-wide: one slot for every request's K
+    # node-wide: one slot for every request's K; per-handler: one per endpoint and mode (mock_node/races.py)
+    key_slot: Literal["per-request", "node-wide", "per-handler"] = "per-request"
+    nonce_source: Literal["draw", "handler-slot"] = "draw"  # handler-slot: a racy generator (mock_node/races.py)
     nonce_encoding: Literal["standard", "mime"] = "standard"  # "mime": a MIME encoder's trailing newline
     signature_format: Literal["sui", "mime-wrapped", "bare"] = "sui"  # "bare": no flag, no public key
     # --- the response envelope and its HTTP answer (sections 8, 9) ---

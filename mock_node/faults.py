@@ -2,7 +2,9 @@
 
 Every fault is a transform of a correct exchange, expressed as a change to :class:`Behaviour`, and
 names the docs/spec.md requirements it violates. A suite that claims to test a requirement must catch
-the faults that violate it; the meta-test proves that for every fault in this table. Faults are
+the faults that violate it; the meta-test proves that for every fault in this table, except the
+"concurrency" faults, which show only with requests in flight at once: for those the meta-test proves a
+serial run passes, and ``atoma-conformance load`` is what catches them (tests/test_load.py). Faults are
 chosen per process (``--fault NAME``, repeatable) or per request (``X-Mock-Fault: NAME[,NAME]``, only
 when the node runs with ``--allow-fault-header``).
 """
@@ -28,6 +30,9 @@ class Fault:
     caught_by: tuple[str, ...] = ()  # the suite's check ids that must fail under this fault
     face: Face = "proxy"  # the face the meta-test serves while proving the fault is caught
     owner: Scheme = Scheme.ED25519  # node face: the stack owner's scheme the meta-test signs X-Signature with
+    # Shows only when requests are in flight at once: a serial run passes every check under it, and
+    # caught_by names the checks that fail under `atoma-conformance load` (tests/test_load.py), not the catalogue's.
+    concurrent: bool = False
 
     def apply(self, behaviour: Behaviour) -> Behaviour:
         """``behaviour`` with this fault's changes; a set-valued knob (the shapes) gains the fault's members,
@@ -49,6 +54,12 @@ def _node(
     """A fault of the node face (the proxy's hop): meaningful only when the mock serves ``--face node``;
     ``owner`` is the stack owner's scheme that reaches it (an ECDSA flaw is invisible to an Ed25519 owner)."""
     return Fault(name, "node-face", wire_effect, tuple(violates), changes, CAUGHT_BY[name], face="node", owner=owner)
+
+
+def _race(name: str, wire_effect: str, violates: Iterable[str], **changes: object) -> Fault:
+    """A fault of the "concurrency" category: invisible one request at a time (tests/test_meta_faults.py
+    proves the serial run passes every check under it), caught only by ``atoma-conformance load``."""
+    return Fault(name, "concurrency", wire_effect, tuple(violates), changes, CAUGHT_BY[name], concurrent=True)
 
 
 # The round-trip checks: every endpoint's answer decrypts, hashes and verifies. A fault that breaks any
@@ -85,6 +96,12 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "swapped-chunk-objects": ("AEAD-008", "AEAD-009"),
     "null-content": ("AEAD-010",),
     "shared-key-slot": ("AEAD-011",),
+    # Concurrency faults: the checks that fail under `atoma-conformance load`, which judges every answer by
+    # the rulebook (conformance.checks.judging): an answer sealed under another request's key does not open
+    # (AEAD-001 for a response, AEAD-002 for a stream's chunks; its hash and signature are still right),
+    # and a nonce handed to two requests is one node nonce under two keys (NONCE-004; no key sees it twice).
+    "handler-key-race": ("AEAD-001", "AEAD-002"),
+    "handler-nonce-race": ("NONCE-004",),
     "truncated-tag": ("AEAD-001", "AEAD-002", *ROUND_TRIP),
     "response-other-salt": ("AEAD-001", "AEAD-002", *ROUND_TRIP),
     "response-hkdf-info": ("AEAD-001", "AEAD-002", *ROUND_TRIP),
@@ -214,6 +231,14 @@ CATALOGUE: tuple[Fault, ...] = (
         ["R12.1", "R12.4"],
         response_nonce="echo-request",
         stream_nonce="echo-request",
+    ),
+    _race(
+        "handler-nonce-race",
+        "each handler hands out one pre-drawn nonce and refills it from an async entropy source (10 ms) after "
+        "handing it out: a request to the same handler that draws meanwhile, for its response or any chunk, "
+        "gets the same nonce under its own key. One request never gets a nonce twice",
+        ["R12.5"],
+        nonce_source="handler-slot",
     ),
     # response_hash
     _f(
@@ -376,6 +401,15 @@ CATALOGUE: tuple[Fault, ...] = (
         "requests, the first is answered under the second's key",
         ["R4.5", "R4.6"],
         key_slot="node-wide",
+    ),
+    _race(
+        "handler-key-race",
+        "each handler (endpoint and stream mode) keeps K in its own slot across the model's 50 ms: of two "
+        "requests to one handler in flight at once, the first is answered under the second's key. Unlike "
+        "shared-key-slot's node-wide slot, which the suite's overlapping chat request and chat stream meet "
+        "in (AEAD-011), two handlers never share a slot, so only load shows it",
+        ["R4.5", "R4.6"],
+        key_slot="per-handler",
     ),
     _f(
         "truncated-tag", "aead", "the GCM tag on every response and chunk is cut to 12 bytes", ["R5.2"], tag="truncated"

@@ -70,11 +70,15 @@ class Sealer:
             return self._stream_nonce
         return None
 
-    def seal(self, plaintext: bytes, usage: Any | None) -> dict[str, Any]:
-        """The envelope members for one message, in the node's key order, as a JSON-ready dict."""
+    def seal(self, plaintext: bytes, usage: Any | None, *, drawn: bytes | None = None) -> dict[str, Any]:
+        """The envelope members for one message, in the node's key order, as a JSON-ready dict. ``drawn``
+        is the nonce a racy generator handed out for it (handler-nonce-race), used where the node would
+        draw a fresh one; a nonce fault's own nonce wins over it."""
         clear = _clear_usage(usage, self.behaviour.clear_usage)
         model = _usage_model(clear)
         nonce = self._nonce()
+        if nonce is None:
+            nonce = drawn
         members: dict[str, Any]
         if self.streaming:
             chunk = seal_chunk(

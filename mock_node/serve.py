@@ -208,7 +208,9 @@ def fault_table(fmt: str = "text") -> str:
             "`--fault NAME` (repeatable), or per request with the header `X-Mock-Fault: NAME[,NAME]` when the",
             "node runs with `--allow-fault-header`. *Violates* lists the docs/spec.md requirements it breaks;",
             "*caught by* lists the checks ([checks.md](checks.md)) that fail under it, each for its own rule",
-            "(tests/test_meta_faults.py proves every entry).",
+            "(tests/test_meta_faults.py proves every entry). A *concurrency* fault shows only when requests to",
+            "the node are in flight at once: a serial run (`atoma-conformance run`) passes every check under it,",
+            "and its *caught by* lists the checks that fail under `atoma-conformance load` (tests/test_load.py).",
             "",
             f"{len(CATALOGUE)} faults.",
             "",
@@ -216,14 +218,17 @@ def fault_table(fmt: str = "text") -> str:
             "| --- | --- | --- | --- | --- |",
         ]
         for fault in CATALOGUE:
+            caught = ", ".join(fault.caught_by) + (" (under `load`)" if fault.concurrent else "")
             rows.append(
-                f"| `{fault.name}` | {fault.category} | {', '.join(fault.violates)} | {', '.join(fault.caught_by)} "
-                f"| {fault.wire_effect} |"
+                f"| `{fault.name}` | {fault.category} | {', '.join(fault.violates)} | {caught} | {fault.wire_effect} |"
             )
         return "\n".join(rows) + "\n"
     rows = [f"{'name':<30} {'category':<11} {'violates':<16} wire effect"]
     for fault in CATALOGUE:
-        rows.append(f"{fault.name:<30} {fault.category:<11} {','.join(fault.violates):<16} {fault.wire_effect}")
+        effect = fault.wire_effect
+        if fault.concurrent:  # no serial run shows it: name what does
+            effect += f" [serial runs pass; caught under `load` by {', '.join(fault.caught_by)}]"
+        rows.append(f"{fault.name:<30} {fault.category:<11} {','.join(fault.violates):<16} {effect}")
     return "\n".join(rows)
 
 

@@ -69,7 +69,7 @@ def test_every_subcommand_help_says_what_it_does_and_its_exit_codes(capsys: pyte
         out = capsys.readouterr().out
         assert "Exit codes:" in out and "\n  2 " in out, f"{name} --help does not show the exit codes"
     expected = {"vectors", "vectors generate", "vectors check", "run", "fuzz", "replay", "baseline"}
-    expected |= {"baseline create", "diff", "certify", "verify-report", "checks", "keygen", "clients", "mock"}
+    expected |= {"baseline create", "diff", "certify", "verify-report", "checks", "keygen", "clients", "mock", "load"}
     assert set(names) == expected
 
 

@@ -23,6 +23,8 @@ from conformance.load.audit import IndexObserver, NonceIndex, Tally, ingest, key
 from conformance.load.measure import error_class, percentile
 from conformance.load.plan import LoadPlan, parse_mix
 from conformance.resources import results_schema
+from mock_node.faults import CATALOGUE as FAULT_CATALOGUE
+from mock_node.faults import Fault
 
 CLI = [sys.executable, "-m", "conformance.cli"]
 RUN_TIMEOUT_S = 120
@@ -248,17 +250,8 @@ def test_a_master_and_two_workers_merge_their_audit_and_find_a_cross_worker_nonc
     pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     master = subprocess.Popen(command, cwd=tmp_path, env=_env(), **pipes)
     time.sleep(1.0)
-    workers = [
-        subprocess.Popen(
-            [*CLI, "load", "--worker", "--master-port", port],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env=_env(),
-        )  # fmt: skip
-        for _ in range(2)
-    ]
+    worker = [*CLI, "load", "--worker", "--master-port", port]
+    workers = [subprocess.Popen(worker, cwd=tmp_path, env=_env(), **pipes) for _ in range(2)]
     try:
         _, err = master.communicate(timeout=RUN_TIMEOUT_S)
         outs = [w.communicate(timeout=30) for w in workers]
@@ -293,3 +286,19 @@ def test_bad_options_exit_2_with_one_line_naming_the_option(tmp_path: Path, args
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0] and "Traceback" not in proc.stderr
+
+
+CONCURRENCY_FAULTS = [f for f in FAULT_CATALOGUE if f.concurrent]
+
+
+def test_there_are_concurrency_faults_to_prove() -> None:
+    assert {f.name for f in CONCURRENCY_FAULTS} >= {"handler-key-race", "handler-nonce-race"}
+
+
+@pytest.mark.parametrize("fault", CONCURRENCY_FAULTS, ids=[f.name for f in CONCURRENCY_FAULTS])
+def test_load_finds_each_concurrency_fault_in_a_few_seconds(tmp_path: Path, fault: Fault) -> None:
+    """A serial run passes under these faults (tests/test_meta_faults.py proves it); eight users for four
+    seconds make every check the fault names fail."""
+    proc, doc = _load(tmp_path, "--duration", "4", "--users", "8", "--mock-fault", fault.name)
+    assert proc.returncode == 1, proc.stderr
+    assert set(fault.caught_by) <= set(_findings(doc)), _findings(doc)

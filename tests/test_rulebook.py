@@ -203,7 +203,9 @@ def _oracle_findings(run: Run) -> set[str]:
 
 
 def _faults_caught_by_rules() -> list[str]:
-    return sorted(fault.name for fault in FAULTS if fault.face == "proxy" and set(fault.caught_by) & rule_ids())
+    # A concurrency fault shows in no serial run (tests/test_meta_faults.py): the oracle meets it under load.
+    serial = [f for f in FAULTS if f.face == "proxy" and not f.concurrent]
+    return sorted(fault.name for fault in serial if set(fault.caught_by) & rule_ids())
 
 
 @pytest.mark.parametrize("fault", _faults_caught_by_rules())

@@ -150,8 +150,16 @@ def _image_usage(m: MessageRecord, _r: ExchangeRecord) -> str | None:
     return "usage present" if "usage" in m.members else None
 
 
+def _nothing_decrypted(m: MessageRecord) -> None:
+    """A rule about the decrypted object cannot judge a message that did not decrypt: AEAD-001/002 say
+    why, and this rule is not evaluated on it (never failed for their reason, never passed)."""
+    if m.plaintext is None:
+        raise Precondition("the message did not decrypt (AEAD-001/002 judge it): nothing to read")
+
+
 def _object_kind(kind: str) -> MessageJudge:
     def judge(m: MessageRecord, _r: ExchangeRecord) -> str | None:
+        _nothing_decrypted(m)
         return None if isinstance(m.inner, dict) and m.inner.get("object") == kind else f"not a {kind}"
 
     return judge
@@ -165,6 +173,7 @@ def _clear_usage_differs(m: MessageRecord, _r: ExchangeRecord) -> str | None:
     clear = m.clear_usage
     if clear is MISSING:
         return None
+    _nothing_decrypted(m)
     inner = m.inner.get("usage") if isinstance(m.inner, dict) else None
     return None if jsonwire.strict_equal(clear, inner) else "clear usage differs from the encrypted usage"
 

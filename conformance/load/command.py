@@ -50,6 +50,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
     target.add_argument("--model", metavar="NAME", help="chat/completions model (required with --target)")
     target.add_argument("--embedding-model", metavar="NAME", help="embeddings model (else embeddings weigh 0)")
+    target.add_argument("--image-model", metavar="NAME", help="image model, for an images weight in --mix")
     target.add_argument("--node-address", metavar="0x…", help="the node's registered Sui signer address")
     target.add_argument(
         "--mock-profile", choices=["strict", "atoma-node-compat"], default="strict", help="the embedded mock's profile"
@@ -68,7 +69,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         "--mix",
         default=",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items()),
         metavar="KIND=W,…",
-        help="weights of chat, stream, completions, embeddings (default %(default)s)",
+        help="weights of chat, stream, completions, embeddings, images (default %(default)s)",
     )
     shape.add_argument(
         "--max-requests",
@@ -117,7 +118,7 @@ def check_arguments(args: argparse.Namespace) -> dict[str, int]:
     if args.api_key is not None:
         validate_api_key(args.api_key, "--api-key")
     if args.worker:
-        for flag in ("target", "model", "embedding_model", "node_address", "duration", "max_requests"):
+        for flag in ("target", "model", "embedding_model", "image_model", "node_address", "duration", "max_requests"):
             if getattr(args, flag) is not None:
                 option = "--" + flag.replace("_", "-")
                 raise UserError(option, "a worker takes the run's plan from its master: give it to the master")
@@ -143,7 +144,12 @@ def check_arguments(args: argparse.Namespace) -> dict[str, int]:
             if name not in FAULTS:
                 shown = repr(name) if len(name) <= 60 and name.isprintable() else f"a name of {len(name)} characters"
                 raise UserError("--mock-fault", f"unknown fault {shown} (see 'atoma-conformance mock --list-faults')")
-    return parse_mix(args.mix, embeddings=args.target is None or args.embedding_model is not None)
+    embedded = args.target is None
+    return parse_mix(
+        args.mix,
+        embeddings=embedded or args.embedding_model is not None,
+        images=embedded or args.image_model is not None,
+    )
 
 
 def _engine_available() -> None:
@@ -177,7 +183,7 @@ def run_load(args: argparse.Namespace) -> int:
         print("load: worker done", file=sys.stderr)
         return ExitCode.OK if code == 0 else ExitCode.NOT_RUN
     report_dir = Path(args.report_dir)
-    with _target(args) as (url, api_key, chat_model, embedding_model, node_address, target_info):
+    with _target(args) as (url, api_key, (chat_model, embedding_model, image_model), node_address, target_info):
         duration_s = args.duration if args.duration is not None else DEFAULT_DURATION_S
         max_requests = args.max_requests
         if args.target and max_requests is None:
@@ -189,6 +195,7 @@ def run_load(args: argparse.Namespace) -> int:
             target=url,
             chat_model=chat_model,
             embedding_model=embedding_model,
+            image_model=image_model,
             users=args.users,
             spawn_rate=args.spawn_rate or float(args.users),
             duration_s=duration_s,
@@ -219,7 +226,9 @@ def run_load(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None, str, str | None, str | None, dict[str, Any]]]:
+def _target(
+    args: argparse.Namespace,
+) -> Iterator[tuple[str, str | None, tuple[str, str | None, str | None], str | None, dict[str, Any]]]:
     """The target's URL, key, models and expected signer, and what results.json says of it."""
     from ..results import redact_url
 
@@ -231,7 +240,8 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None, str, st
         check_proxy(ProxyProbe(args.target, api_key, args.model, _preflight_options(options)))
         info = {"url": redact_url(args.target), "embedded": False, "profile": None, "model": args.model}
         info["node_address"] = args.node_address
-        yield args.target, api_key, args.model, args.embedding_model, args.node_address, info
+        models = (args.model, args.embedding_model, args.image_model)
+        yield args.target, api_key, models, args.node_address, info
         return
     from ..embedded import embedded_target
 
@@ -245,7 +255,7 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None, str, st
                 "model": t.chat_model,
                 "node_address": t.node_address,
             }
-            yield t.base_url, t.api_key, t.chat_model, t.embedding_model, t.node_address, info
+            yield t.base_url, t.api_key, (t.chat_model, t.embedding_model, t.image_model), t.node_address, info
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

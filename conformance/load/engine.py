@@ -47,7 +47,7 @@ from ..textsafe import one_line
 from .audit import NonceIndex, Tally, ingest
 from .judge import FINGERPRINT, LoadJudge
 from .measure import ErrorTally, error_class, percentile
-from .plan import KINDS, SECRETS_ENV, LoadPlan
+from .plan import IMAGE_UNITS, KINDS, SECRETS_ENV, LoadPlan
 
 HELLO = "atoma-hello"  # worker -> master: send me the plan
 PLAN = "atoma-plan"  # master -> worker: the run's part of the plan
@@ -57,6 +57,7 @@ REPORT_KEY = "atoma"
 SERIES_CAP = 100_000  # one point a second: more than a day
 FINAL_WAIT_S = 15.0
 STATS_INTERVAL_S = 1.0
+PROFILE_ENV = "ATOMA_CONFORMANCE_LOAD_PROFILE"  # a file to write the engine's cProfile stats to
 
 
 @dataclass
@@ -125,14 +126,17 @@ def user_class(process: Process) -> type[User]:
             model = process.plan.model_for(endpoint)
             try:
                 started = time.perf_counter()
-                lock = self.client.lock(model)
+                units = IMAGE_UNITS if endpoint == "images" else None
+                lock = self.client.lock(model, max_num_tokens=units)
                 self.report("lock", started, lock)
                 if not process.judge.lock(lock):
                     return
                 mark = f"atoma-conformance-sentinel-{secrets.token_hex(8)}"
                 plaintext = valid_plaintext(endpoint, model, mark, stream=stream)
                 started = time.perf_counter()
-                record = self.client.send(endpoint, plaintext, lock=lock, model_name=model, stream=stream)
+                record = self.client.send(
+                    endpoint, plaintext, lock=lock, model_name=model, stream=stream, num_compute_units=units
+                )
             except BudgetExceeded:
                 raise StopUser from None
             findings = process.judge.exchange(record)
@@ -159,6 +163,7 @@ def user_class(process: Process) -> type[User]:
 
 
 _NAMES = {
+    "images": "images",
     "lock": "lock",
     "chat": "chat",
     "stream": "chat-stream",
@@ -242,7 +247,7 @@ class Collector:
             if problem.check_id not in self.tally.counts:
                 self.tally.finding(problem.check_id, f"across the run: {problem.reason}")
         endpoints: list[dict[str, Any]] = []
-        for name in ("lock", "chat", "chat-stream", "completions", "embeddings"):
+        for name in ("lock", "chat", "chat-stream", "completions", "embeddings", "images"):
             entry = stats.entries.get((name, "POST"))
             if entry is None or entry.num_requests == 0:
                 continue
@@ -485,6 +490,19 @@ def main(argv: list[str] | None = None) -> int:
     plan = LoadPlan.read(Path(args[0]))
     logging.basicConfig(level=logging.ERROR if not plan.verbose else logging.INFO)
     keys = _secrets()
+    profile = os.environ.pop(PROFILE_ENV, None)  # a developer's view of where the engine's time goes
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        try:
+            return profiler.runcall(_run, plan, keys)
+        finally:
+            profiler.dump_stats(profile)
+    return _run(plan, keys)
+
+
+def _run(plan: LoadPlan, keys: Secrets) -> int:
     if plan.role == "worker":
         return run_worker(plan, keys)
     return run_steering(plan, keys, Path(plan.result_path))

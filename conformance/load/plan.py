@@ -25,12 +25,14 @@ KINDS: dict[str, tuple[str, bool]] = {
     "stream": ("chat", True),
     "completions": ("completions", False),
     "embeddings": ("embeddings", False),
+    "images": ("images", False),
 }
-DEFAULT_MIX = {"chat": 6, "stream": 2, "completions": 1, "embeddings": 1}
+DEFAULT_MIX = {"chat": 6, "stream": 2, "completions": 1, "embeddings": 1, "images": 0}
+IMAGE_UNITS = 1_048_576  # what an image lock reserves and its request claims, as run's probes do
 Role = Literal["local", "master", "worker"]
 
 
-def parse_mix(text: str, *, embeddings: bool = True) -> dict[str, int]:
+def parse_mix(text: str, *, embeddings: bool = True, images: bool = True) -> dict[str, int]:
     """``chat=6,stream=2,completions=1,embeddings=1`` as weights; every kind not named weighs 0."""
     mix = dict.fromkeys(KINDS, 0)
     for part in text.split(","):
@@ -46,6 +48,8 @@ def parse_mix(text: str, *, embeddings: bool = True) -> dict[str, int]:
         raise UserError("--mix", "every weight is 0: nothing would be sent")
     if mix["embeddings"] and not embeddings:
         raise UserError("--mix", "embeddings has a weight but no --embedding-model was named")
+    if mix["images"] and not images:
+        raise UserError("--mix", "images has a weight but no --image-model was named")
     return mix
 
 
@@ -60,6 +64,7 @@ class LoadPlan:
     duration_s: float | None
     max_requests: int | None
     mix: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    image_model: str | None = None
     node_address: str | None = None
     timeout_s: float = 30.0
     deadline_s: float = 120.0
@@ -82,6 +87,8 @@ class LoadPlan:
     def model_for(self, endpoint: str) -> str:
         if endpoint == "embeddings" and self.embedding_model is not None:
             return self.embedding_model
+        if endpoint == "images" and self.image_model is not None:
+            return self.image_model
         return self.chat_model
 
     def write(self, path: Path) -> None:
@@ -107,6 +114,7 @@ class LoadPlan:
             "target": self.target,
             "chat_model": self.chat_model,
             "embedding_model": self.embedding_model,
+            "image_model": self.image_model,
             "mix": dict(self.mix),
             "node_address": self.node_address,
             "timeout_s": self.timeout_s,
@@ -122,6 +130,7 @@ class LoadPlan:
             "target",
             "chat_model",
             "embedding_model",
+            "image_model",
             "mix",
             "node_address",
             "timeout_s",
