@@ -20,8 +20,10 @@ import pytest
 
 from conformance.exits import UserError
 from conformance.load.audit import IndexObserver, NonceIndex, Tally, ingest, key_fingerprint
+from conformance.load.judge import LoadJudge
 from conformance.load.measure import error_class, percentile
 from conformance.load.plan import LoadPlan, parse_mix
+from conformance.records import HttpRecord, LockRecord, analyse_lock
 from conformance.resources import results_schema
 from mock_node.faults import CATALOGUE as FAULT_CATALOGUE
 from mock_node.faults import Fault
@@ -158,8 +160,10 @@ def test_percentiles_of_a_histogram_window() -> None:
     [
         (200, None, None, None),
         (200, None, "NONCE-004 x", "finding"),
-        (503, None, None, "http-5xx"),
-        (429, None, None, "http-4xx"),
+        (429, None, None, "shed-429"),
+        (503, None, None, "shed-503"),
+        (404, None, None, "http-4xx"),
+        (500, None, None, "http-5xx"),
         (None, "read timeout after 30 s", None, "timeout"),
         (None, "connection reset", None, "transport"),
     ],
@@ -302,3 +306,38 @@ def test_load_finds_each_concurrency_fault_in_a_few_seconds(tmp_path: Path, faul
     proc, doc = _load(tmp_path, "--duration", "4", "--users", "8", "--mock-fault", fault.name)
     assert proc.returncode == 1, proc.stderr
     assert set(fault.caught_by) <= set(_findings(doc)), _findings(doc)
+
+
+# --- load shed ------------------------------------------------------------------------------------------
+
+
+def _lock_answer(status: int, code: str, media: str = "application/json") -> LockRecord:
+    body = json.dumps({"error": {"code": code, "message": "busy"}}).encode()
+    return analyse_lock(HttpRecord("POST", "/v1/nodes/lock", status, {"content-type": media}, body))
+
+
+@pytest.mark.parametrize(("status", "code"), [(429, "TOO_MANY_REQUESTS"), (503, "SERVICE_UNAVAILABLE")])
+def test_a_well_formed_429_or_503_is_load_shed_not_a_finding(status: int, code: str) -> None:
+    """Table 10.1 lets a proxy shed load: counted, never judged as a lock that should have been granted."""
+    judge = LoadJudge(api_key="k")
+    assert judge.lock(_lock_answer(status, code)) is False
+    assert judge.tally.shed == 1 and judge.tally.counts == {}
+
+
+def test_a_shed_answer_is_still_held_to_the_refusal_rules() -> None:
+    judge = LoadJudge(api_key="k")
+    judge.lock(_lock_answer(429, "SERVICE_UNAVAILABLE"))  # Table 10.1 pairs that code with 503
+    judge.lock(_lock_answer(503, "SERVICE_UNAVAILABLE", media="text/html"))
+    assert set(judge.tally.counts) == {"ERR-026", "ERR-018"}
+
+
+def test_a_refused_api_key_is_a_setup_problem_not_a_finding() -> None:
+    judge = LoadJudge(api_key="k")
+    assert judge.lock(_lock_answer(401, "AUTH_ERROR")) is False
+    assert judge.tally.refused_key == 1 and judge.tally.counts == {}
+
+
+def test_a_500_lock_under_load_is_a_finding() -> None:
+    judge = LoadJudge(api_key="k")
+    judge.lock(_lock_answer(500, "INTERNAL_ERROR"))
+    assert judge.tally.counts == {"LOCK-001": 1}

@@ -199,6 +199,7 @@ class Tally:
     cut_off: int = 0
     exchanges: int = 0
     refused_key: int = 0  # locks answered 401/403: the API key, not the protocol
+    shed: int = 0  # answers 429 or 503: load shed, counted, not judged as unserved
     node_nonces: int = 0  # the node's nonces seen (every message of every answer)
     cross_key_repeats: int = 0
 
@@ -227,6 +228,7 @@ class Tally:
             "cut_off": self.cut_off,
             "exchanges": self.exchanges,
             "refused_key": self.refused_key,
+            "shed": self.shed,
             "node_nonces": self.node_nonces,
             "cross_key_repeats": self.cross_key_repeats,
         }
@@ -253,4 +255,13 @@ class Tally:
         return wire
 
 
-_COUNTERS = ("within_key_reuses", "keys", "cut_off", "exchanges", "refused_key", "node_nonces", "cross_key_repeats")
+_COUNTERS = (
+    "within_key_reuses",
+    "keys",
+    "cut_off",
+    "exchanges",
+    "refused_key",
+    "shed",
+    "node_nonces",
+    "cross_key_repeats",
+)

@@ -101,6 +101,10 @@ class Process:
         return self.budget is not None and self.budget.spent() >= self.budget.cap
 
 
+def _bounded(kind: str, finding: str | None) -> str:
+    return f"{kind} {finding.split(' ', 1)[0]}" if kind == "finding" and finding else kind
+
+
 def user_class(process: Process) -> type[User]:
     """A Locust user whose one task draws a kind of exchange from the plan's mix (drawn at run time, so
     a worker can take its mix from the master), then locks, seals, sends, opens and judges it."""
@@ -139,6 +143,9 @@ def user_class(process: Process) -> type[User]:
                 )
             except BudgetExceeded:
                 raise StopUser from None
+            except Exception as exc:  # a bug of ours or a client error: one line, never a traceback
+                process.errors.add("internal", f"{type(exc).__name__}: {exc}")
+                return
             findings = process.judge.exchange(record)
             reason = f"{findings[0].check_id} {findings[0].reason}" if findings else None
             self.report(kind, started, record, reason)
@@ -155,7 +162,9 @@ def user_class(process: Process) -> type[User]:
                 name=_NAMES[kind],
                 response_time=(time.perf_counter() - started) * 1000,
                 response_length=len(http.body or b""),
-                exception=RuntimeError(failure[1]) if failure is not None else None,
+                # Locust keeps one error row per distinct message for the whole run: the message is the
+                # class (and a finding's check id), never the detail, so that table stays small.
+                exception=RuntimeError(_bounded(failure[0], finding)) if failure is not None else None,
                 context={},
             )
 
@@ -216,8 +225,10 @@ class Collector:
                 self.fingerprint[name] = one_line(value, 120)
         self.spent[client_id] = bool(wire.get("spent"))
 
-    def sample(self) -> None:
-        """One point of the time series: the requests, failures, findings and latency of the last second."""
+    def sample(self, *, final: bool = False) -> None:
+        """One point of the time series: the requests, failures, findings and latency of the last second.
+        The drain's point is kept only when it spans half a second or more: a sliver's percentiles would
+        be a few requests' and read as a spike (the totals count every request either way)."""
         total = self.runner.stats.total
         findings = sum(self.tally.counts.values())
         histogram = dict(total.response_times)
@@ -226,6 +237,8 @@ class Collector:
         now = time.monotonic() - self.started
         previous_t = self.series[-1]["t"] if self.series else 0.0
         span = max(now - previous_t, 1e-3)
+        if final and span < 0.5:
+            return
         point = {
             "t": round(now, 2),
             "users": self.runner.user_count,
@@ -263,7 +276,6 @@ class Collector:
                     "max_ms": round(float(entry.max_response_time or 0), 1),
                 }
             )
-        exchanges = sum(int(e["requests"]) for e in endpoints if e["name"] != "lock")
         audit = self.index.totals()
         return {
             "mode": "distributed" if self.plan.role == "master" else "local",
@@ -276,9 +288,10 @@ class Collector:
             "max_requests": self.plan.max_requests,
             "stopped_by": stopped_by,
             "requests": stats.total.num_requests,
-            "exchanges": exchanges,
+            "exchanges": self.tally.exchanges,
             "cut_off": self.tally.cut_off,
             "refused_key": self.tally.refused_key,
+            "shed": self.tally.shed,
             "rps": round(stats.total.num_requests / elapsed, 2) if elapsed > 0 else 0.0,
             "endpoints": endpoints,
             "errors": [
@@ -434,7 +447,7 @@ def run_steering(plan: LoadPlan, keys: Secrets, result_path: Path) -> int:
     elapsed = time.monotonic() - started
     if local is None:
         gevent.sleep(STATS_INTERVAL_S + 0.5)  # the workers' last Locust stats report, after their drain
-    collector.sample()
+    collector.sample(final=True)
     result = collector.result(stopped_by, elapsed)
     if local is None and len(collector.final) < plan.expect_workers:
         result["workers_unreported"] = plan.expect_workers - len(collector.final)

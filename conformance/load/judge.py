@@ -3,12 +3,15 @@
 A load run writes no rule of its own. Each lock goes through ``judge_lock`` and each exchange through
 the oracle's ``judge`` (decrypt, hash, signature, usage, stream framing, leaks, nonces), which applies the
 catalogue's rulebook, so a finding under load is named by the same check as in ``run`` and ``fuzz``.
-What differs is what the oracle remembers between exchanges (see :mod:`conformance.load.audit`): a
+One thing a load run reads differently: a 429 or 503 is load shed, which the spec allows, so it is
+counted rather than judged as a request that was not served. What differs otherwise is what the oracle
+remembers between exchanges (see :mod:`conformance.load.audit`): a
 fresh within-key ledger per exchange, a bounded index for nonces across keys, and the run's signers.
 """
 
 from __future__ import annotations
 
+from ..checks.judging import mispaired_code, unshaped_error
 from ..fuzz.guard import cut_off
 from ..fuzz.oracle import Finding, OracleState, judge, judge_lock
 from ..protocol.b64 import b64encode
@@ -17,6 +20,7 @@ from ..records import ExchangeRecord, LockRecord
 from .audit import IndexObserver, NonceIndex, Tally
 
 FINGERPRINT = ("node_public_key", "signer_address", "signature_scheme")
+SHED = frozenset({429, 503})
 
 
 class LoadJudge:
@@ -45,6 +49,9 @@ class LoadJudge:
         if lock.http.status in (401, 403):  # the key was refused: a setup problem (exit 2), not a finding
             self.tally.refused_key += 1
             return False
+        if lock.http.status in SHED:
+            self._shed(lock)
+            return False
         findings = judge_lock(lock)
         self._record(findings)
         if lock.ok and lock.public_key and self.fingerprint["node_public_key"] is None:
@@ -55,6 +62,9 @@ class LoadJudge:
         """Judge one exchange; its key's ledger lives only as long as this call."""
         if cut_off(record) is not None:
             self.tally.cut_off += 1
+            return []
+        if record.http.status in SHED:
+            self._shed(record)
             return []
         self.state.ledger = NonceLedger()
         self.tally.exchanges += 1
@@ -73,6 +83,16 @@ class LoadJudge:
         self.tally.within_key_reuses += len(self.state.ledger.findings)
         self._record(findings)
         return findings
+
+    def _shed(self, record: LockRecord | ExchangeRecord) -> None:
+        """Load shed: Table 10.1 lets a proxy or node answer 429 (overloaded) or 503 (no capacity), so
+        such an answer is counted, not judged as a request that should have been served; its shape and
+        its code's pairing are still the refusal rules' (ERR-018, ERR-026)."""
+        self.tally.shed += 1
+        http = record.http
+        for check_id, why in (("ERR-018", unshaped_error(http)), ("ERR-026", mispaired_code(http, "proxy"))):
+            if why is not None:
+                self.tally.finding(check_id, f"a {record.http.status} under load: {why}")
 
     def _record(self, findings: list[Finding]) -> None:
         for finding in findings:

@@ -42,6 +42,8 @@ def error_class(status: int | None, error: str | None, finding: str | None) -> t
         return kind, error
     if status is None:
         return "transport", "no answer"
+    if status in (429, 503):
+        return f"shed-{status}", f"status {status}"
     if status >= 500:
         return "http-5xx", f"status {status}"
     if status >= 400:
