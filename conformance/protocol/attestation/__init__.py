@@ -1,0 +1,162 @@
+"""Verification of the attestation that binds a node's X25519 key: sans-I/O, bytes in, verdicts out.
+
+A node commits its key on chain with ``evidence_bytes``: zlib-compressed JSON holding, per GPU (and
+per NVSwitch under PPCIe), an NVIDIA SPDM attestation report and its certificate chain; every report
+answers ``BLAKE3(u64_le(contract_nonce) ‖ key ‖ u16_le(300))`` (research note protocol.md §11).
+
+- :mod:`.evidence`: inflate (capped) and parse the container;
+- :mod:`.binding`: the report nonce, with a one-chunk BLAKE3;
+- :mod:`.spdm`: parse (and, for the test CA, encode) the SPDM GET_MEASUREMENTS report;
+- :mod:`.chain`: the PEM chain to a trusted root at a given time, and the report's signature;
+- :mod:`.verify`: one verdict per entry, step by step, for the KEY checks to judge;
+- :mod:`.testca`: a seeded test CA and device, so the mock node can serve evidence for its own key.
+
+Nothing here reads a clock or a socket: the time certificates are judged at is a parameter, and the
+only file read is the vendored NVIDIA root (package data, ``data/``).
+"""
+
+from .binding import NVIDIA_CC_GPU_DEVICE_SLOT, REPORT_NONCE_LEN, blake3_single_chunk, report_nonce
+from .chain import (
+    MAX_CHAIN_LENGTH,
+    VerifiedChain,
+    certificate_fwid,
+    certificate_pem,
+    check_fwid,
+    nvidia_device_root,
+    parse_chain,
+    parse_roots,
+    verify_chain,
+    verify_report_signature,
+)
+from .errors import (
+    AttestationError,
+    CertificateExpired,
+    CertificateKeyUsage,
+    CertificateNotYetValid,
+    CertificateUnhandledCritical,
+    ChainError,
+    ChainIssuerMismatch,
+    ChainIssuerNotCa,
+    ChainLength,
+    ChainMalformed,
+    ChainSignatureInvalid,
+    ChainUntrustedRoot,
+    EvidenceEmpty,
+    EvidenceError,
+    EvidenceNotZlib,
+    EvidenceTooLarge,
+    EvidenceTrailingData,
+    FwidMismatch,
+    NonceMismatch,
+    ReportDuplicate,
+    ReportError,
+    ReportKeyUnsupported,
+    ReportNoMeasurements,
+    ReportSignatureInvalid,
+    ReportTooLarge,
+    ReportTrailingBytes,
+    ReportTruncated,
+    ReportUnexpectedValue,
+    UnknownEvidenceType,
+)
+from .evidence import (
+    MAX_ENTRIES,
+    MAX_INFLATED_SIZE,
+    EvidenceEntry,
+    EvidenceType,
+    decode_evidence,
+    encode_evidence,
+    inflate_evidence,
+    parse_evidence,
+)
+from .spdm import (
+    MAX_REPORT_LEN,
+    SIGNATURE_LEN,
+    AttestationReport,
+    MeasurementBlock,
+    OpaqueField,
+    OpaqueType,
+    SpdmRequest,
+    SpdmResponse,
+    encode_report,
+    parse_report,
+    signed_bytes,
+)
+from .testca import DEFAULT_SEED, DeviceTestCa, mock_evidence, sign_raw
+from .verify import EntryVerdict, Outcome, Step, StepResult, verify_commitment, verify_entry, verify_evidence
+
+__all__ = [
+    "DEFAULT_SEED",
+    "MAX_CHAIN_LENGTH",
+    "MAX_ENTRIES",
+    "MAX_INFLATED_SIZE",
+    "MAX_REPORT_LEN",
+    "NVIDIA_CC_GPU_DEVICE_SLOT",
+    "REPORT_NONCE_LEN",
+    "SIGNATURE_LEN",
+    "AttestationError",
+    "AttestationReport",
+    "CertificateExpired",
+    "CertificateKeyUsage",
+    "CertificateNotYetValid",
+    "CertificateUnhandledCritical",
+    "ChainError",
+    "ChainIssuerMismatch",
+    "ChainIssuerNotCa",
+    "ChainLength",
+    "ChainMalformed",
+    "ChainSignatureInvalid",
+    "ChainUntrustedRoot",
+    "DeviceTestCa",
+    "EntryVerdict",
+    "EvidenceEmpty",
+    "EvidenceEntry",
+    "EvidenceError",
+    "EvidenceNotZlib",
+    "EvidenceTooLarge",
+    "EvidenceTrailingData",
+    "EvidenceType",
+    "FwidMismatch",
+    "MeasurementBlock",
+    "NonceMismatch",
+    "OpaqueField",
+    "OpaqueType",
+    "Outcome",
+    "ReportDuplicate",
+    "ReportError",
+    "ReportKeyUnsupported",
+    "ReportNoMeasurements",
+    "ReportSignatureInvalid",
+    "ReportTooLarge",
+    "ReportTrailingBytes",
+    "ReportTruncated",
+    "ReportUnexpectedValue",
+    "SpdmRequest",
+    "SpdmResponse",
+    "Step",
+    "StepResult",
+    "UnknownEvidenceType",
+    "VerifiedChain",
+    "blake3_single_chunk",
+    "certificate_fwid",
+    "certificate_pem",
+    "check_fwid",
+    "decode_evidence",
+    "encode_evidence",
+    "encode_report",
+    "inflate_evidence",
+    "mock_evidence",
+    "nvidia_device_root",
+    "parse_chain",
+    "parse_evidence",
+    "parse_report",
+    "parse_roots",
+    "report_nonce",
+    "sign_raw",
+    "signed_bytes",
+    "verify_chain",
+    "verify_commitment",
+    "verify_entry",
+    "verify_evidence",
+    "verify_report_signature",
+]
