@@ -351,3 +351,23 @@ def test_the_canonical_tail_check_refuses_a_partial_quantum_on_its_own() -> None
     from conformance.protocol.b64 import _canonical_tail
 
     assert _canonical_tail(b"A", "QQ") is False
+
+
+@given(
+    st.binary(min_size=60, max_size=90), st.integers(min_value=0, max_value=63), st.sampled_from(["", "=", "==", " "])
+)
+def test_short_and_long_texts_are_judged_alike_on_both_sides_of_the_decoder_switch(
+    data: bytes, index: int, suffix: str
+) -> None:
+    """Texts up to 96 characters are decoded by binascii, longer ones by pybase64: around the switch,
+    a canonical text, one with its last data character replaced, and one with a suffix are all judged
+    exactly as the definition says."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    text = b64encode(data)
+    body = text.rstrip("=")
+    for candidate in (text, body[:-1] + alphabet[index] + text[len(body) :], text + suffix, body + suffix):
+        try:
+            got: bytes | None = b64decode(candidate)
+        except Base64Error:
+            got = None
+        assert got == _reference_decode(candidate)

@@ -427,11 +427,11 @@ def test_a_long_member_that_is_not_base64_is_escaped_like_json_does(char: str, a
 
 
 def test_long_keys_are_written_correctly_but_not_cached() -> None:
-    from conformance.protocol.jsonwire import _KEY_BYTES
+    from conformance.protocol.jsonwire import _KEY_TEXT
 
     key = "k" * 100
     assert dumps({key: 1}) == dumps({key: 1}) == b'{"' + key.encode() + b'":1}'
-    assert key not in _KEY_BYTES
+    assert key not in _KEY_TEXT
 
 
 def test_a_document_too_wide_to_parse_is_refused_before_it_is_parsed() -> None:
@@ -457,3 +457,244 @@ def test_is_compact_says_whether_a_body_is_its_own_compact_serialization() -> No
     assert is_compact(b'{"a": 1}') is False  # insignificant whitespace
     assert is_compact(b'{"a":"\\u0041"}') is False  # an optional escape
     assert is_compact(b"data: {}") is None  # not JSON at all: another rule's failure
+
+
+# --- the spliced reader: long base64 strings cut out of the document -----------------------------------
+#
+# loads() reads bytes holding long base64 strings through jsonwire._spliced; any other input (a str, a
+# bytearray) goes to the general strict parser alone. So loads(bytearray(doc)) is the reference the
+# spliced path must agree with: the same value in the same key order, or the same refusal.
+
+
+def _outcome(data: bytes | bytearray) -> tuple[str, Any]:
+    try:
+        return "value", loads(data, field="body")
+    except InvalidJson as exc:
+        return "refused", (exc.field, exc.reason)
+
+
+def _assert_same_as_general(doc: bytes) -> tuple[str, Any]:
+    fast, general = _outcome(doc), _outcome(bytearray(doc))
+    assert fast[0] == general[0], (fast, general)
+    if fast[0] == "value":
+        assert strict_equal(fast[1], general[1])
+        assert dumps(fast[1]) == dumps(general[1])  # the same key order, at every depth
+    else:
+        assert fast[1] == general[1]
+    return fast
+
+
+def _b64_long(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+_WS = st.text(alphabet=" \t\r\n", max_size=2)
+
+
+@st.composite
+def _long_string_token(draw: st.DrawFn) -> str:
+    """A JSON string token holding long base64, canonical or spoiled in one of the ways the envelope
+    must refuse (or a JSON-level oddity: an escape, a control character, a quote)."""
+    text = _b64_long(draw(st.binary(min_size=770, max_size=1400)))
+    spoil = draw(
+        st.sampled_from(
+            [
+                "none",
+                "none",
+                "none",
+                "urlsafe",
+                "space",
+                "newline-escape",
+                "newline-raw",
+                "no-padding",
+                "extra-padding",
+                "trailing-bits",
+                "escaped-slash",
+                "unicode-escape",
+                "control",
+                "quote",
+                "non-ascii",
+                "placeholder",
+            ]
+        )
+    )
+    at = draw(st.integers(0, len(text) - 1))
+    inserts = {
+        "urlsafe": "-_",
+        "space": " ",
+        "newline-escape": "\\n",
+        "newline-raw": "\n",
+        "escaped-slash": "\\/",
+        "unicode-escape": "\\u0041",
+        "control": "\x01",
+        "quote": '"',
+        "non-ascii": "é",
+        "placeholder": '","@0',  # closes the string early and forges a placeholder-looking value
+    }
+    if spoil in inserts:
+        text = text[:at] + inserts[spoil] + text[at:]
+    elif spoil == "no-padding":
+        text = text.rstrip("=") or text[:-1]
+    elif spoil == "extra-padding":
+        text += "="
+    elif spoil == "trailing-bits":
+        body = text.rstrip("=")
+        text = body[:-1] + ("B" if body[-1] == "A" else "A") + text[len(body) :]
+    return '"' + text + '"'
+
+
+_KEY_NAMES = st.sampled_from(["nonce", "ciphertext", "response_hash", "signature", "usage", "@0", "@1", "é", ""])
+
+
+@st.composite
+def _key_token(draw: st.DrawFn) -> str:
+    """A member name, sometimes written with \\u escapes (the same name to JSON, other bytes)."""
+    name = draw(_KEY_NAMES | st.text(max_size=6))
+    if draw(st.booleans()):
+        return json.dumps(name, ensure_ascii=draw(st.booleans()))
+    return '"' + "".join(f"\\u{ord(c):04x}" if c < "\ud800" else c for c in name) + '"'
+
+
+_SHORT_VALUE = (
+    st.sampled_from(['"@0"', '"@1"', '"a\\"b"', '"\\ud800"', "null", "true", "1", "-0.5e3", "NaN", "1e999", "[]"])
+    | st.integers(-(2**70), 2**70).map(str)
+    | st.text(max_size=8).map(lambda s: json.dumps(s, ensure_ascii=False))
+    | st.dictionaries(st.sampled_from(["prompt_tokens", "total_tokens", "x"]), st.integers(0, 9), max_size=3).map(
+        lambda d: json.dumps(d, separators=(",", ":"))
+    )
+)
+
+
+_CLEAN_VALUE = (
+    st.sampled_from(["null", "true", "false", "0", "12"])
+    | st.text(alphabet=st.characters(exclude_characters='"\\@', exclude_categories=["Cc", "Cs"]), max_size=8).map(
+        lambda s: '"' + s + '"'
+    )
+    | st.dictionaries(st.sampled_from(["prompt_tokens", "total_tokens"]), st.integers(0, 9), max_size=2).map(
+        lambda d: json.dumps(d)
+    )
+)
+
+
+@st.composite
+def _envelopes(draw: st.DrawFn) -> bytes:
+    """A flat JSON object (sometimes an array) with long base64 members and whitespace between tokens.
+    Half of them are clean envelopes, which the spliced reader takes; the others have escapes in names,
+    duplicate names, forged placeholders, spoiled base64 and bad values, and sometimes one byte changed."""
+    clean = draw(st.booleans())
+    if clean:
+        long_value = st.binary(min_size=770, max_size=1400).map(lambda b: '"' + _b64_long(b) + '"')
+        names = st.sampled_from(["nonce", "ciphertext", "response_hash", "signature", "usage", "é", ""])
+        member = st.tuples(names.map(lambda k: json.dumps(k, ensure_ascii=False)), long_value | _CLEAN_VALUE)
+        lists = st.lists(member, min_size=1, max_size=5, unique_by=lambda m: m[0])
+    else:
+        lists = st.lists(st.tuples(_key_token(), _long_string_token() | _SHORT_VALUE), min_size=1, max_size=5)
+    members = draw(lists.filter(lambda ms: any(len(value) > 1024 for _, value in ms)))
+
+    def ws() -> str:  # a fresh run of whitespace at each place
+        return draw(_WS)
+
+    if draw(st.integers(0, 9)) == 0:
+        text = "[" + ws() + ("," + ws()).join(value + ws() for _, value in members) + "]"
+    else:
+        inner = ("," + ws()).join(key + ws() + ":" + ws() + value + ws() for key, value in members)
+        text = "{" + ws() + inner + "}"
+    data = (ws() + text + ws()).encode("utf-8")
+    if not clean and draw(st.integers(0, 2)) == 0:  # one byte changed, inserted or removed anywhere
+        at = draw(st.integers(0, len(data) - 1))
+        byte = bytes([draw(st.integers(0, 255))])
+        data = draw(
+            st.sampled_from(
+                [data[:at] + byte + data[at + 1 :], data[:at] + byte + data[at:], data[:at] + data[at + 1 :]]
+            )
+        )
+    return data
+
+
+@given(_envelopes())
+def test_the_spliced_reader_agrees_with_the_general_parser(doc: bytes) -> None:
+    """Same value and key order, or the same refusal with the same reason, on anything."""
+    _assert_same_as_general(doc)
+
+
+def _envelope(**extra: str) -> bytes:
+    members = {
+        "nonce": _b64_long(bytes(12)),
+        "ciphertext": _b64_long(bytes(range(256)) * 8),
+        "response_hash": _b64_long(bytes(32)),
+        "signature": None,
+        **extra,
+    }
+    return dumps(members)
+
+
+def test_a_sealed_response_is_read_by_the_spliced_reader() -> None:
+    from conformance.protocol.jsonwire import _spliced
+
+    doc = _envelope()
+    spliced = _spliced(doc)
+    assert spliced is not None, "the fast path must take an ordinary envelope"
+    assert strict_equal(spliced, loads(bytearray(doc)))
+    assert list(spliced) == ["nonce", "ciphertext", "response_hash", "signature"]
+    spaced = doc.replace(b'":', b'" :\n ').replace(b",", b" ,\t")
+    assert strict_equal(_spliced(spaced), loads(bytearray(doc)))
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        (_envelope()[:-1] + b',"ciphertext":"' + _b64_long(bytes(900)).encode() + b'"}', "same key twice"),
+        (_envelope()[:-1] + b',"usage":{"a":1,"a":2}}', "same key twice"),
+        (_envelope()[:-1] + b',"n":NaN}', "non-JSON constant"),
+        (_envelope() + b" x", "trailing characters"),
+        (_envelope()[:-1] + b',"k":"\\udc00"}', "lone UTF-16 surrogate"),
+        (_envelope()[:-1] + b',"k":"\xff"}', "not valid UTF-8"),
+        (_envelope()[:-1], "not valid JSON"),
+    ],
+)
+def test_the_spliced_reader_refuses_what_the_general_parser_refuses(doc: bytes, reason: str) -> None:
+    from conformance.protocol.jsonwire import _spliced
+
+    assert _spliced(doc) is None
+    _invalid(doc, reason=reason)
+    assert _assert_same_as_general(doc)[0] == "refused"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        # A placeholder swallowed into a longer string (after an escaped quote) while a forged one
+        # stands where the swap would look for it: the real values must come back, not the swap's.
+        b'{"x":"a\\"b\\"' + _b64_long(bytes(900)).encode() + b'","y":"@0"}',
+        b'{"x":"' + _b64_long(bytes(900)).encode() + b'","y":"@0"}',  # a forged placeholder beside a real one
+        b'{"@0":"' + _b64_long(bytes(900)).encode() + b'"}',  # a placeholder as a name
+        b'{"x":["' + _b64_long(bytes(900)).encode() + b'"]}',  # a long string below the top level
+        b'["' + _b64_long(bytes(900)).encode() + b'"]',  # not an object
+        b'{"' + _b64_long(bytes(900)).encode() + b'":1}',  # a long name
+        b'{"x":"' + _b64_long(bytes(900)).encode() + b'" "y"}',  # the quotes are paired, the JSON is not
+    ],
+)
+def test_the_spliced_reader_stands_aside_when_unsure(doc: bytes) -> None:
+    from conformance.protocol.jsonwire import _spliced
+
+    assert _spliced(doc) is None
+    _assert_same_as_general(doc)
+
+
+def test_many_long_members_and_many_quotes() -> None:
+    from conformance.protocol.jsonwire import _spliced
+
+    long = {f"k{i}": _b64_long(bytes([i]) * 900) for i in range(10)}  # more than the 8 it cuts out
+    doc = dumps(long)
+    assert _spliced(doc) == long  # the first ones are cut out, the rest read by the general parser
+    late = dumps({**{f"s{i}": "v" for i in range(50)}, "ciphertext": long["k0"]})  # 200 quotes before it
+    assert _spliced(late) is None  # too many quotes before it to look that far
+    assert loads(late)["ciphertext"] == long["k0"]
+    unterminated = b'{"a":"b","c":"' + _b64_long(bytes(900)).encode()
+    assert _spliced(unterminated) is None
+    _assert_same_as_general(unterminated)
+
+
+def test_dumps_writes_non_string_keys_as_json_does() -> None:
+    value = {1: "a", "b": 2}
+    assert dumps(value) == json.dumps(value, separators=(",", ":")).encode() == b'{"1":"a","b":2}'

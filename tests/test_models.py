@@ -848,3 +848,13 @@ def test_lock_property_round_trip(small_id: int, max_tokens: int | None, timeout
     assert LockResponse.parse(resp.serialize()) == resp
     body = ErrorBody(model, model)
     assert ErrorBody.parse(body.serialize()) == body
+
+
+def test_a_string_subclass_is_a_string() -> None:
+    """Values built in code (not parsed) may be str subclasses; they are strings all the same."""
+
+    class Text(str):
+        pass
+
+    response = ConfidentialComputeResponse.from_json({"nonce": Text("AAAA"), "ciphertext": Text("BBBB")})
+    assert response.nonce == "AAAA" and response.ciphertext == "BBBB"

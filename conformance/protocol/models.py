@@ -39,17 +39,21 @@ def _require_object(value: JsonValue, where: str) -> dict[str, JsonValue]:
 
 
 def _str(obj: dict[str, JsonValue], key: str, prefix: str, *, required: bool = True) -> str | None:
-    where = _path(prefix, key)
-    if key not in obj:
+    value = obj.get(key, _ABSENT)
+    if type(value) is str:  # the common case first: the field's name is only built for an error
+        return value
+    if value is _ABSENT:
         if required:
-            raise MissingField("is required but missing", field=where)
+            raise MissingField("is required but missing", field=_path(prefix, key))
         return None
-    value = obj[key]
     if value is None and not required:
         return None
-    if not isinstance(value, str):
-        raise WrongType(f"must be a string, got {json_type(value)}", field=where)
-    return value
+    if isinstance(value, str):
+        return value
+    raise WrongType(f"must be a string, got {json_type(value)}", field=_path(prefix, key))
+
+
+_ABSENT = object()
 
 
 def _int(
