@@ -303,6 +303,7 @@ BAD_URLS = {
 for name, value in BAD_URLS.items():
     row(f"run-target-{name}", ["run", "--target", value, "--model", "m"], "--target", owner="runner")
     row(f"fuzz-target-{name}", ["fuzz", "--target", value, "--model", "m"], "--target", owner="fuzz")
+    row(f"load-target-{name}", ["load", "--target", value, "--model", "m"], "--target")
     if name not in ("empty",):
         row(f"mock-backend-{name}", ["mock", "--backend", value], "--backend")
 row(
@@ -314,6 +315,19 @@ row(
 row("fuzz-target-unreachable", "fuzz --target http://127.0.0.1:{closed} --model m", "--target", owner="fuzz")
 row("run-target-no-model", "run --target http://127.0.0.1:{closed}", "--model", owner="runner")
 row("fuzz-target-no-model", "fuzz --target http://127.0.0.1:{closed}", "--model", owner="fuzz")
+row("load-target-unreachable", "load --target http://127.0.0.1:{closed} --model m", "--target")
+row("load-target-no-model", "load --target http://127.0.0.1:{closed}", "--model")
+row("load-mix-no-weight", "load --mix chat", "--mix.*NAME=WEIGHT")
+row("load-mix-unknown-kind", "load --mix chat=1,video=2", "--mix.*video")
+row("load-mix-all-zero", "load --mix chat=0", "--mix.*every weight is 0")
+row(
+    "load-mix-embeddings-without-model", "load --target http://127.0.0.1:{closed} --model m --mix embeddings=1", "--mix"
+)
+row("load-worker-with-target", "load --worker --target http://127.0.0.1:{closed}", "--target.*master")
+row("load-worker-with-mock-fault", "load --worker --mock-fault static-nonce", "--mock-fault.*master")
+row("load-master-and-worker", "load --master --worker", "--worker|--master")
+row("load-mock-fault-unknown", "load --mock-fault nope", "--mock-fault.*nope")
+row("load-insecure-without-target", "load --insecure", "--insecure")
 
 # Numbers: not a number, not finite, negative, zero where a positive one is needed, out of range.
 POSITIVE_SECONDS = ("nan", "inf", "-1", "0", "abc", "", "1e999")
@@ -331,6 +345,13 @@ NUMERIC = [
     ("fuzz --dry-run", "--rps", ("nan", "inf", "-1", "0", "abc", ""), "fuzz"),
     ("fuzz --dry-run", "--duration", ("0s", "-1", "10x", "", "nan"), "fuzz"),
     ("fuzz --dry-run", "--seed", ("abc", "", "1.5"), "fuzz"),
+    ("load", "--users", POSITIVE_INT, "cli"),
+    ("load", "--spawn-rate", ("nan", "inf", "-1", "0", "abc", ""), "cli"),
+    ("load", "--duration", ("0s", "-1", "10x", "", "nan"), "cli"),
+    ("load", "--max-requests", POSITIVE_INT, "cli"),
+    ("load", "--expect-workers", POSITIVE_INT, "cli"),
+    ("load", "--master-port", ("0", "65536", "abc", ""), "cli"),
+    ("load", "--timeout", POSITIVE_SECONDS, "cli"),
     ("clients --adapter reference", "--timeout", POSITIVE_SECONDS, "cli"),
     ("mock", "--port", ("-1", "65536", "70000", "abc", "", "1.5"), "cli"),
     ("mock", "--max-body-bytes", ("-5", "0", "1023", "abc", ""), "cli"),
@@ -463,6 +484,7 @@ LEAVES = {
     "diff": "diff ok.json ok.json",
     "certify": "certify",
     "verify-report": "verify-report bundle-reports",
+    "load": "load",
 }
 for name, prefix in LEAVES.items():
     row(f"{name.replace(' ', '-')}-unknown-option", f"{prefix} --bogus", "--bogus")
@@ -477,6 +499,8 @@ row("run-mock-fault-unknown", "run --mock-fault nope", "--mock-fault.*nope", own
 row("run-select-no-match", "run -m NOPE-999", "--select|-m", owner="runner")
 row("run-select-bad-expression", ["run", "-m", "must and ("], "--select|-m", owner="runner")
 row("run-node-address-garbage", "run --dry-run --node-address garbage", "--node-address", owner="runner")
+for name, value in (("empty", ""), ("blank", "   "), ("non-ascii", "clé"), ("newline", "a\nb")):
+    row(f"load-api-key-{name}", ["load", "--api-key", value], "--api-key")
 row("fuzz-mock-fault-unknown", "fuzz --mock-fault nope --max-examples 1", "--mock-fault.*nope", owner="fuzz")
 row(
     "fuzz-mock-fault-with-target",

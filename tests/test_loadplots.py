@@ -153,7 +153,7 @@ def test_a_realistic_load_run_validates(validator: Draft202012Validator) -> None
         (("mode",), "cluster"),
         (("workers",), 0),
         (("spawn_rate",), 0),
-        (("mix", "images"), 1),
+        (("mix", "video"), 1),
         (("mix", "chat"), -1),
         (("stopped_by",), "boredom"),
         (("rps",), "fast"),

@@ -67,9 +67,10 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
     shape.add_argument(
         "--mix",
-        default=",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items()),
         metavar="KIND=W,…",
-        help="weights of chat, stream, completions, embeddings, images (default %(default)s)",
+        help="weights of chat, stream, completions, embeddings, images (default "
+        + ",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items() if v)
+        + "; a kind whose model a --target lacks weighs 0)",
     )
     shape.add_argument(
         "--max-requests",
@@ -145,11 +146,14 @@ def check_arguments(args: argparse.Namespace) -> dict[str, int]:
                 shown = repr(name) if len(name) <= 60 and name.isprintable() else f"a name of {len(name)} characters"
                 raise UserError("--mock-fault", f"unknown fault {shown} (see 'atoma-conformance mock --list-faults')")
     embedded = args.target is None
-    return parse_mix(
-        args.mix,
-        embeddings=embedded or args.embedding_model is not None,
-        images=embedded or args.image_model is not None,
-    )
+    embeddings = embedded or args.embedding_model is not None
+    images = embedded or args.image_model is not None
+    if args.mix is None:  # the default: a kind the target has no model for is left out, not an error
+        mix = dict(DEFAULT_MIX)
+        mix["embeddings"] *= embeddings
+        mix["images"] *= images
+        return mix
+    return parse_mix(args.mix, embeddings=embeddings, images=images)
 
 
 def _engine_available() -> None:
