@@ -351,6 +351,7 @@ NUMERIC = [
     ("load", "--max-requests", POSITIVE_INT, "cli"),
     ("load", "--expect-workers", POSITIVE_INT, "cli"),
     ("load", "--master-port", ("0", "65536", "abc", ""), "cli"),
+    ("load", "--worker-wait", ("0s", "-1", "10x", "", "nan"), "cli"),
     ("load", "--timeout", POSITIVE_SECONDS, "cli"),
     ("clients --adapter reference", "--timeout", POSITIVE_SECONDS, "cli"),
     ("mock", "--port", ("-1", "65536", "70000", "abc", "", "1.5"), "cli"),

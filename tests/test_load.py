@@ -341,3 +341,18 @@ def test_a_500_lock_under_load_is_a_finding() -> None:
     judge = LoadJudge(api_key="k")
     judge.lock(_lock_answer(500, "INTERNAL_ERROR"))
     assert judge.tally.counts == {"LOCK-001": 1}
+
+
+def test_a_worker_without_a_master_gives_up_and_names_the_option(tmp_path: Path) -> None:
+    proc, _ = _load(tmp_path, "--worker", "--master-port", str(_free_port()), "--worker-wait", "2s")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("atoma-conformance: error: --master-host: no master")
+
+
+def test_a_master_without_its_workers_gives_up_and_names_the_option(tmp_path: Path) -> None:
+    args = ["--master", "--expect-workers", "2", "--master-port", str(_free_port()), "--worker-wait", "1s"]
+    proc, doc = _load(tmp_path, *args)
+    assert proc.returncode == 2 and doc == {}
+    assert proc.stderr.strip().splitlines() == [
+        "atoma-conformance: error: --expect-workers: 0 of 2 workers connected within 1 s"
+    ]

@@ -32,7 +32,7 @@ from ..exits import ExitCode, UserError
 from ..options import display_url, positive_int, validate_api_key, validate_target_url
 from ..targetopts import add_tls_arguments, client_options_from
 from ..textsafe import one_line
-from .plan import DEFAULT_MIX, SECRETS_ENV, LoadPlan, parse_mix
+from .plan import DEFAULT_MIX, NO_MASTER, SECRETS_ENV, LoadPlan, parse_mix
 
 DEFAULT_DURATION_S = 30.0
 TARGET_MAX_REQUESTS = 2_000  # a deployment is paid compute: a load run is capped unless told otherwise
@@ -90,6 +90,13 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         "--master-bind-host", default="127.0.0.1", metavar="HOST", help="the interface the master listens on"
     )
     dist.add_argument("--master-port", type=_port, default=5557, metavar="PORT", help="the master's port (5557)")
+    dist.add_argument(
+        "--worker-wait",
+        type=duration,
+        default=60.0,
+        metavar="TIME",
+        help="how long a master waits for its workers, and a worker for its master (default 60s)",
+    )
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     shown.add_argument("--progress", action="store_true", help="progress lines on stderr even when not a terminal")
@@ -181,9 +188,14 @@ def run_load(args: argparse.Namespace) -> int:
             master_host=args.master_host,
             master_port=args.master_port,
             verbose=False,
+            worker_wait_s=args.worker_wait,
         )
+        where = f"{one_line(args.master_host, 100)}:{args.master_port}"
+        print(f"load: worker: waiting for the master at {where}", file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="atoma-load-") as tmp:
             code = _engine(plan, Path(tmp), _secrets(_api_key(args), options.extra_headers), None, hard_limit=None)
+        if code == NO_MASTER:
+            raise UserError("--master-host", f"no master answered at {where} within {plan.worker_wait_s:.0f} s")
         print("load: worker done", file=sys.stderr)
         return ExitCode.OK if code == 0 else ExitCode.NOT_RUN
     report_dir = Path(args.report_dir)
@@ -215,6 +227,7 @@ def run_load(args: argparse.Namespace) -> int:
             expect_workers=args.expect_workers if args.master else 0,
             master_bind_host=args.master_bind_host,
             master_port=args.master_port,
+            worker_wait_s=args.worker_wait,
             shared_api_key=api_key if args.target is None else None,
         )
         rss: list[dict[str, float]] | None = [] if args.target is None else None
@@ -351,7 +364,7 @@ def _read_result(path: Path, code: int) -> dict[str, Any]:
     existing_file(str(path), "the engine's result", RESULT_MAX_BYTES)
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if "error" in doc:
-        raise UserError("load", one_line(str(doc["error"]), 200))
+        raise UserError(one_line(str(doc.get("field", "load")), 40), one_line(str(doc["error"]), 200))
     return doc
 
 

@@ -47,7 +47,7 @@ from ..textsafe import one_line
 from .audit import NonceIndex, Tally, ingest
 from .judge import FINGERPRINT, LoadJudge
 from .measure import ErrorTally, error_class, percentile
-from .plan import IMAGE_UNITS, KINDS, SECRETS_ENV, LoadPlan
+from .plan import IMAGE_UNITS, KINDS, NO_MASTER, SECRETS_ENV, LoadPlan
 
 HELLO = "atoma-hello"  # worker -> master: send me the plan
 PLAN = "atoma-plan"  # master -> worker: the run's part of the plan
@@ -343,10 +343,15 @@ def run_worker(plan: LoadPlan, keys: Secrets) -> int:
     import locust.runners
 
     locust.runners.WORKER_REPORT_INTERVAL = STATS_INTERVAL_S  # the master's time series: a point a second
+    # Locust retries the master for five minutes, silently; a worker of ours gives up after worker_wait_s.
+    locust.runners.CONNECT_RETRY_COUNT = max(1, int(plan.worker_wait_s / locust.runners.CONNECT_TIMEOUT))
     process = Process(plan, keys)
     environment = Environment(user_classes=[user_class(process)], host=plan.target, events=locust.events)
     environment.stop_timeout = plan.deadline_s
-    runner = environment.create_worker_runner(plan.master_host, plan.master_port)
+    try:
+        runner = environment.create_worker_runner(plan.master_host, plan.master_port)
+    except ConnectionError:
+        return NO_MASTER
     assert isinstance(runner, WorkerRunner)
 
     def adopt(environment: Environment, msg: Any, **_: Any) -> None:
@@ -411,7 +416,8 @@ def run_steering(plan: LoadPlan, keys: Secrets, result_path: Path) -> int:
         while len(runner.clients.ready) < plan.expect_workers or len(planned) < plan.expect_workers:
             if "why" in stop or time.monotonic() - waited > plan.worker_wait_s:
                 connected = len(runner.clients.ready)
-                _write(result_path, {"error": f"{connected} of {plan.expect_workers} workers connected"})
+                why = f"{connected} of {plan.expect_workers} workers connected within {plan.worker_wait_s:.0f} s"
+                _write(result_path, {"error": why, "field": "--expect-workers"})
                 runner.quit()
                 return 2
             gevent.sleep(0.1)

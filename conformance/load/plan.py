@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ..exits import UserError
 
 SECRETS_ENV = "ATOMA_CONFORMANCE_LOAD_SECRETS"
+NO_MASTER = 3  # the engine's exit code for a worker that no master answered
 PLAN_MAX_BYTES = 64 * 1024
 
 # A kind of exchange: the endpoint and whether it streams.
