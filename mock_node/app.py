@@ -12,6 +12,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,7 @@ from conformance.protocol import verify as verify_signature
 from . import fake_model, misshape, xsig
 from .backend import Backend, BackendError
 from .behaviour import Behaviour
+from .chain import MockChain
 from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TIMEOUT_S, LOCK_DEFAULT_TOKENS, MockConfig
 from .faults import apply_all, resolve
 from .locks import LockRefused, LockTable, token_id
@@ -73,6 +75,8 @@ ENDPOINTS: dict[str, fake_model.Endpoint] = {
     "/v1/confidential/images/generations": "images",
 }
 LOCK_BODY_LIMIT = 64 * 1024
+SUI_BODY_LIMIT = 64 * 1024  # a JSON-RPC request of the chain face (mock_node/chain.py)
+_I64_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
 MIDDLEWARE_BODY_LIMIT = 64 * 1024 * 1024  # stands in for upstream's 1 GiB middleware cap (W28), memory-bounded
 BACKEND_LATENCY_S = 1.0  # how long the node-wide key slot stays open to another request (shared-key-slot)
 REPLAY_MEMORY = 100_000
@@ -103,6 +107,14 @@ class NodeState:
     replays: OrderedDict[bytes, None]
     key_slot: tuple[Exchange, bytes] | None = None  # the node-wide key of the shared-key-slot fault
     handlers: HandlerSlots = field(default_factory=HandlerSlots)  # the concurrency faults' per-handler slots
+    chain: MockChain = field(init=False)  # the chain faces (mock_node/chain.py); also picks the serving key
+
+    def __post_init__(self) -> None:
+        self.chain = MockChain(self.config)  # costs nothing: keys and evidence are made on first use
+
+    def serving_keypair(self, behaviour: Behaviour) -> tuple[bytes, bytes]:
+        """(private, public): the key the lock hands out and requests are decrypted under (chain_lock_key)."""
+        return self.chain.serving_keypair(behaviour)
 
     def remember(self, key: bytes) -> bool:
         """Record a (key, nonce) pair; True if it was already seen. Memory is bounded (FIFO)."""
@@ -221,7 +233,7 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             )
         except Refusal as refusal:
             return refuse(behaviour, refusal)
-        public_key = config.node_public_key
+        public_key = state.serving_keypair(behaviour)[1]  # the committed key, unless a chain_lock_key fault
         if behaviour.lock_public_key == "low-order":
             public_key = bytes(32)
         elif behaviour.lock_public_key == "short":
@@ -475,12 +487,11 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc), kind=kind) from None
 
     def _open(decoded: DecodedRequest, behaviour: Behaviour, made_up: dict[str, Any]) -> tuple[Exchange, bytes, bytes]:
+        node_private_key, node_public_key = state.serving_keypair(behaviour)  # the lock's key (chain_lock_key)
         if not behaviour.check_node_key:  # whatever key the client addressed, the node uses its own
-            decoded = replace(decoded, node_dh_public_key=config.node_public_key)
+            decoded = replace(decoded, node_dh_public_key=node_public_key)
         try:
-            exchange, shared = node_exchange(
-                decoded, config.node_private_key, allow_low_order=behaviour.accept_low_order_key
-            )
+            exchange, shared = node_exchange(decoded, node_private_key, allow_low_order=behaviour.accept_low_order_key)
         except (KeyMismatch, LowOrderPoint, ZeroSharedSecret, LengthError) as exc:
             raise Refusal(400, "REQUEST_ERROR", _protocol_message(exc), kind="crypto") from None
         try:
@@ -542,9 +553,37 @@ def create_app(config: MockConfig | None = None) -> Starlette:
             return Response(message, status_code=status, media_type="text/plain; charset=utf-8")
         return json_response(status, ErrorBody(code, message).serialize())
 
+    async def sui(request: Request) -> Response:
+        """The Sui full node's JSON-RPC face (mock_node/chain.py): the node's key commitments."""
+        try:
+            behaviour = behaviour_for(request)
+            body = await read_body(request, SUI_BODY_LIMIT)
+        except Refusal as refusal:
+            return refuse(config.behaviour, refusal)
+        return json_response(200, state.chain.rpc(body, behaviour))
+
+    async def node_attestation(request: Request) -> Response:
+        """The proxy service's GET /v1/get_node_attestation/{id}: 404 and 500 with empty bodies, as upstream."""
+        try:
+            behaviour = behaviour_for(request)
+        except Refusal as refusal:
+            return refuse(config.behaviour, refusal)
+        text = request.path_params["node_small_id"]
+        node = int(text) if _I64_TEXT.fullmatch(text) else None
+        if node is None or not -(2**63) <= node < 2**63:  # axum's Path<i64> rejection
+            return Response(
+                "Invalid URL: Cannot parse the node id to a `i64`",
+                status_code=400,
+                media_type="text/plain; charset=utf-8",
+            )
+        body = state.chain.attestation(node, behaviour)
+        return Response(b"", status_code=404) if body is None else json_response(200, body)
+
     routes = [
         Route("/health", health, methods=["GET"]),
         *(Route(path, confidential, methods=["POST"]) for path in ENDPOINTS),
+        Route("/sui", sui, methods=["POST"]),
+        Route("/v1/get_node_attestation/{node_small_id}", node_attestation, methods=["GET"]),
     ]
     if config.face == "proxy":  # the node face has no lock endpoint and no model list (protocol §2.2)
         routes += [Route("/v1/models", models, methods=["GET"]), Route("/v1/nodes/lock", lock, methods=["POST"])]

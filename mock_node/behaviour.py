@@ -13,6 +13,10 @@ from typing import Literal
 from .fake_model import STREAMABLE
 
 NonceMode = Literal["fresh", "per-stream", "static", "echo-request"]
+# The chain faces (mock_node/chain.py): the key the lock hands out (and decrypts under), and the evidence
+# of the node's latest key commitment.
+LockKey = Literal["current", "uncommitted", "stale"]
+EvidenceVariant = Literal["bound", "other-key", "broken-chain", "signature-other-bytes", "zlib-bomb"]
 
 # The members the set-valued knobs may hold; a fault adds some (``Fault.apply`` takes the union).
 STREAM_SHAPES = frozenset({"drop-usage", "duplicate", "reorder", "done", "data-keepalive", "unterminated"})
@@ -120,6 +124,9 @@ class Behaviour:
     ecdsa_verifier: Literal["strict", "accept-high-s", "unchecked-scalars", "unchecked-point"] = "strict"
     empty_signature: Literal["400", "500"] = "400"
     signer_flag: Literal["own", "ed25519"] = "own"
+    # --- the chain faces (protocol.md section 11; mock_node/chain.py): what the lock's key is on chain ---
+    chain_lock_key: LockKey = "current"  # uncommitted: a keypair never committed; stale: the older rotation's
+    chain_evidence: EvidenceVariant = "bound"  # the latest commitment's evidence, as chain.py's docstring says
 
     def but(self, **changes: object) -> Behaviour:
         """A copy with some knobs changed (profiles and faults are built this way)."""

@@ -251,10 +251,15 @@ def run(args: argparse.Namespace) -> int:
     owners = "".join(f"\n  stack {stack} owned by {owner}" for stack, owner in sorted(config.stack_owners.items()))
     if config.face == "node" and not owners:
         owners = "\n  no --stack-owner given: every request will be refused AUTH_ERROR"
+    from .chain import MOCK_PACKAGE_ID, MockChain
+
+    serving = MockChain(config).serving_keypair(config.behaviour)[1]  # the committed key unless a chain fault
     print(
         f"mock node ({config.face} face, {config.profile}, faults: {faults}) listening on http://{host}:{port}\n"
-        f"  node X25519 public key: {b64encode(config.node_public_key)}\n"
-        f"  signer: {config.signer_address} ({config.signer_scheme.label}){owners}",
+        f"  node X25519 public key: {b64encode(serving)}\n"
+        f"  signer: {config.signer_address} ({config.signer_scheme.label}){owners}\n"
+        f"  chain: POST /sui (Sui package {MOCK_PACKAGE_ID}), GET /v1/get_node_attestation/{config.node_small_id};"
+        " evidence from the seed's test CA (--trust-test-ca)",
         flush=True,
     )
     server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False))
