@@ -13,7 +13,10 @@ Two measurements, both benchmarks (run by hand, never in CI; their numbers go in
     One ``load`` run of ``--duration`` (default 10 minutes) against the mock process, sampling the mock's
     RSS (``/proc/<pid>/status`` VmRSS) every second. The verdict is on the slope after a warm-up
     (``--warmup``, default 60 s): a least-squares fit of RSS against time, in MB per 10 minutes, next to
-    the RSS at the end of the warm-up and at the end. 5xx and findings must be 0.
+    the RSS at the end of the warm-up and at the end, the slope over the second half alone, and the RSS
+    every 30 s. 5xx and findings must be 0. The mock's replay cache (``mock_node.app.REPLAY_MEMORY``,
+    100,000 (key, nonce) pairs, about 21 MB) fills during the first minutes of a fast soak: the RSS
+    climbs until then and must be flat after.
 
 Run: ``python -m benchmarks.load_soak capacity --out F.json`` or ``python -m benchmarks.load_soak soak
 --duration 600 --out F.json``. Linux only (``/proc``). Loopback only.
@@ -162,6 +165,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         mock.close()
     after = [(t, rss) for t, rss in samples if t >= args.warmup]
     slope = _slope(after) * 600 if len(after) > 2 else float("nan")
+    late = [(t, rss) for t, rss in samples if t >= args.duration / 2]
+    late_slope = _slope(late) * 600 if len(late) > 2 else float("nan")
     return {
         "kind": "soak",
         "duration_s": args.duration,
@@ -176,6 +181,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "rss_mb_end": round(samples[-1][1], 1) if samples else None,
         "rss_mb_max": round(max(r for _, r in samples), 1) if samples else None,
         "rss_slope_mb_per_10min": round(slope, 2),
+        "rss_slope_second_half_mb_per_10min": round(late_slope, 2),
+        "rss_every_30s": [round(rss, 1) for t, rss in samples[29::30]],
         "engine_cpu_s": round(engine_cpu, 1),
     }
 

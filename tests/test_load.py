@@ -356,3 +356,11 @@ def test_a_master_without_its_workers_gives_up_and_names_the_option(tmp_path: Pa
     assert proc.stderr.strip().splitlines() == [
         "atoma-conformance: error: --expect-workers: 0 of 2 workers connected within 1 s"
     ]
+
+
+def test_the_index_buffers_are_what_the_docs_say() -> None:
+    """docs/load.md and the audit's docstring promise 22 bytes a slot, two generations: 44 MiB at 2^20."""
+    index = NonceIndex(capacity=1 << 10)
+    table = index._current
+    per_slot = sum(buffer.itemsize for buffer in (table.hi, table.lo, table.key, table.origin))
+    assert per_slot == 22 and len(table.hi) == 1 << 10

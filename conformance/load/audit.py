@@ -9,9 +9,9 @@ exchange for ever. What is kept, and why it is enough:
 - **Across keys** (NONCE-004): two answers under different keys should never share a nonce either; a
   repeat means the node's nonce source is broken (a counter shared without a lock, a cached draw). That
   needs a global memory, which is :class:`NonceIndex`: an exact open-addressing table over
-  ``array`` buffers (20 bytes a slot), two generations of ``capacity`` slots each. A generation is
+  ``array`` buffers (22 bytes a slot), two generations of ``capacity`` slots each. A generation is
   retired when half full, so the index holds at least the last ``capacity // 2`` nonces and never more
-  than ``capacity`` (a 2^20-slot index is 40 MiB at most, whatever the run's length). A repeat further
+  than ``capacity`` (a 2^20-slot index is 44 MiB at most, whatever the run's length). A repeat further
   apart than that is missed, and the report says how many generations were retired, so a reader knows
   whether the whole run was covered.
 - **Across workers**: a worker ships the master each nonce that was new to it, so every repeat the
