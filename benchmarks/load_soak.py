@@ -14,9 +14,10 @@ Two measurements, both benchmarks (run by hand, never in CI; their numbers go in
     RSS (``/proc/<pid>/status`` VmRSS) every second. The verdict is on the slope after a warm-up
     (``--warmup``, default 60 s): a least-squares fit of RSS against time, in MB per 10 minutes, next to
     the RSS at the end of the warm-up and at the end, the slope over the second half alone, and the RSS
-    every 30 s. 5xx and findings must be 0. The mock's replay cache (``mock_node.app.REPLAY_MEMORY``,
-    100,000 (key, nonce) pairs, about 21 MB) fills during the first minutes of a fast soak: the RSS
-    climbs until then and must be flat after.
+    every 30 s. 5xx and findings must be 0. The mock's replay memory (``mock_node.replays``: two
+    generations of 50,000 (key, nonce) pairs, at most ``REPLAY_MEMORY`` = 100,000 held) fills during the
+    first minutes of a fast soak: the RSS climbs until its second generation is dropped, and must be flat
+    after.
 
 Run: ``python -m benchmarks.load_soak capacity --out F.json`` or ``python -m benchmarks.load_soak soak
 --duration 600 --out F.json``. Linux only (``/proc``). Loopback only.

@@ -13,7 +13,6 @@ import binascii
 import contextlib
 import hmac
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -59,6 +58,7 @@ from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TIMEOUT_S, LOCK_DEFAULT_TO
 from .faults import apply_all, resolve
 from .locks import LockRefused, LockTable, token_id
 from .races import HandlerSlots
+from .replays import ReplayMemory
 from .sealing import Sealer, chunk_body, response_body
 
 # Proxy-face refusals as the node face reports them (docs/spec.md Table 10.1).
@@ -79,7 +79,7 @@ SUI_BODY_LIMIT = 64 * 1024  # a JSON-RPC request of the chain face (mock_node/ch
 _I64_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
 MIDDLEWARE_BODY_LIMIT = 64 * 1024 * 1024  # stands in for upstream's 1 GiB middleware cap (W28), memory-bounded
 BACKEND_LATENCY_S = 1.0  # how long the node-wide key slot stays open to another request (shared-key-slot)
-REPLAY_MEMORY = 100_000
+REPLAY_MEMORY = 100_000  # at most this many pairs held; the last 50,000 are always refused
 ANONYMOUS = "anonymous"  # the one caller a route without the auth middleware knows (the bearer faults)
 BINARY_MEMBERS = ("ciphertext", "client_dh_public_key", "node_dh_public_key", "nonce", "plaintext_body_hash", "salt")
 
@@ -104,7 +104,7 @@ def _protocol_message(exc: ProtocolError) -> str:
 class NodeState:
     config: MockConfig
     locks: LockTable
-    replays: OrderedDict[bytes, None]
+    replays: ReplayMemory
     key_slot: tuple[Exchange, bytes] | None = None  # the node-wide key of the shared-key-slot fault
     handlers: HandlerSlots = field(default_factory=HandlerSlots)  # the concurrency faults' per-handler slots
     chain: MockChain = field(init=False)  # the chain faces (mock_node/chain.py); also picks the serving key
@@ -117,19 +117,14 @@ class NodeState:
         return self.chain.serving_keypair(behaviour)
 
     def remember(self, key: bytes) -> bool:
-        """Record a (key, nonce) pair; True if it was already seen. Memory is bounded (FIFO)."""
-        if key in self.replays:
-            return True
-        self.replays[key] = None
-        if len(self.replays) > REPLAY_MEMORY:
-            self.replays.popitem(last=False)
-        return False
+        """Record a (key, nonce) pair; True if it was already seen. Memory is bounded (mock_node.replays)."""
+        return self.replays.remember(key, REPLAY_MEMORY)
 
 
 def create_app(config: MockConfig | None = None) -> Starlette:
     """Build the ASGI app. Use it in-process with ``httpx.ASGITransport`` or serve it with uvicorn."""
     config = config or MockConfig()
-    state = NodeState(config, LockTable(config.clock), OrderedDict())
+    state = NodeState(config, LockTable(config.clock), ReplayMemory(REPLAY_MEMORY))
     backend = Backend(config.backend_url, transport=config.backend_transport) if config.backend_url else None
 
     def json_response(status: int, payload: bytes, headers: dict[str, str] | None = None) -> Response:

@@ -1395,7 +1395,8 @@ def test_memory_stays_bounded(node: Node, request: pytest.FixtureRequest) -> Non
 
 
 def test_replay_cache_is_bounded_fifo(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The replay cache forgets its oldest entries at REPLAY_MEMORY (read at call time), never grows past it."""
+    """The replay cache holds at most REPLAY_MEMORY pairs (read at call time) and always the last half of
+    it: two generations, the older dropped whole (mock_node.replays)."""
     monkeypatch.setattr(mock_node.app, "REPLAY_MEMORY", 16)
     audit = Audit()
 
@@ -1404,7 +1405,17 @@ def test_replay_cache_is_bounded_fifo(node: Node, monkeypatch: pytest.MonkeyPatc
             await run_job(node, ("stream", 1), audit)
 
     node.run(run())
-    assert len(node.state.replays) == 16
+    assert 8 <= len(node.state.replays) <= 16
+
+
+def test_replay_memory_refuses_the_last_half_and_holds_at_most_its_capacity() -> None:
+    from mock_node.replays import ReplayMemory
+
+    memory = ReplayMemory(16)
+    for i in range(1000):
+        assert memory.remember(i.to_bytes(4, "big")) is False
+        assert len(memory) <= 16
+        assert all(memory.remember(j.to_bytes(4, "big")) for j in range(max(0, i - 7), i + 1))
 
 
 # --- oversize bodies (R3.17, R3.18) --------------------------------------------------------------------------
