@@ -164,10 +164,11 @@ def _api_key(args: argparse.Namespace) -> str | None:
 
 
 def check_target_arguments(args: argparse.Namespace) -> None:
-    """Everything about the target that can be refused before anything is started or sent."""
+    """Everything about the target that can be refused before anything is started or sent (``fuzz``,
+    ``replay`` and ``load``, which has no second key)."""
     if args.api_key is not None:  # a bad key is refused even where it would not be used
         validate_api_key(args.api_key, "--api-key")
-    if args.second_api_key is not None:
+    if getattr(args, "second_api_key", None) is not None:
         validate_api_key(args.second_api_key, "--second-api-key")
     if args.target is not None:
         validate_target_url(args.target)

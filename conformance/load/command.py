@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exits import ExitCode, UserError
-from ..options import display_url, positive_int, validate_api_key, validate_target_url
+from ..options import display_url, positive_int, validate_api_key
 from ..targetopts import add_tls_arguments, client_options_from
 from ..textsafe import one_line
 from .plan import DEFAULT_MIX, NO_MASTER, SECRETS_ENV, LoadPlan, parse_mix
@@ -134,24 +134,9 @@ def check_arguments(args: argparse.Namespace) -> dict[str, int]:
             raise UserError("--mock-fault", "a worker takes the run's plan from its master: give it to the master")
         _api_key(args)
         return dict(DEFAULT_MIX)
-    if args.target is not None:
-        validate_target_url(args.target)
-        if not args.model:
-            raise UserError("--model", "required with --target")
-        if args.mock_fault:
-            raise UserError("--mock-fault", "only applies to the embedded mock, not to --target")
-        _api_key(args)
-    else:
-        for flag in ("ca_bundle", "insecure"):
-            if getattr(args, flag, None):
-                option = "--" + flag.replace("_", "-")
-                raise UserError(option, "only applies with --target (the embedded mock speaks plain HTTP)")
-        from mock_node.faults import FAULTS
+    from ..fuzz.command import check_target_arguments
 
-        for name in args.mock_fault:
-            if name not in FAULTS:
-                shown = repr(name) if len(name) <= 60 and name.isprintable() else f"a name of {len(name)} characters"
-                raise UserError("--mock-fault", f"unknown fault {shown} (see 'atoma-conformance mock --list-faults')")
+    check_target_arguments(args)
     embedded = args.target is None
     embeddings = embedded or args.embedding_model is not None
     images = embedded or args.image_model is not None
