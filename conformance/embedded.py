@@ -9,12 +9,16 @@ from dataclasses import dataclass
 
 from .checks import Target
 from .client import NodeFace
+from .keybinding import embedded_key_source
 from .protocol.primitives import blake2b_256
 from .protocol.sui import Scheme, SuiSigner
 from .taxonomy import Face
 
 EMBEDDED_KEYS = ("atoma-conformance-embedded-key-1", "atoma-conformance-embedded-key-2")
-EMBEDDED_STACK = 7  # the stack the embedded node face registers to the suite's signer
+EMBEDDED_STACK = 7
+# KEY-010 judged in every embedded run: the mock's latest commitment is dated 2025-02-01, so ten years (the
+# most --max-key-age takes) passes it until 2035, and the commitment-old fault (1970) fails it.
+EMBEDDED_MAX_KEY_AGE_S = 3660 * 86400.0  # the stack the embedded node face registers to the suite's signer
 
 
 @dataclass
@@ -56,6 +60,7 @@ def embedded_target(
     stack_small_id: int = EMBEDDED_STACK,
     signer_scheme: Scheme | None = None,
     known_keys: bool = False,
+    max_key_age: float | None = None,
 ) -> Iterator[Embedded]:
     """The mock on loopback. On the node face it registers ``signer`` (by default a fixed test key of
     ``signer_scheme``; without one, Ed25519 or the scheme the named ``faults`` need to show) as the
@@ -88,5 +93,6 @@ def embedded_target(
             embedded=True,
             profile=config.profile,
             face=face,
+            key_source=embedded_key_source(url, config.node_small_id, max_key_age or EMBEDDED_MAX_KEY_AGE_S),
         )
         yield Embedded(target, clock.advance, clock.now, hop)

@@ -203,6 +203,42 @@ def sui_address(text: str) -> str:
     return text
 
 
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_KEY_AGE_S = 10 * 366 * 86400.0  # ten years: a longer maximum age is no maximum
+
+
+def duration(text: str) -> float:
+    """A positive duration: seconds, or a number with the unit s, m, h or d (``90d``, ``12h``)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"must be a duration such as 90d, 12h or 3600s, got {shown(text)}")
+    value = float(match.group(1)) * _UNIT_S[match.group(2)]
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive duration")
+    if value > MAX_KEY_AGE_S:
+        raise argparse.ArgumentTypeError("must be at most ten years (3660d)")
+    return value
+
+
+def package_id(text: str) -> str:
+    """A Sui object id: 0x and 1 to 64 hex digits, written in full (0x and 64 lowercase digits)."""
+    from .protocol import ProtocolError, normalize_sui_address
+
+    try:
+        return normalize_sui_address(text)
+    except ProtocolError:
+        raise argparse.ArgumentTypeError("must be a Sui object id: 0x followed by 1 to 64 hex digits") from None
+
+
+def service_url(text: str) -> str:
+    """An http(s) URL of a service the suite reads besides the target (argparse names the option)."""
+    try:
+        return validate_target_url(text, "URL")
+    except Exception as exc:  # UserError: argparse adds the option's name itself
+        raise argparse.ArgumentTypeError(getattr(exc, "reason", str(exc))) from None
+
+
 def api_key(text: str) -> str:
     """``validate_api_key`` as an argparse type, for the option itself."""
     from .exits import UserError
@@ -319,6 +355,33 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "start the embedded mock with this named fault (repeatable; 'atoma-conformance mock --list-faults')",
         "NAME",
         action="append",
+    ),
+    RunOption(
+        "sui-rpc",
+        "a Sui full node's JSON-RPC URL, to read the node's key commitments (the KEY checks skip without it; "
+        "the embedded mock serves its own)",
+        "URL",
+        service_url,
+    ),
+    RunOption("sui-package", "the Atoma package id whose events commit node keys (with --sui-rpc)", "0x…", package_id),
+    RunOption(
+        "attestation-service",
+        "the proxy service's base URL, to compare its GET /v1/get_node_attestation/{id} with the chain (KEY-008)",
+        "URL",
+        service_url,
+    ),
+    RunOption(
+        "trust-test-ca",
+        "also trust the mock node's test CA for attestation evidence: for a mock only, never for a verdict",
+        action="store_true",
+    ),
+    RunOption("max-key-age", "the oldest key commitment accepted, e.g. 90d or 12h (KEY-010)", "AGE", duration),
+    RunOption("node-small-id", "node face: the node's small id, whose key commitments are read", "N", u64),
+    RunOption(
+        "rim-dir",
+        "NVIDIA reference integrity manifests (*.swidtag, *.xml) to compare the evidence's measurements with "
+        "(KEY-012, INFO; the RIMs' own signatures are not verified)",
+        "DIR",
     ),
     RunOption("max-requests", "hard cap on HTTP requests, for the whole run (all workers)", "N", positive_int),
     RunOption("timeout", "per-read timeout in seconds (default 30)", "S", finite_seconds, 30.0),

@@ -69,6 +69,17 @@ def pytest_configure(config: pytest.Config) -> None:
             node_face_from(get(config, "signer_key"), get(config, "stack_small_id"), get(config, "node_public_key"))
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
+    from .exits import UserError
+    from .keybinding import KEY_OPTIONS, key_source_from
+
+    try:  # the KEY checks' options: a bad combination is a usage error before the session
+        key_source_from(
+            embedded=not get(config, "target"),
+            face=get(config, "face"),
+            **{name: get(config, name) for name in KEY_OPTIONS},
+        )
+    except UserError as exc:
+        raise pytest.UsageError(str(exc).replace("--", "--atoma-", 1)) from None
     _set_up_budget(config)
 
 

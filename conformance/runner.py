@@ -19,6 +19,7 @@ from .budget import LocalBudget
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
 from .exits import ExitCode, UserError
 from .hop import MAX_KEY_FILE_BYTES, embedded_owner_scheme, load_signer, node_face_from
+from .keybinding import KEY_OPTIONS, key_source_from
 from .options import (
     INSECURE_WARNING,
     RUN_OPTIONS,
@@ -100,6 +101,7 @@ def preflight(args: argparse.Namespace) -> None:
                 raise UserError(f"--{flag.replace('_', '-')}: the node face has no bearer tokens (only --face proxy)")
         if not args.target and args.node_public_key is not None:
             raise UserError("--node-public-key: only with --target (the embedded node's key is known)")
+    key_source_from(embedded=not args.target, face=args.face, **{name: getattr(args, name) for name in KEY_OPTIONS})
     try:
         embedded_owner_scheme(args.signer_scheme, face=args.face, target=args.target, signer_key=args.signer_key)
     except ValueError as exc:

@@ -16,7 +16,11 @@ NonceMode = Literal["fresh", "per-stream", "static", "echo-request"]
 # The chain faces (mock_node/chain.py): the key the lock hands out (and decrypts under), and the evidence
 # of the node's latest key commitment.
 LockKey = Literal["current", "uncommitted", "stale"]
-EvidenceVariant = Literal["bound", "other-key", "broken-chain", "signature-other-bytes", "zlib-bomb"]
+EvidenceVariant = Literal[
+    "bound", "other-key", "broken-chain", "signature-other-bytes", "fwid-mismatch", "measurement-drift", "zlib-bomb"
+]
+ChainHistory = Literal["normal", "ambiguous", "behind", "old"]
+ServiceEvidence = Literal["latest", "stale"]
 
 # The members the set-valued knobs may hold; a fault adds some (``Fault.apply`` takes the union).
 STREAM_SHAPES = frozenset({"drop-usage", "duplicate", "reorder", "done", "data-keepalive", "unterminated"})
@@ -127,6 +131,8 @@ class Behaviour:
     # --- the chain faces (protocol.md section 11; mock_node/chain.py): what the lock's key is on chain ---
     chain_lock_key: LockKey = "current"  # uncommitted: a keypair never committed; stale: the older rotation's
     chain_evidence: EvidenceVariant = "bound"  # the latest commitment's evidence, as chain.py's docstring says
+    chain_history: ChainHistory = "normal"  # ambiguous, behind the network's rotation, or an old commitment
+    service_evidence: ServiceEvidence = "latest"  # what the proxy service serves: stale = the older commitment's
 
     def but(self, **changes: object) -> Behaviour:
         """A copy with some knobs changed (profiles and faults are built this way)."""

@@ -51,8 +51,25 @@ The knobs (:class:`~mock_node.behaviour.Behaviour`), each a failure a real deplo
   not its issuer's: names, keys and the report are intact; only the *chain* step fails;
 - ``signature-other-bytes``: the report's signature is a valid ECDSA signature by the leaf over other
   bytes (the same report answering another nonce, spliced in); only the *signature* step fails;
+- ``fwid-mismatch``: the report claims a firmware ID other than its leaf certificate's, and is signed
+  as such by the leaf: only the *fwid* step fails;
+- ``measurement-drift``: measurement block 5 differs from the test device's golden value (its RIM), the
+  report signed as such: only the comparison with the RIM (KEY-012) fails;
 - ``zlib-bomb``: the evidence JSON followed by 17 MiB of JSON whitespace, about 17 KB compressed:
   complete and valid to a reader without a cap, refused by one that caps inflation at 16 MiB.
+
+``chain_history`` (the events around the node's latest commitment)
+
+- ``normal``: the table above;
+- ``ambiguous``: a second commitment of this node at counter 2 (another key, its own bound evidence)
+  just before the real one: the chain no longer says which key is the node's;
+- ``behind``: a third rotation (counter 3, epoch 526) after the node's latest commitment, which the node
+  never answered: its key is of a rotation the network has left;
+- ``old``: the latest commitment's ``timestampMs`` is 1970-01-01T00:00:01Z: a key older than any
+  ``--max-key-age``.
+
+``service_evidence``: ``latest`` (conformant) or ``stale``, the proxy service serving the evidence of the
+node's *older* commitment (counter 1), a cache that missed the rotation.
 """
 
 from __future__ import annotations
@@ -83,6 +100,7 @@ from conformance.protocol import (
     EvidenceType,
     KeyCommitment,
     KeyRotation,
+    OpaqueType,
     ProtocolError,
     SuiEventId,
     blake2b_256,
@@ -98,11 +116,13 @@ from conformance.protocol import (
     x25519_public_key,
 )
 
-from .behaviour import Behaviour, EvidenceVariant, LockKey
+from .behaviour import Behaviour, ChainHistory, EvidenceVariant, LockKey
 from .config import MockConfig
 
 MOCK_PACKAGE_ID = "0x" + blake2b_256(b"atoma-conformance mock Atoma package").hex()
 EPOCHS = (512, 519)
+BEHIND_EPOCH = 526
+DRIFTED_BLOCK = 5  # the measurement ``measurement-drift`` changes
 TIMESTAMPS_MS = (1_735_689_600_000, 1_738_368_000_000)  # 2025-01-01 and 2025-02-01, UTC
 NEIGHBOUR_DEVICE = 1
 BOMB_PADDING = MAX_INFLATED_SIZE + 1024 * 1024  # JSON whitespace after the evidence: 1 MiB past the cap
@@ -128,11 +148,7 @@ class History:
     package_id: str
     events: tuple[ChainEvent, ...]
 
-    @property
-    def latest(self) -> KeyCommitment:
-        last = self.events[-1]
-        assert isinstance(last, KeyCommitment)
-        return last
+    latest: KeyCommitment  # the node's own latest commitment (the last event, unless a rotation follows)
 
 
 class MockChain:
@@ -155,14 +171,22 @@ class MockChain:
     def history(self, behaviour: Behaviour) -> History:
         config = self.config
         return _history(
-            config.seed, config.node_small_id, config.node_public_key, config.signer_address, behaviour.chain_evidence
+            config.seed,
+            config.node_small_id,
+            config.node_public_key,
+            config.signer_address,
+            behaviour.chain_evidence,
+            behaviour.chain_history,
         )
 
     def attestation(self, node_small_id: int, behaviour: Behaviour) -> bytes | None:
         """The proxy service's answer about ``node_small_id``: None (404) for any node but this one."""
         if node_small_id != self.config.node_small_id:
             return None
-        return node_attestation_body(node_small_id, self.history(behaviour).latest.evidence_bytes)
+        history = self.history(behaviour)
+        mine = [e for e in history.events if isinstance(e, KeyCommitment) and e.node_small_id == node_small_id]
+        served = mine[0] if behaviour.service_evidence == "stale" else history.latest
+        return node_attestation_body(node_small_id, served.evidence_bytes)
 
     def rpc(self, body: bytes, behaviour: Behaviour) -> bytes:
         """Answer one JSON-RPC 2.0 request body."""
@@ -321,7 +345,12 @@ def _device(seed: bytes, device: int) -> DeviceTestCa:
 
 @functools.lru_cache(maxsize=32)
 def _history(
-    seed: str, node_small_id: int, node_public_key: bytes, node_sender: str, variant: EvidenceVariant
+    seed: str,
+    node_small_id: int,
+    node_public_key: bytes,
+    node_sender: str,
+    variant: EvidenceVariant,
+    shape: ChainHistory = "normal",
 ) -> History:
     n1, n2 = contract_nonces(seed)
     old_key = _derived_keypair(seed, "stale")[1]
@@ -359,19 +388,38 @@ def _history(
             event_id("neighbour/2"),
             _address(seed, "neighbour"),
         ),
-        KeyCommitment(
-            e2,
-            2,
-            node_small_id,
-            node_public_key,
-            device,
-            _evidence(seed, n2, node_public_key, variant),
-            t2 + 60_000,
-            event_id("commitment/2"),
-            node_sender,
-        ),
     )
-    return History(MOCK_PACKAGE_ID, events)
+    if shape == "ambiguous":
+        twin = _derived_keypair(seed, "twin")[1]
+        events += (
+            KeyCommitment(
+                e2,
+                2,
+                node_small_id,
+                twin,
+                device,
+                _evidence(seed, n2, twin, "bound"),
+                t2 + 45_000,
+                event_id("twin/2"),
+                node_sender,
+            ),
+        )
+    latest = KeyCommitment(
+        e2,
+        2,
+        node_small_id,
+        node_public_key,
+        device,
+        _evidence(seed, n2, node_public_key, variant),
+        1_000 if shape == "old" else t2 + 60_000,
+        event_id("commitment/2"),
+        node_sender,
+    )
+    events += (latest,)
+    if shape == "behind":
+        n3 = _u64(seed, "contract-nonce/3")
+        events += (KeyRotation(BEHIND_EPOCH, 3, n3, t2 + 7 * 86_400_000, event_id("rotation/3"), admin),)
+    return History(MOCK_PACKAGE_ID, events, latest)
 
 
 def _evidence(seed: str, contract_nonce: int, key: bytes, variant: EvidenceVariant, *, device: int = 0) -> bytes:
@@ -386,6 +434,27 @@ def _evidence(seed: str, contract_nonce: int, key: bytes, variant: EvidenceVaria
         certificates = list(ca.certificates)
         certificates[2] = _resigned(certificates[2], _forger(seed.encode()))
         entry = dataclasses.replace(entry, certificate=certificate_pem(certificates))
+    elif variant in ("fwid-mismatch", "measurement-drift"):
+        request = ca.request(nonce)
+        response = ca.response(nonce)
+        if variant == "fwid-mismatch":
+            opaque = tuple(
+                dataclasses.replace(o, value=bytes(b ^ 0xFF for b in o.value)) if o.type == OpaqueType.FWID else o
+                for o in response.opaque
+            )
+            response = dataclasses.replace(response, opaque=opaque)
+        else:  # one measurement (block 5) that is not the golden value, the report re-signed as such
+            blocks = tuple(
+                dataclasses.replace(b, value=bytes(x ^ 0x01 for x in b.value)) if b.index == DRIFTED_BLOCK else b
+                for b in response.blocks
+            )
+            response = dataclasses.replace(response, blocks=blocks)
+        signature = sign_raw(ca.leaf_key, signed_bytes(request, response))
+        entry = EvidenceEntry(
+            EvidenceType.DEVICE,
+            entry.certificate,
+            encode_report(request, dataclasses.replace(response, signature=signature)),
+        )
     elif variant == "signature-other-bytes":
         request, response = ca.request(nonce), ca.response(nonce)
         other = report_nonce(contract_nonce ^ 1, key)

@@ -204,6 +204,20 @@ CAUGHT_BY: dict[str, tuple[str, ...]] = {
     "node-empty-signature-500": ("NODE-011",),
     # every request of an ECDSA owner is refused: the checks that judge served answers' statuses fail too
     "node-address-ed25519-flag": ("NODE-012", "ENC-005", "STREAM-001", *ROUND_TRIP),
+    # key binding (docs/spec.md §15; mock_node/chain.py): each breaks one step of what a lock's key is bound by
+    "lock-key-uncommitted": ("KEY-001",),
+    "lock-key-stale": ("KEY-001",),
+    "node-key-uncommitted": ("KEY-011",),
+    "commitment-ambiguous": ("KEY-002",),
+    "evidence-zlib-bomb": ("KEY-003",),
+    "evidence-other-key": ("KEY-004",),
+    "evidence-broken-chain": ("KEY-005",),
+    "evidence-signature-other-bytes": ("KEY-006",),
+    "evidence-fwid-mismatch": ("KEY-007",),
+    "evidence-measurement-drift": ("KEY-012",),
+    "attestation-service-stale": ("KEY-008",),
+    "commitment-behind": ("KEY-009",),
+    "commitment-old": ("KEY-010",),
 }
 
 
@@ -1017,6 +1031,102 @@ CATALOGUE: tuple[Fault, ...] = (
         ["R7.6", "R7.12"],
         owner=Scheme.SECP256K1,
         signer_flag="ed25519",
+    ),
+    # key binding: what the chain says about the lock's key (mock_node/chain.py serves it)
+    _f(
+        "lock-key-uncommitted",
+        "key",
+        "the lock hands out (and the node decrypts under) a key the node never committed on chain: what a client "
+        "sees behind an interposed proxy",
+        ["R15.11", "R15.1"],
+        chain_lock_key="uncommitted",
+    ),
+    Fault(
+        "node-key-uncommitted",
+        "key",
+        "the node decrypts under a key it never committed on chain (its operator's copy of the key works; a "
+        "proxy that takes the key from chain cannot reach it)",
+        ("R15.1",),
+        {"chain_lock_key": "uncommitted"},
+        CAUGHT_BY["node-key-uncommitted"],
+        face="node",
+    ),
+    _f(
+        "lock-key-stale",
+        "key",
+        "the lock hands out the key of the node's older commitment (counter 1) while a newer one (counter 2) exists",
+        ["R15.11"],
+        chain_lock_key="stale",
+    ),
+    _f(
+        "commitment-ambiguous",
+        "key",
+        "the chain holds two different commitments of the node at its latest counter",
+        ["R15.2"],
+        chain_history="ambiguous",
+    ),
+    _f(
+        "evidence-zlib-bomb",
+        "key",
+        "the latest commitment's evidence is valid JSON followed by 17 MiB of whitespace, about 17 KB compressed",
+        ["R15.4"],
+        chain_evidence="zlib-bomb",
+    ),
+    _f(
+        "evidence-other-key",
+        "key",
+        "the evidence is genuine and signed, but its report nonce binds another key",
+        ["R15.5"],
+        chain_evidence="other-key",
+    ),
+    _f(
+        "evidence-broken-chain",
+        "key",
+        "the provisioner CA certificate of the evidence's chain is signed by a key that is not its issuer's",
+        ["R15.6"],
+        chain_evidence="broken-chain",
+    ),
+    _f(
+        "evidence-signature-other-bytes",
+        "key",
+        "the report's signature is the leaf's valid signature over other bytes (the report for another nonce)",
+        ["R15.7"],
+        chain_evidence="signature-other-bytes",
+    ),
+    _f(
+        "evidence-fwid-mismatch",
+        "key",
+        "the report claims a firmware ID other than its leaf certificate's (and is signed as such)",
+        ["R15.8"],
+        chain_evidence="fwid-mismatch",
+    ),
+    _f(
+        "evidence-measurement-drift",
+        "key",
+        "one measurement of the report (block 5) is not the device's golden value, and the report is signed as such",
+        ["R15.9"],
+        chain_evidence="measurement-drift",
+    ),
+    _f(
+        "attestation-service-stale",
+        "key",
+        "GET /v1/get_node_attestation serves the evidence of the node's older commitment",
+        ["R15.13"],
+        service_evidence="stale",
+    ),
+    _f(
+        "commitment-behind",
+        "key",
+        "the network rotated (counter 3) after the node's latest commitment, and its key is still handed out",
+        ["R15.12", "R15.3"],
+        chain_history="behind",
+    ),
+    _f(
+        "commitment-old",
+        "key",
+        "the node's latest commitment is dated 1970-01-01, older than any --max-key-age",
+        ["R15.10"],
+        chain_history="old",
     ),
 )
 

@@ -329,6 +329,45 @@ row("load-master-and-worker", "load --master --worker", "--worker|--master")
 row("load-mock-fault-unknown", "load --mock-fault nope", "--mock-fault.*nope")
 row("load-insecure-without-target", "load --insecure", "--insecure")
 
+# The KEY checks' options (conformance.keybinding.key_source_from): what they need, and what they refuse.
+_T = "run --target http://127.0.0.1:{closed} --model m"
+_PKG = "0x" + "ab" * 32
+row("run-sui-rpc-bad-url", [*["run", "--sui-rpc"], "ftp://x", "--sui-package", _PKG], "--sui-rpc", owner="runner")
+row("run-sui-rpc-without-package", f"{_T} --sui-rpc http://127.0.0.1:9", "--sui-rpc.*--sui-package", owner="runner")
+row("run-sui-package-without-rpc", f"{_T} --sui-package {_PKG}", "--sui-package.*--sui-rpc", owner="runner")
+row("run-sui-package-not-hex", f"{_T} --sui-package 0xzz", "--sui-package", owner="runner")
+row("run-sui-package-too-long", f"{_T} --sui-package 0x{'a' * 65}", "--sui-package", owner="runner")
+row(
+    "run-attestation-service-alone",
+    f"{_T} --attestation-service http://127.0.0.1:9",
+    "--attestation-service",
+    owner="runner",
+)
+row(
+    "run-attestation-service-bad-url",
+    [*["run", "--attestation-service"], "http://"],
+    "--attestation-service",
+    owner="runner",
+)
+row("run-max-key-age-alone", f"{_T} --max-key-age 90d", "--max-key-age.*--sui-rpc", owner="runner")
+row("run-trust-test-ca-alone", f"{_T} --trust-test-ca", "--trust-test-ca", owner="runner")
+row(
+    "run-sui-rpc-embedded",
+    f"run --sui-rpc http://127.0.0.1:9 --sui-package {_PKG}",
+    "--sui-rpc.*embedded",
+    owner="runner",
+)
+row("run-trust-test-ca-embedded", "run --trust-test-ca", "--trust-test-ca.*embedded", owner="runner")
+row("run-node-small-id-proxy", f"{_T} --node-small-id 3", "--node-small-id.*--face node", owner="runner")
+row(
+    "run-node-face-sui-rpc-without-node-small-id",
+    f"run --face node --target http://127.0.0.1:{{closed}} --model m --sui-rpc http://127.0.0.1:9 --sui-package {_PKG}",
+    "--node-small-id|--signer-key",
+    owner="runner",
+)
+for value in ("0", "-1d", "1y", "", "nan", "99999d"):
+    row(f"run--max-key-age-{value or 'empty'}", ["run", f"--max-key-age={value}"], "--max-key-age", owner="runner")
+
 # Numbers: not a number, not finite, negative, zero where a positive one is needed, out of range.
 POSITIVE_SECONDS = ("nan", "inf", "-1", "0", "abc", "", "1e999")
 POSITIVE_INT = ("0", "-1", "abc", "", "1.5", "nan")

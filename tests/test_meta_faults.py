@@ -17,8 +17,11 @@ import pytest
 
 from conformance.checks import CATALOGUE, Run, Target
 from conformance.client import ConfidentialClient, NodeFace
+from conformance.embedded import EMBEDDED_MAX_KEY_AGE_S
+from conformance.keybinding import embedded_key_source
 from conformance.protocol.sui import Scheme, SuiSigner
 from conformance.taxonomy import Face
+from mock_node.chain import MockChain
 from mock_node.config import DEFAULT_MODELS, MockConfig
 from mock_node.faults import CATALOGUE as FAULTS
 from mock_node.faults import Fault
@@ -50,7 +53,10 @@ def run_catalogue(faults: tuple[str, ...] = (), face: Face = "proxy", owner: Sch
     owners = {STACK: signer.address} if face == "node" else {}
     keys = API_KEYS if face == "proxy" else ()
     config = MockConfig(faults=faults, clock=clock.now, face=face, stack_owners=owners, api_keys=keys)
-    hop = NodeFace(signer, STACK, config.node_public_key) if face == "node" else None
+    # The node's key as its operator knows it: the one it serves under (under node-key-uncommitted, not
+    # the committed one, so every ordinary check passes and only KEY-011, which reads the chain, fails).
+    served_key = MockChain(config).serving_keypair(config.behaviour)[1]
+    hop = NodeFace(signer, STACK, served_key) if face == "node" else None
     with running_node(config) as url:
 
         def make(key: str | None) -> ConfidentialClient:
@@ -67,6 +73,7 @@ def run_catalogue(faults: tuple[str, ...] = (), face: Face = "proxy", owner: Sch
             embedded=True,
             profile=config.profile,
             face=face,
+            key_source=embedded_key_source(url, config.node_small_id, EMBEDDED_MAX_KEY_AGE_S),
         )
         client = make(target.api_key)
         try:
@@ -90,8 +97,9 @@ def test_every_fault_names_existing_checks() -> None:
 def test_the_clean_mock_passes_every_check_of_its_face(clean: dict[tuple[Face, Scheme], dict[str, str]]) -> None:
     """Each face passes every check; a check skips only when it probes the other face, or, with an
     Ed25519 stack owner, when it probes R7.5's ECDSA rules (an ECDSA owner passes those too)."""
-    node_only = {c.id for c in CATALOGUE if c.category == "NODE"}
+    node_only = {c.id for c in CATALOGUE if c.category == "NODE"} | {"KEY-011"}
     proxy_only = {"LOCK-" + f"{n:03d}" for n in range(1, 20)} | {"ERR-012", "ERR-016", "ERR-021", "ERR-028", "ERR-029"}
+    proxy_only |= {"KEY-001"}  # the lock's key: the node face has no lock
     assert node_only >= ECDSA_ONLY
     assert {i: o for i, o in clean[("proxy", ED25519)].items() if o != "pass"} == {i: "skip" for i in node_only}
     skipped = proxy_only | ECDSA_ONLY
@@ -156,3 +164,20 @@ def test_fault_kill_rate_is_total() -> None:
 @pytest.fixture(autouse=True, scope="module")
 def _isolate() -> None:
     KILLED.clear()
+
+
+KEY_FAULTS = [f for f in FAULTS if f.category == "key"]
+
+
+@pytest.mark.parametrize("fault", KEY_FAULTS, ids=[f.name for f in KEY_FAULTS])
+def test_a_key_fault_fails_its_own_checks_and_no_other(
+    fault: Fault, clean: dict[tuple[Face, Scheme], dict[str, str]]
+) -> None:
+    """What the chain says about the lock's key is judged step by step: a fault that breaks one step fails
+    exactly the checks it names. The KEY checks that read what the broken step produced are not evaluated
+    (an error, never a pass), and every other check of the catalogue comes out as on the clean mock."""
+    outcomes = run_catalogue((fault.name,), fault.face, fault.owner)
+    passing = clean[(fault.face, fault.owner)]
+    assert {i for i, o in outcomes.items() if o == "fail"} == set(fault.caught_by)
+    changed = {i: o for i, o in outcomes.items() if o != passing[i] and i not in fault.caught_by}
+    assert all(i.startswith("KEY-") and o == "error" for i, o in changed.items()), changed

@@ -1975,3 +1975,142 @@ def test_compat_does_not_check_model_name_or_stream_consistency(make_client: Mak
     sent = compat.send("chat", streaming_inside, stream=False)
     assert sent.status == 200 and sent.response.headers["content-type"] == "text/event-stream"
     assert len(sent.open_chunks()) >= 4, "the plaintext's stream flag wins"
+
+
+# --- key binding: what the chain faces say about the lock's key (mock_node/chain.py) ------------------
+# Each reads the mock's chain as any client would (conformance.keybinding.ChainReader over loopback),
+# twice: under the fault and clean, and asserts the one thing the fault changes on the wire.
+
+
+def _key_record(*faults: str) -> Any:
+    from conformance.keybinding import ChainReader, embedded_key_source
+
+    config = MockConfig(faults=faults)
+    with running_node(config) as url:
+        lock = httpx.post(f"{url}/v1/nodes/lock", json={"model": CHAT_MODEL}, headers={"authorization": "Bearer k"})
+        key = base64.b64decode(lock.json()["public_key"])
+        with ChainReader(embedded_key_source(url, config.node_small_id)) as reader:
+            return reader.read(config.node_small_id, key)
+
+
+@pytest.fixture(scope="module")
+def clean_key_record() -> Any:
+    return _key_record()
+
+
+@covers("lock-key-uncommitted")
+def test_lock_key_uncommitted(clean_key_record: Any) -> None:
+    faulty = _key_record("lock-key-uncommitted")
+    assert clean_key_record.handed_out_key == clean_key_record.facts.commitment.new_public_key
+    assert faulty.handed_out_key != faulty.facts.commitment.new_public_key and faulty.facts.holder is None
+    assert faulty.facts == clean_key_record.facts.__class__(**{**vars_of(clean_key_record.facts), "holder": None})
+
+
+@covers("lock-key-stale")
+def test_lock_key_stale(clean_key_record: Any) -> None:
+    faulty = _key_record("lock-key-stale")
+    assert faulty.facts.holder is not None and faulty.facts.holder.key_rotation_counter == 1
+    assert faulty.handed_out_key == faulty.facts.holder.new_public_key
+    assert faulty.facts.commitment == clean_key_record.facts.commitment
+
+
+@covers("commitment-ambiguous")
+def test_commitment_ambiguous(clean_key_record: Any) -> None:
+    faulty = _key_record("commitment-ambiguous")
+    assert len(clean_key_record.facts.latest) == 1 and len(faulty.facts.latest) == 2
+    assert {c.key_rotation_counter for c in faulty.facts.latest} == {2}
+    assert clean_key_record.facts.commitment in faulty.facts.latest
+
+
+@covers("evidence-zlib-bomb")
+def test_evidence_zlib_bomb(clean_key_record: Any) -> None:
+    import zlib
+
+    faulty = _key_record("evidence-zlib-bomb")
+    evidence = faulty.facts.commitment.evidence_bytes
+    assert len(evidence) < 64 * 1024 and len(zlib.decompress(evidence)) > 16 * 1024 * 1024
+    assert faulty.evidence.decode_error is not None and "cap" in faulty.evidence.decode_error
+    assert clean_key_record.evidence.decode_error is None
+
+
+def _failed_steps(record: Any) -> set[str]:
+    return {r.step.value for v in record.evidence.verdicts for r in v.failures}
+
+
+@covers("evidence-other-key")
+def test_evidence_other_key(clean_key_record: Any) -> None:
+    assert _failed_steps(clean_key_record) == set()
+    assert _failed_steps(_key_record("evidence-other-key")) == {"nonce"}
+
+
+@covers("evidence-broken-chain")
+def test_evidence_broken_chain() -> None:
+    assert _failed_steps(_key_record("evidence-broken-chain")) == {"chain"}
+
+
+@covers("evidence-signature-other-bytes")
+def test_evidence_signature_other_bytes() -> None:
+    assert _failed_steps(_key_record("evidence-signature-other-bytes")) == {"signature"}
+
+
+@covers("evidence-fwid-mismatch")
+def test_evidence_fwid_mismatch() -> None:
+    assert _failed_steps(_key_record("evidence-fwid-mismatch")) == {"fwid"}
+
+
+@covers("evidence-measurement-drift")
+def test_evidence_measurement_drift(clean_key_record: Any) -> None:
+    faulty = _key_record("evidence-measurement-drift")
+    assert _failed_steps(faulty) == set()  # signed, bound, chained: only the value differs
+    blocks = [
+        {b.index: b.value for b in r.evidence.verdicts[0].report.response.blocks} for r in (clean_key_record, faulty)
+    ]
+    assert {i for i in blocks[0] if blocks[0][i] != blocks[1][i]} == {5}
+
+
+@covers("attestation-service-stale")
+def test_attestation_service_stale(clean_key_record: Any) -> None:
+    faulty = _key_record("attestation-service-stale")
+    assert clean_key_record.service.digest == clean_key_record.evidence.digest
+    assert faulty.service.digest != faulty.evidence.digest and faulty.service.error is None
+    assert faulty.evidence == clean_key_record.evidence
+
+
+@covers("commitment-behind")
+def test_commitment_behind(clean_key_record: Any) -> None:
+    faulty = _key_record("commitment-behind")
+    assert clean_key_record.facts.latest_rotation_counter == 2 and faulty.facts.latest_rotation_counter == 3
+    assert faulty.facts.commitment == clean_key_record.facts.commitment
+
+
+@covers("commitment-old")
+def test_commitment_old(clean_key_record: Any) -> None:
+    faulty = _key_record("commitment-old")
+    assert faulty.facts.commitment.timestamp_ms == 1_000
+    assert clean_key_record.facts.commitment.timestamp_ms > 1_700_000_000_000
+    assert faulty.handed_out_key == clean_key_record.handed_out_key
+
+
+def vars_of(value: Any) -> dict[str, Any]:
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
+@covers("node-key-uncommitted")
+def test_node_key_uncommitted() -> None:
+    """On the node face the node decrypts under a key the chain never saw: a request sealed to the committed
+    key does not open (400), one sealed to the served key does."""
+    from mock_node.chain import MockChain
+
+    signer = SuiSigner(Scheme.ED25519, bytes(range(32)))
+    config = MockConfig(faults=("node-key-uncommitted",), face="node", stack_owners={3: signer.address})
+    served = MockChain(config).serving_keypair(config.behaviour)[1]
+    assert served != config.node_public_key
+    with running_node(config) as url:
+        statuses = {}
+        for name, key in (("committed", config.node_public_key), ("served", served)):
+            with ConfidentialClient(url, None, node_face=NodeFace(signer, 3, key)) as client:
+                lock = client.lock(CHAT_MODEL)
+                body = json.dumps(plaintext_for("chat")).encode()
+                record = client.send("chat", body, lock=lock, model_name=CHAT_MODEL)
+                statuses[name] = record.http.status
+    assert statuses["served"] == 200 and statuses["committed"] != 200

@@ -157,7 +157,45 @@ class Cases(Evidence):
     not_producible: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class KeyBinding(Evidence):
+    """The key a lock handed out against the node's commitments on chain (docs/spec.md §15.1, §15.3).
+
+    Keys are public, but a report keeps only their fingerprints (the first 8 bytes of BLAKE2b-256, hex),
+    which are enough to tell two keys apart."""
+
+    summary: ClassVar[str] = (
+        "node, the handed-out and the committed key's fingerprints, the counters of the latest commitment, "
+        "of the commitment holding the handed-out key and of the latest rotation, and the commitment's age"
+    )
+    node_small_id: int
+    handed_out_key: str
+    committed_key: str | None
+    commitment_counter: int | None
+    handed_out_counter: int | None
+    latest_rotation_counter: int | None
+    commitment_age_s: float | None
+
+
+@dataclass(frozen=True)
+class EvidenceEntries(Evidence):
+    """The latest commitment's evidence, judged entry by entry (docs/spec.md §15.2)."""
+
+    summary: ClassVar[str] = (
+        "the evidence's BLAKE2b-256 and length, its GPU and NVSwitch entries, and the entries that failed "
+        "the check's step or could not be judged for it"
+    )
+    evidence_digest: str
+    evidence_length: int
+    gpu_entries: int
+    nvswitch_entries: int
+    failed: tuple[str, ...]
+    not_judged: tuple[str, ...]
+
+
 KINDS: tuple[type[Evidence], ...] = (
+    KeyBinding,
+    EvidenceEntries,
     Cases,
     Messages,
     Exchanges,

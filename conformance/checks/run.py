@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from ..budget import RunStopped
 from ..client import BudgetExceeded, ConfidentialClient, Prepared
+from ..keybinding import KeySource
 from ..protocol import jsonwire
 from ..protocol.nonces import NonceLedger
 from ..records import ExchangeRecord, HttpRecord, LockRecord, cut_off, shed_body
@@ -43,6 +44,7 @@ class Target:
     profile: str | None = None  # the embedded mock's profile, or the operator's expectation
     face: Face = "proxy"  # "node": the suite stands in for the proxy (X-Signature, no lock endpoint)
     member_table: str = "cover"  # "full": every case of conformance.member_table, not the cover
+    key_source: KeySource | None = None  # where the KEY checks read the chain (None: they skip, saying so)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from conformance.client import ClientOptions, ConfidentialClient, NodeFace, reso
 from conformance.embedded import EMBEDDED_STACK, embedded_target
 from conformance.guard import RunGuard
 from conformance.hop import embedded_owner_scheme, load_signer, node_face_from
+from conformance.keybinding import KEY_OPTIONS, KeySource, key_source_from
 from conformance.options import get, tls_verify
 from conformance.plugin import BUDGET_KEY, RESULTS_KEY, RUNS_KEY, STARTED_KEY
 from conformance.results import CheckResult
@@ -28,6 +29,15 @@ def marks_for(check: Check) -> list[pytest.MarkDecorator]:
         getattr(pytest.mark, check.category.lower()),
         getattr(pytest.mark, check.id),  # -m LOCK-001
     ]
+
+
+def key_source_of(config: pytest.Config) -> KeySource | None:
+    """The run's key source from the plugin's options (validated at configure time, so no error here)."""
+    return key_source_from(
+        embedded=not get(config, "target"),
+        face=get(config, "face"),
+        **{name: get(config, name) for name in KEY_OPTIONS},
+    )
 
 
 def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
@@ -77,6 +87,7 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
                 embedded=False,
                 profile=get(config, "profile"),
                 face=face,
+                key_source=key_source_of(config),
             )
         else:
             embedded = stack.enter_context(
@@ -94,6 +105,7 @@ def conformance_run_fixture(request: pytest.FixtureRequest) -> Iterator[Run]:
                         )
                     ),
                     stack_small_id=get(config, "stack_small_id") or EMBEDDED_STACK,
+                    max_key_age=get(config, "max_key_age"),
                 )
             )
             target, embedded_sleep, node_face = embedded.target, embedded.sleep, embedded.node_face

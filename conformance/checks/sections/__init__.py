@@ -13,6 +13,7 @@ from . import (
     errors,
     hashes,
     key_encodings,
+    keys,
     lock,
     node_face,
     nonces,
@@ -41,6 +42,7 @@ MODULES = (
     nonces,
     replay,
     node_face,
+    keys,
 )
 __all__ = ["GROUPS", "MODULES"]
 GROUPS = tuple(module.GROUP for module in MODULES)

@@ -285,6 +285,35 @@ class KeySelection:
         return self.commitment.key_rotation_counter < self.latest_rotation_counter
 
 
+@dataclass(frozen=True, slots=True)
+class KeyFacts:
+    """A :class:`KeyScan`'s reading of the chain about one node, before any rule judges it.
+
+    ``latest`` holds the node's commitments at its highest counter (one, unless the chain is
+    ambiguous; none when the node committed nothing that was read), ``rotations`` the rotation events
+    of that counter (one gives the contract nonce), ``latest_rotation_counter`` the highest rotation
+    read, ``holder`` the newest commitment of the node holding the watched key (the key a lock handed
+    out), and ``events_seen`` how many commitments of any node were read.
+    """
+
+    node_small_id: int
+    latest: tuple[KeyCommitment, ...]
+    rotations: tuple[KeyRotation, ...]
+    latest_rotation_counter: int | None
+    holder: KeyCommitment | None
+    truncated: bool
+    events_seen: int
+
+    @property
+    def commitment(self) -> KeyCommitment | None:
+        """The node's latest commitment when the chain names exactly one."""
+        return self.latest[0] if len(self.latest) == 1 else None
+
+    @property
+    def rotation(self) -> KeyRotation | None:
+        return self.rotations[0] if len(self.rotations) == 1 else None
+
+
 # --- requests ---------------------------------------------------------------------------------------
 
 
@@ -573,9 +602,13 @@ class KeyScan:
         max_pages: int = MAX_EVENT_PAGES,
         commitment_limit: int = COMMITMENT_PAGE_LIMIT,
         rotation_limit: int = EVENT_PAGE_LIMIT,
+        watch_key: bytes | None = None,
     ) -> None:
         self.package_id = normalize_sui_address(package_id, field="package_id")
         self.node_small_id = node_small_id
+        self.watch_key = watch_key
+        self.holder: KeyCommitment | None = None  # the newest commitment read of the node holding watch_key
+        self.events_seen = 0  # commitments of any node read: none at all suggests a wrong package id
         self.max_pages = max_pages
         self._limits: dict[str, int] = {COMMITMENT_EVENT: commitment_limit, ROTATION_EVENT: rotation_limit}
         self._phase: EventName | Literal["done"] = COMMITMENT_EVENT
@@ -617,7 +650,14 @@ class KeyScan:
         page: SuiEventPage[KeyCommitment] | SuiEventPage[KeyRotation]
         if self._phase == COMMITMENT_EVENT:
             page = parse_commitment_page(body, package_id=self.package_id, request_id=request_id, limit=limit)
-            mine = [*self.commitments, *(c for c in page.events if c.node_small_id == self.node_small_id)]
+            self.events_seen += len(page.events)
+            fresh = [c for c in page.events if c.node_small_id == self.node_small_id]
+            for c in fresh:
+                if c.new_public_key == self.watch_key and (
+                    self.holder is None or c.key_rotation_counter > self.holder.key_rotation_counter
+                ):
+                    self.holder = c
+            mine = [*self.commitments, *fresh]
             top = max((c.key_rotation_counter for c in mine), default=None)
             self.commitments = [c for c in mine if c.key_rotation_counter == top]  # only the latest are kept
             self._older |= len(self.commitments) < len(mine)
@@ -642,6 +682,19 @@ class KeyScan:
             self._phase = ROTATION_EVENT
         else:
             self._phase = "done"
+
+    def facts(self) -> KeyFacts:
+        """What was read, without a verdict: every rule judges the part it needs (an ambiguous
+        commitment does not stop the evidence from being judged, and a missing rotation does not stop
+        the key from being compared)."""
+        if self._phase != "done":
+            raise RuntimeError("the scan is not finished: send next_request() and feed() its answer")
+        latest = tuple(_distinct(self.commitments))
+        counter = max((c.key_rotation_counter for c in latest), default=None)
+        rotations = _distinct(self.rotations)
+        matching = tuple(r for r in rotations if r.key_rotation_counter == counter)
+        top = max((r.key_rotation_counter for r in rotations), default=None)
+        return KeyFacts(self.node_small_id, latest, matching, top, self.holder, self.truncated, self.events_seen)
 
     def result(self) -> KeySelection:
         if self._phase != "done":

@@ -23,8 +23,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from xml.sax.saxutils import quoteattr
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -212,6 +213,55 @@ class DeviceTestCa:
 
     def entry(self, nonce: bytes, evidence_type: EvidenceType = EvidenceType.DEVICE) -> EvidenceEntry:
         return EvidenceEntry(evidence_type, self.chain_pem(), self.report(nonce))
+
+    def reference_manifest(
+        self,
+        *,
+        colloquial_version: str = "96.00.9F.00.01",
+        active: Collection[int] | None = None,
+        drift: int | None = None,
+    ) -> bytes:
+        """A RIM for this device: SWID tag XML in NVIDIA's layout, its golden values this device's measurements.
+
+        One Resource per report block (RIM index = SPDM block index - 1), one SHA-384 alternative each,
+        every one active unless ``active`` names the SPDM indices to mark active (so a test can split a
+        golden set into a driver and a VBIOS RIM). ``drift``, an SPDM index, gets a golden value the
+        device does not report. The default ``colloquial_version`` is the VBIOS version this device's
+        reports name (``report_vbios_version``). Unsigned: there is no ``ds:Signature``, and nothing in
+        the suite verifies one (see :mod:`.rim`).
+        """
+        blocks = self.response(bytes(32)).blocks  # the measurements do not depend on the nonce
+        indices = {block.index for block in blocks}
+        if drift is not None and drift not in indices:
+            raise ValueError(f"drift {drift} is not a measurement index of the test device")
+        chosen = indices if active is None else set(active)
+        if not chosen <= indices:
+            raise ValueError("active names an index the test device does not report")
+        resources = []
+        for block in blocks:
+            value = block.value
+            if block.index == drift:
+                value = hashlib.sha384(b"drifted\0" + value).digest()
+            rim_index = block.index - 1
+            resources.append(
+                f'        <ns0:Resource type="Measurement" index="{rim_index}"'
+                f' active="{block.index in chosen}" alternatives="1" ns2:Hash0="{value.hex()}"'
+                f' name="Measurement_{rim_index}" size="{len(value)}"/>\n'
+            )
+        tag_id = _digest(self.seed, f"rim/{self.device}/{colloquial_version}")[:48].hex()
+        tcg = "https://trustedcomputinggroup.org/resource/tcg-reference-integrity-manifest-rim-information-model/"
+        text = (
+            '<SoftwareIdentity xmlns="http://standards.iso.org/iso/19770/-2/2015/schema.xsd"'
+            ' xmlns:ns0="http://standards.iso.org/iso/19770/-2/2015/schema.xsd"'
+            ' xmlns:ns2="http://www.w3.org/2001/04/xmlenc#sha384" corpus="false" name="GH100" patch="false"'
+            f' supplemental="false" tagId="{tag_id}" version="1.0" tagVersion="0">\n'
+            f'    <ns0:Entity name={quoteattr(_ORGANIZATION)} role="softwareCreator tagCreator"/>\n'
+            f'    <ns0:Meta xmlns:ns1="{tcg}" colloquialVersion={quoteattr(colloquial_version)} edition="GPU"'
+            ' product="GH100" revision="r1" PayloadType="direct" ns1:BindingSpec="RIMIM"'
+            ' ns1:BindingSpecVersion="1.01" ns1:PlatformModel="GH100"/>\n'
+            "    <ns0:Payload>\n" + "".join(resources) + "    </ns0:Payload>\n</SoftwareIdentity>\n"
+        )
+        return text.encode()
 
 
 def _usage(*, digital_signature: bool = False, key_cert_sign: bool = False) -> x509.KeyUsage:
