@@ -34,6 +34,7 @@ from .budget import RequestBudget, RunStopped
 
 if TYPE_CHECKING:
     from .guard import RunGuard
+    from .keybinding import KeySource
 from .protocol import jsonwire
 from .protocol.b64 import b64encode
 from .protocol.envelope import SealedRequest, seal_request
@@ -84,6 +85,21 @@ class BudgetExceeded(Exception):
     """The run's request budget is spent; no request was sent."""
 
 
+class UnverifiedLockKey(ValueError):
+    """R15.14: the key a lock handed out is not shown, by chain state, to be the node's attested key.
+
+    Raised before anything is sealed to the key, so nothing was sent to it. ``rule`` is the requirement
+    that failed or could not be judged (``R15.11`` a key the chain does not commit, ``R15.2`` an
+    ambiguous commitment, ``R15.12`` a node behind the network's rotation, ``R15.4`` to ``R15.8`` the
+    evidence, ``R15.14`` a chain that could not be read); ``reason`` is one line that names it.
+    """
+
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(f"{rule}: {reason}")
+        self.rule = rule
+        self.reason = reason
+
+
 @dataclass
 class ClientOptions:
     timeout_s: float = 30.0  # per network read, and connect
@@ -102,6 +118,10 @@ class ClientOptions:
     verify: bool | str = True
     # --header NAME: VALUE, sent with every request (a gateway's own auth, a routing header).
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # R15.14, opt-in: read the chain and verify a lock's key before sealing anything to it, and refuse
+    # (UnverifiedLockKey) a key that fails or cannot be judged. None, the default, trusts the lock's key
+    # as the official SDKs do (W32), which is what the node checks need: they judge the node, not this.
+    key_source: KeySource | None = None
 
 
 DROP = "\x00drop"  # a header value meaning "do not send this header" (probes of a missing header)
@@ -224,14 +244,16 @@ TRANSPORT_FAILURES: tuple[type[Exception], ...] = (httpx.HTTPError, RuntimeError
 # What either client raises, and nothing else (every other failure is a record; a caller's own
 # ``mutate`` may of course raise): the budget is spent, the run was stopped (its deadline, or an
 # unusable target), or the caller asked for something impossible (``prepare`` without a usable lock, or
-# for an unknown endpoint). Both clients raise them from the shared core, so the same situation is the
-# same exception class in each.
+# for an unknown endpoint, or with ``key_source`` a lock whose key fails verification: UnverifiedLockKey,
+# a ValueError). Both clients raise them from the shared core, so the same situation is the same
+# exception class in each.
 CLIENT_EXCEPTIONS: tuple[type[Exception], ...] = (BudgetExceeded, RunStopped, ValueError)
 
 EVIDENCE_PREFIX = 64 * 1024
 DRIP_MIN_BYTES = 1024  # less than this after a whole read timeout is a drip
 MAX_PIECES = 200_000  # more pieces than this in one body is a flood of tiny chunks
 TIMER_GRACE_S = 0.5  # how long past its limit a head, a body or a whole exchange runs before our own timer cuts it
+KEY_CHECK_TTL_S = 60.0  # how long a verified (node, key) stays verified for this client (ClientOptions.key_source)
 
 
 class _ClientCore:
@@ -256,6 +278,7 @@ class _ClientCore:
         self.rng = rng
         self.node_face = node_face
         self.requests_sent = 0
+        self._verified_keys: dict[tuple[int, bytes], float] = {}  # (node_small_id, key) -> when verified
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r}, api_key={'<set>' if self._api_key else None})"
@@ -337,6 +360,7 @@ class _ClientCore:
             raise ValueError(f"unknown endpoint {endpoint!r} (one of {', '.join(ENDPOINT_PATHS)})")
         if lock is None or lock.lock is None or lock.public_key is None:
             raise ValueError("a usable lock (with a 32-byte public key) is required to seal a request")
+        self._verify_lock_key(lock)
         sealed = seal_request(
             plaintext,
             node_public_key=lock.public_key,
@@ -360,6 +384,33 @@ class _ClientCore:
             stream,
             lock,
         )
+
+    def _verify_lock_key(self, lock: LockRecord | None) -> None:
+        """With ``key_source``: raise :class:`UnverifiedLockKey` unless the chain shows ``lock``'s key to
+        be the node's attested key (conformance.keycheck). Blocking: it reads the chain (bounded by the
+        read timeout and this exchange's deadline). A key verified in the last ``KEY_CHECK_TTL_S`` is
+        not read again. Nothing here is a request to the target, so the budget is not spent."""
+        source = self.options.key_source
+        if source is None or lock is None or lock.lock is None or lock.public_key is None:
+            return
+        node = source.node_small_id if self.node_face is not None else lock.lock.node_small_id
+        if node is None:
+            raise UnverifiedLockKey("R15.14", "the node face has no lock to name the node: key_source.node_small_id")
+        key = lock.public_key
+        when = self._verified_keys.get((node, key))
+        if when is not None and time.monotonic() - when < KEY_CHECK_TTL_S:
+            return
+        from .keycheck import verify_lock_key  # the rulebook imports the catalogue, which imports this module
+
+        verify_lock_key(
+            source,
+            node,
+            key,
+            timeout_s=self.options.timeout_s,
+            deadline_s=self._deadline_s(),
+            verify=self.options.verify,
+        )
+        self._verified_keys[(node, key)] = time.monotonic()
 
     def _begin_post(self, prepared: Prepared) -> tuple[ExchangeRecord, _StreamCollector | None, dict[str, Any]]:
         """The record of a prepared request, its stream collector (streams only), and ``request``'s
@@ -801,6 +852,8 @@ class AsyncConfidentialClient(_ClientCore):
         stack_small_id: int | None = None,
     ) -> ExchangeRecord:
         """Seal ``plaintext`` under ``lock`` and send it (``post_prepared``)."""
+        if self.options.key_source is not None:  # the chain is read off the event loop; prepare finds it verified
+            await asyncio.to_thread(self._verify_lock_key, lock)
         prepared = self.prepare(
             endpoint,
             plaintext,

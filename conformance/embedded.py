@@ -4,12 +4,16 @@ may advance instead of sleeping (so the lock-expiry probes cost no wall time).""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .checks import Target
 from .client import NodeFace
-from .keybinding import embedded_key_source
+from .keybinding import KeySource
+from .protocol import DeviceTestCa
+from .protocol.attestation import ReferenceManifest, parse_rim
+from .protocol.attestation.testca import DEFAULT_SEED as TEST_CA_SEED
 from .protocol.primitives import blake2b_256
 from .protocol.sui import Scheme, SuiSigner
 from .taxonomy import Face
@@ -96,3 +100,26 @@ def embedded_target(
             key_source=embedded_key_source(url, config.node_small_id, max_key_age or EMBEDDED_MAX_KEY_AGE_S),
         )
         yield Embedded(target, clock.advance, clock.now, hop)
+
+
+def embedded_key_source(base_url: str, node_small_id: int, max_key_age: float | None = None) -> KeySource:
+    """The embedded mock's own chain faces (``POST /sui``, the attestation service) and its test CA."""
+    from mock_node.chain import MOCK_PACKAGE_ID
+
+    base = base_url.rstrip("/")
+    return KeySource(
+        f"{base}/sui",
+        MOCK_PACKAGE_ID,
+        base,
+        True,
+        max_key_age,
+        node_small_id,
+        (_mock_rim(),),
+        "the mock's own test RIM",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _mock_rim() -> ReferenceManifest:
+    """The test device's golden measurements, as the mock's evidence reports them (a test CA costs ~10 ms)."""
+    return parse_rim(DeviceTestCa.create(TEST_CA_SEED).reference_manifest(), field="the mock's RIM")

@@ -17,7 +17,6 @@ requests to the target, so ``--max-requests`` does not count them; these bounds 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -80,12 +79,14 @@ class KeySource:
     node_small_id: int | None = None
     rims: tuple[ReferenceManifest, ...] | None = None  # None: no RIM source, KEY-012 skips
     rim_source: str = ""  # what the RIMs are, in words a report can show
+    # Roots a client adapter is handed with its instruction (the mock's test CA, as the run states it)
+    extra_roots: tuple[x509.Certificate, ...] = ()
 
     def trusted_roots(self) -> tuple[x509.Certificate, ...]:
         roots = [nvidia_device_root()]
         if self.trust_test_ca:
             roots.append(DeviceTestCa.create(TEST_CA_SEED).root)
-        return tuple(roots)
+        return (*roots, *self.extra_roots)
 
 
 @dataclass(frozen=True)
@@ -374,26 +375,3 @@ def read_rim_dir(directory: str) -> tuple[ReferenceManifest, ...]:
         except RimError as exc:
             raise UserError("--rim-dir", one_line(str(exc), 200)) from None
     return tuple(manifests)
-
-
-def embedded_key_source(base_url: str, node_small_id: int, max_key_age: float | None = None) -> KeySource:
-    """The embedded mock's own chain faces (``POST /sui``, the attestation service) and its test CA."""
-    from mock_node.chain import MOCK_PACKAGE_ID
-
-    base = base_url.rstrip("/")
-    return KeySource(
-        f"{base}/sui",
-        MOCK_PACKAGE_ID,
-        base,
-        True,
-        max_key_age,
-        node_small_id,
-        (_mock_rim(),),
-        "the mock's own test RIM",
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _mock_rim() -> ReferenceManifest:
-    """The test device's golden measurements, as the mock's evidence reports them (a test CA costs ~10 ms)."""
-    return parse_rim(DeviceTestCa.create(TEST_CA_SEED).reference_manifest(), field="the mock's RIM")

@@ -363,7 +363,12 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "URL",
         service_url,
     ),
-    RunOption("sui-package", "the Atoma package id whose events commit node keys (with --sui-rpc)", "0x…", package_id),
+    RunOption(
+        "sui-package",
+        "the Atoma package id whose events commit node keys (needed with a Sui RPC URL)",
+        "0x…",
+        package_id,
+    ),
     RunOption(
         "attestation-service",
         "the proxy service's base URL, to compare its GET /v1/get_node_attestation/{id} with the chain (KEY-008)",

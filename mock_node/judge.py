@@ -9,6 +9,12 @@ is judged all the same.
 Per-request findings carry the CLIENT check id they violate (conformance/clients/checks.py); freshness
 (R13.1) needs every request of a client, so the judge only records fingerprints and the runner
 compares them. Fingerprints are short hashes: a report shows that two salts were equal, never a salt.
+
+The judge also holds the node's chain (:class:`~mock_node.chain.MockChain`, read in process, bytes in and
+bytes out, as a client reads a full node): each request's ``node_dh_public_key`` is judged by the
+rulebook's :func:`~conformance.keyrules.lock_key_problem` against the facts a ``KeyScan`` reads
+from it, so a request sealed to a key the chain does not commit is flagged CLIENT-037 (R15.14) by the
+very rule KEY-001 applies to a lock.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.clients.contract import content_of
+from conformance.keyrules import Unjudged, lock_key_problem
 from conformance.protocol import (
     REQUEST_FIELD_LENGTHS,
     X25519_KEY_LEN,
     ConfidentialComputeRequest,
+    KeyFacts,
+    KeyScan,
     ProtocolError,
     b64decode,
     blake2b_256,
@@ -30,8 +39,13 @@ from conformance.protocol import (
     jsonwire,
     node_exchange,
 )
+from conformance.textsafe import one_line
 
-from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TOKENS
+from .behaviour import Behaviour
+from .chain import MockChain
+from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TOKENS, MockConfig
+
+KEY_CHECK = "CLIENT-037"
 
 _BINARY = ("ciphertext", *REQUEST_FIELD_LENGTHS)
 
@@ -64,20 +78,56 @@ class RequestSeen:
     client_key: str | None = None
     served: str | None = None  # what the node handed back (content), for the control scenarios
     streamed: bool = False  # whether that answer was an event stream
+    node_key: str | None = None  # the fingerprint of the key the client sealed to (node_dh_public_key)
+    key_unjudged: str | None = None  # why that key could not be judged against the chain (CLIENT-037)
 
     def flag(self, check_id: str, reason: str) -> None:
         self.findings.setdefault(check_id, reason)  # the first reason per check is the evidence
 
 
-class ClientJudge:
-    """Thread-safe: uvicorn serves from one thread, the runner reads from another."""
+def chain_facts(chain: MockChain, behaviour: Behaviour, node_small_id: int, key: bytes) -> KeyFacts:
+    """What a client reading the mock's full node learns about ``node_small_id``, watching ``key``: a
+    :class:`~conformance.protocol.KeyScan` driven against :meth:`MockChain.rpc` in process."""
+    scan = KeyScan(chain.package_id, node_small_id, watch_key=key)
+    while (body := scan.next_request()) is not None:
+        scan.feed(chain.rpc(body, behaviour))
+    return scan.facts()
 
-    def __init__(self, node_private_key: bytes, clock: Callable[[], float]) -> None:
+
+class ClientJudge:
+    """Thread-safe: uvicorn serves from one thread, the runner reads from another.
+
+    ``node_private_key`` is the key the node decrypts under (the lock's key: with a ``chain_lock_key``
+    fault, not the node's committed one); ``key_facts`` reads the chain about a key (:func:`chain_facts`),
+    without which no request is judged for CLIENT-037. :meth:`for_config` sets both for a mock's config.
+    """
+
+    def __init__(
+        self,
+        node_private_key: bytes,
+        clock: Callable[[], float],
+        *,
+        key_facts: Callable[[bytes], KeyFacts] | None = None,
+    ) -> None:
         self._node_private_key = node_private_key
         self._clock = clock
+        self._key_facts = key_facts
+        self._facts: dict[bytes, KeyFacts] = {}  # the chain does not change during a run
         self._locks: list[LockSeen] = []
         self._requests: list[RequestSeen] = []
         self._mutex = threading.Lock()
+
+    @classmethod
+    def for_config(cls, config: MockConfig) -> ClientJudge:
+        """The judge of a mock running ``config``: its serving key, and its own chain's facts."""
+        chain = MockChain(config)
+        behaviour = config.behaviour
+        private_key, _ = chain.serving_keypair(behaviour)
+
+        def facts(key: bytes) -> KeyFacts:
+            return chain_facts(chain, behaviour, config.node_small_id, key)
+
+        return cls(private_key, config.clock, key_facts=facts)
 
     # --- what the app reports -----------------------------------------------------------------------
 
@@ -102,6 +152,11 @@ class ClientJudge:
     def requests(self, owners: set[str] | None = None) -> list[RequestSeen]:
         with self._mutex:
             return [r for r in self._requests if owners is None or r.owner in owners]
+
+    def lock_count(self, owners: set[str] | None = None) -> int:
+        """How many locks were granted (to ``owners``): a client that took none was never handed a key."""
+        with self._mutex:
+            return sum(1 for lock in self._locks if owners is None or lock.owner in owners)
 
     # --- the judgement ------------------------------------------------------------------------------
 
@@ -130,7 +185,10 @@ class ClientJudge:
             seen.nonce = fingerprint(decoded["nonce"])
         if "client_dh_public_key" in decoded and len(decoded["client_dh_public_key"]) == X25519_KEY_LEN:
             seen.client_key = fingerprint(canonical_public_key(decoded["client_dh_public_key"]))
-        self._judge_lock(seen, envelope, decoded.get("node_dh_public_key"))
+        node_key = decoded.get("node_dh_public_key")
+        if node_key is not None and len(node_key) == X25519_KEY_LEN:
+            self._judge_key(seen, node_key)
+        self._judge_lock(seen, envelope, node_key)
         try:
             plaintext = self._decrypt(envelope)
         except ProtocolError as exc:
@@ -150,6 +208,23 @@ class ClientJudge:
             seen.flag("CLIENT-008", "the envelope's stream is absent or null; R13.6 asks for a JSON boolean")
         elif envelope.stream != (inner.get("stream") is True):
             seen.flag("CLIENT-008", "the envelope's stream flag differs from the stream flag inside the plaintext")
+
+    def _judge_key(self, seen: RequestSeen, key: bytes) -> None:
+        """R15.14: the key the client sealed to, against the chain (the rulebook's R15.11 rule)."""
+        seen.node_key = fingerprint(key)
+        if self._key_facts is None:
+            seen.key_unjudged = "the judge was given no chain to read"
+            return
+        try:
+            facts = self._facts.get(key)
+            if facts is None:
+                facts = self._facts[key] = self._key_facts(key)
+            problem = lock_key_problem(key, facts)
+        except (Unjudged, ProtocolError) as exc:
+            seen.key_unjudged = one_line(str(exc), 300)
+            return
+        if problem is not None:
+            seen.flag(KEY_CHECK, problem)
 
     def _decrypt(self, envelope: ConfidentialComputeRequest) -> bytes:
         decoded = envelope.decode()

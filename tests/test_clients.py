@@ -54,7 +54,7 @@ def outcomes(matrix: Matrix, name: str) -> dict[str, str]:
 def test_client_check_ids_are_unique_and_every_scenario_uses_a_real_fault() -> None:
     from mock_node.faults import resolve
 
-    assert len(BY_ID) == len(CLIENT_CHECKS) == len(JUDGE_CHECKS) + len(SCENARIOS)
+    assert len(BY_ID) == len(CLIENT_CHECKS) == len(JUDGE_CHECKS) + len({s.check.id for s in SCENARIOS})
     for scenario in SCENARIOS:
         resolve(scenario.faults)  # raises on an unknown fault name
     assert {c.level for c in CLIENT_CHECKS} <= {"MUST", "SHOULD", "INFO"}

@@ -14,14 +14,13 @@ import pytest
 
 from conformance.checks import CATALOGUE, Run, Target
 from conformance.client import ConfidentialClient
-from conformance.embedded import embedded_target
+from conformance.embedded import embedded_key_source, embedded_target
 from conformance.exits import UserError
 from conformance.keybinding import (
     KEY_OPTIONS,
     ChainReader,
     ChainReadError,
     KeySource,
-    embedded_key_source,
     key_source_from,
 )
 from conformance.protocol import MAX_SUI_RESPONSE_BYTES, ProtocolError
@@ -107,7 +106,7 @@ def test_a_package_the_full_node_does_not_hold_is_not_evaluated(mock_url: str) -
 def test_a_node_without_commitments_on_a_chain_with_others_fails_key_001(mock_url: str) -> None:
     """The mock's chain holds node 1 and its neighbour 2: node 3 committed nothing, so a key handed out
     for it was never committed (KEY-001), and nothing else can be judged."""
-    from conformance.checks.keyrules import lock_key_problem
+    from conformance.keyrules import lock_key_problem
 
     with ChainReader(embedded_key_source(mock_url, 3)) as reader:
         record = reader.read(3, bytes(range(32)))

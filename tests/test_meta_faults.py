@@ -17,8 +17,7 @@ import pytest
 
 from conformance.checks import CATALOGUE, Run, Target
 from conformance.client import ConfidentialClient, NodeFace
-from conformance.embedded import EMBEDDED_MAX_KEY_AGE_S
-from conformance.keybinding import embedded_key_source
+from conformance.embedded import EMBEDDED_MAX_KEY_AGE_S, embedded_key_source
 from conformance.protocol.sui import Scheme, SuiSigner
 from conformance.taxonomy import Face
 from mock_node.chain import MockChain

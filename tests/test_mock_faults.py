@@ -1983,7 +1983,8 @@ def test_compat_does_not_check_model_name_or_stream_consistency(make_client: Mak
 
 
 def _key_record(*faults: str) -> Any:
-    from conformance.keybinding import ChainReader, embedded_key_source
+    from conformance.embedded import embedded_key_source
+    from conformance.keybinding import ChainReader
 
     config = MockConfig(faults=faults)
     with running_node(config) as url:

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from ..clients.checks import CLIENT_CHECKS, SCENARIOS
+from ..clients.checks import CLIENT_CHECKS, SCENARIOS_OF
 from . import CATALOGUE
 from .evidence import KINDS
 from .sections import GROUPS
@@ -39,23 +39,22 @@ def to_json() -> str:
         }
         for c in CATALOGUE
     ]
-    scenario_of = {s.check.id: s for s in SCENARIOS}
     for check in CLIENT_CHECKS:
-        scenario = scenario_of.get(check.id)
-        entries.append(
-            {
-                "id": check.id,
-                "level": check.level,
-                "category": check.id.split("-")[0],
-                "title": check.title,
-                "spec_refs": list(check.spec),
-                "evidence": check.evidence,
-                "scenario": None
-                if scenario is None
-                else {"operation": scenario.operation, "faults": list(scenario.faults), "expect": scenario.expect},
-                "judges": "client",
-            }
-        )
+        group = SCENARIOS_OF.get(check.id, ())
+        shown = [{"operation": s.operation, "faults": list(s.faults), "expect": s.expect} for s in group]
+        entry: dict[str, Any] = {
+            "id": check.id,
+            "level": check.level,
+            "category": check.id.split("-")[0],
+            "title": check.title,
+            "spec_refs": list(check.spec),
+            "evidence": check.evidence,
+            "scenario": shown[0] if shown else None,
+            "judges": "client",
+        }
+        if len(shown) > 1:  # one check judged over several scenarios (CLIENT-037): each in its own mock run
+            entry["scenarios"] = shown
+        entries.append(entry)
     return json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -94,22 +93,25 @@ def _markdown() -> str:
 
 def _client_section() -> list[str]:
     """The CLIENT checks judge a client, not a node: ``atoma-conformance clients`` runs them (docs/clients.md)."""
-    scenario_of = {s.check.id: s for s in SCENARIOS}
     lines = [
         "",
         "## Client checks",
         "",
         f"{len(CLIENT_CHECKS)} checks that `atoma-conformance clients` runs against a client through an adapter "
         "([docs/clients.md](clients.md)), not against a node. *Judge* checks read every request the client sent; "
-        "a *scenario* serves one response from the named mock faults, and the client must accept it or refuse it.",
+        "a *scenario* serves one response from the named mock faults, and the client must accept it or refuse it; "
+        "a *lock-key* scenario hands the client a lock whose key the chain does not commit, and the client must send "
+        "nothing to that key (R15.14).",
         "",
         "| id | level | check | spec | scenario |",
         "| --- | --- | --- | --- | --- |",
     ]
     for check in CLIENT_CHECKS:
-        scenario = scenario_of.get(check.id)
-        where = "judge: every request" if scenario is None else (
-            f"{scenario.operation}, {', '.join(scenario.faults) or 'honest node'}: {scenario.expect}"
+        group = SCENARIOS_OF.get(check.id, ())
+        where = "judge: every request" if not group else "; ".join(
+            f"{s.operation}, {', '.join(s.faults) or 'honest node'}: {s.expect}"
+            + (" (send nothing to the lock's key)" if s.kind == "lock-key" else "")
+            for s in group
         )  # fmt: skip
         lines.append(f"| {check.id} | {check.level} | {check.title} | {', '.join(check.spec)} | {where} |")
     return lines

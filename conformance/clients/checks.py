@@ -8,12 +8,16 @@ Two kinds, one id space (``CLIENT-NNN``, never renumbered):
   ask the adapter whether the client handed it to its user. For a forged or tampered response the
   client MUST refuse; for an honest one (the controls) it MUST accept, with exactly the content the
   node served, or a client that refuses everything would pass.
+* **lock-key** scenarios (CLIENT-037, one check over two scenarios) hand the client a lock whose key the
+  chain does not commit (never committed; an older rotation's). What is judged is what the client
+  *sent*: a request sealed to that key fails, whatever the client did with the answer (R15.14).
 
-Levels follow docs/spec.md §13 (client obligations) and §11 (usage).
+Levels follow docs/spec.md §13 (client obligations), §11 (usage) and §15 (key binding).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,13 +36,18 @@ class ClientCheck:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One adversarial (or control) response, served by a mock node running ``faults``."""
+    """One adversarial (or control) response, served by a mock node running ``faults``.
+
+    ``kind`` says what is judged: ``response``, whether the client handed the served response to its
+    caller; ``lock-key``, whether it sent anything to the key the lock handed out (``expect`` is then
+    "refuse": refuse to send)."""
 
     check: ClientCheck
     name: str
     operation: Operation
     faults: tuple[str, ...]
     expect: Literal["accept", "refuse"]
+    kind: Literal["response", "lock-key"] = "response"
 
 
 def _c(id: str, level: Level, title: str, spec: tuple[str, ...], evidence: str) -> ClientCheck:
@@ -110,12 +119,55 @@ _ROWS: tuple[tuple[str, Level, str, tuple[str, ...], str, Operation, tuple[str, 
      "clear usage differs", "chat", ("usage-mismatch",), "refuse"),
 )  # fmt: skip
 
-SCENARIOS: tuple[Scenario, ...] = tuple(
-    Scenario(ClientCheck(id, level, title, spec, _SERVED), name, operation, faults, expect)  # type: ignore[arg-type]
-    for id, level, title, spec, name, operation, faults, expect in _ROWS
+# R15.14: the lock hands out a key the chain does not commit, and the node serves whoever uses it. A
+# client that verifies refuses before sending; one that trusts the lock (W32) encrypts to the key.
+_KEY_SENT = (
+    "the adapter's outcome and error code, locks taken, requests sent and how many were sealed to a key the "
+    "chain does not commit, the rule's reason (fingerprints only)"
+)
+KEY_CHECK = ClientCheck(
+    "CLIENT-037", "SHOULD", "Sends nothing to a lock key the chain does not commit", ("R15.14",), _KEY_SENT
+)
+KEY_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(KEY_CHECK, "lock key never committed", "chat", ("lock-key-uncommitted",), "refuse", "lock-key"),
+    Scenario(KEY_CHECK, "lock key of an older rotation", "chat", ("lock-key-stale",), "refuse", "lock-key"),
 )
 
+SCENARIOS: tuple[Scenario, ...] = (
+    *(
+        Scenario(ClientCheck(id, level, title, spec, _SERVED), name, operation, faults, expect)  # type: ignore[arg-type]
+        for id, level, title, spec, name, operation, faults, expect in _ROWS
+    ),
+    *KEY_SCENARIOS,
+)
+
+
+def scenarios_by_check(scenarios: Iterable[Scenario] = SCENARIOS) -> dict[str, tuple[Scenario, ...]]:
+    """The scenarios of each scenario check, in the order given (CLIENT-037 has two)."""
+    out: dict[str, tuple[Scenario, ...]] = {}
+    for scenario in scenarios:
+        out[scenario.check.id] = (*out.get(scenario.check.id, ()), scenario)
+    return out
+
+
+SCENARIOS_OF = scenarios_by_check()
 CLIENT_CHECKS: tuple[ClientCheck, ...] = tuple(
-    sorted((*JUDGE_CHECKS, *(s.check for s in SCENARIOS)), key=lambda c: int(c.id.split("-")[1]))
+    sorted((*JUDGE_CHECKS, *(group[0].check for group in SCENARIOS_OF.values())), key=lambda c: int(c.id.split("-")[1]))
 )
 BY_ID = {c.id: c for c in CLIENT_CHECKS}
+# The honest control of each operation: a client must accept it before its refusals mean anything.
+CONTROL = {s.operation: s.check.id for s in SCENARIOS if s.expect == "accept" and not s.faults}
+
+
+def described(check_id: str, *, sep: str = "; ") -> str | None:
+    """A scenario check's scenarios in words (operation, faults, what the client must do), or None for a
+    judge check."""
+    group = SCENARIOS_OF.get(check_id)
+    if group is None:
+        return None
+    first = group[0]
+    if first.kind == "lock-key":
+        faults = " / ".join(f for s in group for f in s.faults)
+        return f"{first.operation}{sep}fault {faults} (one run each){sep}must send nothing to the lock's key"
+    faults = ", ".join(first.faults) or "none (honest node)"
+    return f"{first.operation}{sep}fault {faults}{sep}must {first.expect}"

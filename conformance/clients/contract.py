@@ -44,7 +44,8 @@ CONTENT_CHARS = 4000  # the content a client returned, kept only with --keep-pla
 # directory, and nothing else. Adapters are third-party code; the suite's own environment may hold a
 # real ATOMA_API_KEY or ATOMASDK_BEARER_AUTH (which the official SDKs read on their own), cloud
 # credentials or proxy settings that would send loopback traffic elsewhere. The contract passes
-# everything an adapter needs (the mock's URL, a throwaway key, the node address) on stdin.
+# everything an adapter needs (the mock's URL, a throwaway key, the node address, where the chain is)
+# on stdin.
 ENV_ALLOWED = (
     "PATH",
     "HOME",
@@ -68,6 +69,42 @@ class AdapterFailure(Exception):
 
 
 @dataclass(frozen=True)
+class ChainInfo:
+    """Where a client finds the chain state that binds the lock's key (docs/spec.md R15.14).
+
+    Added to contract 1 as an optional member: an adapter that ignores it behaves as before. The node
+    is the lock's ``node_small_id``. ``test_ca_pem`` is the PEM of the mock node's test device CA root,
+    which signs the mock's evidence: an adapter trusts it for this run against the mock only, never
+    for a real deployment (anyone can rebuild its keys from the mock's public seed).
+    """
+
+    sui_rpc: str  # a Sui full node's JSON-RPC URL (POST): suix_queryEvents, sui_getObject
+    package_id: str  # the Atoma package whose db module emits the key events
+    attestation_service: str | None = None  # base URL of GET /v1/get_node_attestation/{node_small_id}
+    test_ca_pem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sui_rpc": self.sui_rpc,
+            "package_id": self.package_id,
+            "attestation_service": self.attestation_service,
+            "test_ca_pem": self.test_ca_pem,
+        }
+
+    @classmethod
+    def from_json(cls, obj: object) -> ChainInfo:
+        if not isinstance(obj, dict):
+            raise ValueError("chain: must be a JSON object or null")
+        for name in ("sui_rpc", "package_id"):
+            if not isinstance(obj.get(name), str) or not obj[name]:
+                raise ValueError(f"chain.{name}: must be a non-empty string")
+        for name in ("attestation_service", "test_ca_pem"):
+            if obj.get(name) is not None and (not isinstance(obj[name], str) or not obj[name]):
+                raise ValueError(f"chain.{name}: must be a non-empty string or null")
+        return cls(obj["sui_rpc"], obj["package_id"], obj.get("attestation_service"), obj.get("test_ca_pem"))
+
+
+@dataclass(frozen=True)
 class Instruction:
     base_url: str
     api_key: str
@@ -76,6 +113,7 @@ class Instruction:
     params: dict[str, Any]
     node_address: str | None = None
     timeout_s: float = 30.0
+    chain: ChainInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +125,7 @@ class Instruction:
             "params": self.params,
             "node_address": self.node_address,
             "timeout_s": self.timeout_s,
+            "chain": None if self.chain is None else self.chain.to_json(),
         }
 
     @classmethod
@@ -110,7 +149,10 @@ class Instruction:
         timeout = obj.get("timeout_s", 30.0)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError("timeout_s: must be a positive number")
-        return cls(obj["base_url"], obj["api_key"], obj["model"], obj["operation"], params, address, float(timeout))
+        chain = None if obj.get("chain") is None else ChainInfo.from_json(obj["chain"])
+        return cls(
+            obj["base_url"], obj["api_key"], obj["model"], obj["operation"], params, address, float(timeout), chain
+        )
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,12 @@ from typing import Any
 from .. import __version__
 from ..paths import atomic_target, write_atomic
 from ..report.render import _md
-from .checks import BY_ID, SCENARIOS
+from .checks import BY_ID, described
 from .runner import Matrix
 
 CLIENT_RESULTS_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 _MARK = {"pass": "✅ pass", "fail": "❌ FAIL", "error": "⚠️ error", "skip": "– skip"}
-_SCENARIO_BY_ID = {s.check.id: s for s in SCENARIOS}
 
 
 def to_json(matrix: Matrix) -> dict[str, Any]:
@@ -50,11 +49,7 @@ def to_json(matrix: Matrix) -> dict[str, Any]:
 
 
 def _what(check_id: str) -> str:
-    scenario = _SCENARIO_BY_ID.get(check_id)
-    if scenario is None:
-        return "judge: every request"
-    faults = ", ".join(scenario.faults) or "none (honest node)"
-    return f"{scenario.operation}; fault {faults}; must {scenario.expect}"
+    return described(check_id) or "judge: every request"
 
 
 def markdown(doc: dict[str, Any]) -> str:

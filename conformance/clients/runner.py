@@ -6,7 +6,13 @@ adapter, with an API key of its own, so the judge's records say which client sen
 
 A scenario proves something only if the node really served its response: a client whose request the
 node refused never saw the forged answer, so its "refusal" is recorded as an error with the judge's
-findings on that request, never as a pass.
+findings on that request, never as a pass. A lock-key scenario (CLIENT-037) proves something only if
+the client took the lock and, in the honest control of the same run, does send: a client that never
+locked, or that refuses the honest node too, has shown nothing about the key.
+
+Every adapter is told where the mock's chain is (``Instruction.chain``: its ``POST /sui`` full node,
+its attestation service and its test CA root), in every scenario, so a client that verifies the lock's
+key does so against the honest chain as well as the faulty ones.
 
 Every string an adapter reports is its own to choose, escape sequences and megabytes included, so it
 is cleaned once, where it enters (:func:`_run_one`): the API key and the request text blanked, then
@@ -24,18 +30,20 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from mock_node.config import DEFAULT_MODELS, MockConfig
-from mock_node.judge import ClientJudge, RequestSeen
+from mock_node.judge import KEY_CHECK, ClientJudge, RequestSeen
 from mock_node.locks import token_id
 from mock_node.testing import running_node
 
 from ..checks.base import Verdict
+from ..embedded import embedded_key_source
+from ..protocol import DeviceTestCa, certificate_pem
 from ..results import CheckResult
 from ..textsafe import one_line
-from .checks import CLIENT_CHECKS, JUDGE_CHECKS, SCENARIOS, ClientCheck, Scenario
+from .checks import CLIENT_CHECKS, CONTROL, JUDGE_CHECKS, SCENARIOS, ClientCheck, Scenario, scenarios_by_check
 from .contract import (
     CLIENT_CHARS,
     CONTENT_CHARS,
@@ -44,6 +52,7 @@ from .contract import (
     FAILURE_CHARS,
     AdapterFailure,
     AdapterResult,
+    ChainInfo,
     Instruction,
     Operation,
     run_adapter,
@@ -79,6 +88,7 @@ class Cell:
     failure: str | None = None
     requests: list[RequestSeen] = field(default_factory=list)
     instruction: Instruction | None = None
+    locks: int = 0  # locks the mock granted this client in this scenario
 
 
 @dataclass
@@ -130,12 +140,13 @@ def run_matrix(
     node_address = ""
     for scenario in scenarios:
         config = MockConfig(faults=scenario.faults)
-        config.judge = judge = ClientJudge(config.node_private_key, config.clock)
+        config.judge = judge = ClientJudge.for_config(config)
         node_address = config.signer_address
         if progress:
             progress(f"{scenario.check.id} {scenario.name}")
         with running_node(config) as base_url, _quiet_disconnects():
-            one = partial(_run_one, scenario, base_url, judge, node_address, timeout_s, run_tag, keep_plaintext)
+            chain = chain_info(base_url, config)
+            one = partial(_run_one, scenario, base_url, judge, node_address, timeout_s, run_tag, keep_plaintext, chain)
             with ThreadPoolExecutor(max_workers=max(1, min(3, len(runnable)))) as pool:
                 for client, cell in zip(runnable, pool.map(one, runnable), strict=True):
                     cells[client.name].append(cell)
@@ -148,6 +159,18 @@ def run_matrix(
         ) for check, v in judge_all(client, mine, scenarios, keep_plaintext=keep_plaintext)]  # fmt: skip
         reports.append(ClientReport(client, mine, checks, version))
     return Matrix(reports, started, time.monotonic() - t0, node_address)
+
+
+def chain_info(base_url: str, config: MockConfig) -> ChainInfo:
+    """Where a mock serving at ``base_url`` keeps its chain, as an adapter is told it."""
+    source = embedded_key_source(base_url, config.node_small_id)
+    return ChainInfo(source.sui_rpc, source.package_id, source.attestation_service, _test_ca_pem(config.seed))
+
+
+@cache
+def _test_ca_pem(seed: str) -> str:
+    """The root of the test device CA the mock of ``seed`` signs its evidence with (mock_node/chain.py)."""
+    return certificate_pem([DeviceTestCa.create(seed.encode()).root]).decode("ascii")
 
 
 @contextmanager
@@ -172,12 +195,13 @@ def _run_one(
     timeout_s: float,
     run_tag: str,
     keep_plaintext: bool,
+    chain: ChainInfo | None,
     client: ClientUnderTest,
 ) -> Cell:
     """One client, one scenario: the adapter's answer (cleaned) and what the judge saw of this client."""
-    api_key = f"client-cert-{run_tag}-{client.name}-{scenario.check.id}"
+    api_key = "-".join(("client-cert", run_tag, client.name, scenario.check.id, *scenario.faults))
     model, params = PARAMS[scenario.operation]
-    instruction = Instruction(base_url, api_key, model, scenario.operation, params, node_address, timeout_s)
+    instruction = Instruction(base_url, api_key, model, scenario.operation, params, node_address, timeout_s, chain)
     cell = Cell(scenario, instruction=instruction)
     assert client.command is not None
     try:
@@ -187,6 +211,7 @@ def _run_one(
     except AdapterFailure as exc:
         cell.failure = said(str(exc), instruction, FAILURE_CHARS, keep_plaintext=False)
     cell.requests = judge.requests({token_id(api_key)})
+    cell.locks = judge.lock_count({token_id(api_key)})
     return cell
 
 
@@ -197,26 +222,47 @@ def judge_all(
     by_id: dict[str, Verdict] = {}
     for check in JUDGE_CHECKS:
         by_id[check.id] = _blanket(client) or judge_requests(check, [r for c in cells for r in c.requests])
-    for scenario in scenarios:
-        cell = next((c for c in cells if c.scenario is scenario), None)
-        by_id[scenario.check.id] = _blanket(client) or (
-            Verdict("error", "not run") if cell is None else judge_scenario(cell, keep_plaintext=keep_plaintext)
-        )
-    for scenario in scenarios:  # a refusal proves nothing from a client that also refuses the honest answer
-        verdict, control = by_id[scenario.check.id], CONTROL.get(scenario.operation)
-        if (
-            scenario.expect == "refuse"
-            and verdict.outcome == "pass"
-            and control in by_id
-            and by_id[control].outcome != "pass"
-        ):
+    groups = scenarios_by_check(scenarios)
+    for check_id, group in groups.items():
+        verdicts = []
+        for scenario in group:
+            cell = next((c for c in cells if c.scenario is scenario), None)
+            if cell is None:
+                verdicts.append(Verdict("error", "not run"))
+            elif scenario.kind == "lock-key":
+                verdicts.append(judge_key_scenario(cell))
+            else:
+                verdicts.append(judge_scenario(cell, keep_plaintext=keep_plaintext))
+        by_id[check_id] = _blanket(client) or combined(group, verdicts)
+    for check_id, group in groups.items():  # a refusal proves nothing from a client that also refuses the honest answer
+        scenario, verdict = group[0], by_id[check_id]
+        control = CONTROL.get(scenario.operation)
+        if scenario.expect != "refuse" or verdict.outcome != "pass":
+            continue
+        if control in by_id and by_id[control].outcome != "pass":
             reason = f"it also fails the honest control {control}, so this refusal proves nothing"
-            by_id[scenario.check.id] = Verdict("error", reason, verdict.evidence)
+            by_id[check_id] = Verdict("error", reason, verdict.evidence)
+        elif scenario.kind == "lock-key" and control not in by_id:
+            # Nothing was served here: only the control shows that the client sends when the key is bound.
+            reason = f"not evaluated: its honest control {control} was not run, so sending nothing proves nothing"
+            by_id[check_id] = Verdict("error", reason, verdict.evidence)
     return [(check, by_id[check.id]) for check in CLIENT_CHECKS if check.id in by_id]
 
 
-# The honest control of each operation (a client must accept it before its refusals mean anything).
-CONTROL = {s.operation: s.check.id for s in SCENARIOS if s.expect == "accept" and not s.faults}
+def combined(group: Sequence[Scenario], verdicts: Sequence[Verdict]) -> Verdict:
+    """One check's verdict over its scenarios: the first failure, else the first error, else the first
+    skip, else a pass; each reason names its scenario when there are several."""
+    if len(group) == 1:
+        return verdicts[0]
+    evidence = {"scenarios": {s.name: v.outcome for s, v in zip(group, verdicts, strict=True)}}
+    for s, v in zip(group, verdicts, strict=True):
+        evidence[s.name] = v.evidence_json()
+    for outcome in ("fail", "error", "skip"):
+        named = [(s.name, v.reason) for s, v in zip(group, verdicts, strict=True) if v.outcome == outcome]
+        if named:
+            also = f" (also {outcome}s: {', '.join(name for name, _ in named[1:])})" if len(named) > 1 else ""
+            return Verdict(outcome, f"{named[0][0]}: {named[0][1]}{also}", evidence)
+    return Verdict("pass", "; ".join(f"{s.name}: {v.reason}" for s, v in zip(group, verdicts, strict=True)), evidence)
 
 
 def _blanket(client: ClientUnderTest) -> Verdict | None:
@@ -301,6 +347,54 @@ ENDPOINT_OF = {
     "embeddings": "embeddings",
     "images": "images",
 }
+
+
+def judge_key_scenario(cell: Cell) -> Verdict:
+    """CLIENT-037 in one lock-key scenario: did the client send anything to a key the chain does not
+    commit? The mock's judge applied the rulebook's rule to every request (RequestSeen.findings)."""
+    scenario, result = cell.scenario, cell.result
+    unbound = [r for r in cell.requests if KEY_CHECK in r.findings]
+    evidence: dict[str, Any] = {
+        "operation": scenario.operation,
+        "faults": list(scenario.faults),
+        "locks": cell.locks,
+        "requests": len(cell.requests),
+        "sent_to_unbound_key": len(unbound),
+    }
+    if result is not None:
+        evidence["outcome"], evidence["error_code"] = result.outcome, result.error_code
+        if result.detail:
+            evidence["detail"] = result.detail
+    if unbound:  # sent: whatever the client did with the answer afterwards, or however its adapter ended
+        more = f" ({len(unbound)} of {len(cell.requests)} requests)" if len(cell.requests) > 1 else ""
+        return Verdict(
+            "fail", f"encrypted a request to the lock's key{more}: {unbound[0].findings[KEY_CHECK]}", evidence
+        )
+    if cell.failure is not None or result is None:
+        return Verdict("error", f"the adapter failed: {cell.failure}", evidence)
+    unjudged = [r.key_unjudged for r in cell.requests if r.key_unjudged is not None]
+    if unjudged:
+        return Verdict("error", f"not evaluated: a request's key could not be judged ({unjudged[0]})", evidence)
+    undecoded = [r for r in cell.requests if r.node_key is None]
+    if undecoded:
+        return Verdict("error", "not evaluated: a request's node_dh_public_key is not a 32-byte key", evidence)
+    if result.unsupported:
+        if cell.requests:
+            return Verdict("error", "the adapter says unsupported, but the client sent a request", evidence)
+        return Verdict("skip", f"the client has no confidential {scenario.operation} operation", evidence)
+    if cell.locks == 0:
+        return Verdict(
+            "error",
+            "not evaluated: the client took no lock, so it was never handed the key (it stopped before R15.14 applies)",
+            evidence,
+        )
+    if cell.requests:  # every request sealed to a key the chain commits (not the lock's): nothing to the bad key
+        return Verdict(
+            "pass", f"sent {len(cell.requests)} request(s), each sealed to a key the chain commits", evidence
+        )
+    if result.accepted:
+        return Verdict("error", "reported success although it sent no request, so this proves nothing", evidence)
+    return Verdict("pass", f"took the lock and sent nothing to its key ({result.error_code})", evidence)
 
 
 def judge_scenario(cell: Cell, *, keep_plaintext: bool = False) -> Verdict:

@@ -15,16 +15,13 @@ checks (KEY-003 to KEY-007) judge every entry, GPU and NVSwitch, each for its ow
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ...keybinding import ChainReader, ChainReadError, KeyBindingRecord
-from ...protocol import ProtocolError
-from ...protocol.attestation import EvidenceType, Step
-from ...records import ExchangeRecord
-from ...textsafe import one_line
-from ..base import Group, Precondition, Skip, Verdict, failed, passed
-from ..evidence import EvidenceEntries, KeyBinding
-from ..judging import round_trip_problem
-from ..keyrules import (
+from ...keyrules import (
+    Unjudged,
     age_problem,
     behind_problem,
     commitment_problem,
@@ -38,13 +35,43 @@ from ..keyrules import (
     service_problem,
     unique_commitment,
 )
+from ...protocol import ProtocolError
+from ...protocol.attestation import EvidenceType, Step
+from ...records import ExchangeRecord
+from ...textsafe import one_line
+from ..base import Group, Precondition, Skip, Verdict, failed, passed
+from ..evidence import EvidenceEntries, KeyBinding
+from ..judging import round_trip_problem
 from ..probe import Probe, Reads, probe
 from ..probes import CHAT, LOCK
 from ..run import Run
 
 GROUP = Group((15,), "Key binding and attestation")
-check = GROUP.check
 SHOWN = 8
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _not_evaluated(fn: F) -> F:
+    """A rule that cannot judge (conformance.keyrules.Unjudged) makes the check, or the probe, not
+    evaluated: a Precondition, never a pass, and never an internal error."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Unjudged as exc:
+            raise Precondition(str(exc)) from None
+
+    return wrapped  # type: ignore[return-value]
+
+
+def check(*args: Any, **kwargs: Any) -> Callable[[Callable[[Reads], Verdict]], Any]:
+    """GROUP.check, its predicate wrapped by :func:`_not_evaluated`."""
+
+    def register(fn: Callable[[Reads], Verdict]) -> Any:
+        return GROUP.check(*args, **kwargs)(_not_evaluated(fn))
+
+    return register
 
 
 # --- probes ------------------------------------------------------------------------------------------
@@ -79,6 +106,7 @@ def _key_binding(run: Run) -> KeyBindingRecord:
 KEY_BINDING: Probe[KeyBindingRecord] = probe("key-binding", sends=0, locks=0, reads=(LOCK,))(_key_binding)
 
 
+@_not_evaluated
 def _key_node_serves(run: Run) -> ExchangeRecord:
     """A chat request sealed to the committed key. When that is the key the suite was given
     (--node-public-key), the run's CHAT exchange is that request; otherwise one more is sent, and only

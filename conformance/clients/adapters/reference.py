@@ -3,7 +3,10 @@
 It is what docs/spec.md §13 asks of a client, built only from the protocol core: fresh secrets per
 request, a lock sized for the request (R13.7), and every response and chunk verified before a byte of
 it reaches the caller: tag, hash, signature, signer (R13.10 to R13.13), clear usage (R11.6) and the
-whole-stream checks (R13.14). The client matrix holds it to every MUST; it is also the model an SDK
+whole-stream checks (R13.14). When the instruction names a chain (``chain``), the lock's key is
+verified against it before anything is sealed to it, and refused with ``UNVERIFIED_LOCK_KEY`` when it
+fails or cannot be judged (R15.14, conformance.keycheck); an instruction without one leaves nothing to
+verify against. The client matrix holds it to every MUST and SHOULD; it is also the model an SDK
 author can read.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -32,7 +35,10 @@ from ...protocol import (
     open_response,
     seal_request,
 )
-from ..contract import Instruction, content_of
+from ..contract import ChainInfo, Instruction, content_of
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 CLIENT = "atoma-conformance reference client"
 RNG: RandomSource = SYSTEM_RANDOM  # the one source of every key, salt and nonce this client draws
@@ -83,15 +89,38 @@ def lock(http: httpx.Client, instruction: Instruction, units: int) -> LockRespon
     return LockResponse.parse(reply.content)
 
 
+def verify_key(chain: ChainInfo, granted: LockResponse, key: bytes, timeout_s: float) -> None:
+    """R15.14: the lock's key against chain state, before anything is sealed to it (fails closed)."""
+    from ...client import UnverifiedLockKey
+    from ...keybinding import KeySource
+    from ...keycheck import verify_lock_key
+    from ...protocol import parse_roots
+
+    roots: tuple[x509.Certificate, ...] = ()
+    if chain.test_ca_pem is not None:
+        try:
+            roots = parse_roots(chain.test_ca_pem.encode())
+        except ProtocolError as exc:
+            raise Refused("BAD_INSTRUCTION", f"chain.test_ca_pem: {exc}") from None
+    source = KeySource(chain.sui_rpc, chain.package_id, extra_roots=roots)
+    try:
+        verify_lock_key(source, granted.node_small_id, key, timeout_s=timeout_s, deadline_s=timeout_s)
+    except UnverifiedLockKey as exc:
+        raise Refused("UNVERIFIED_LOCK_KEY", str(exc)) from None
+
+
 def request(instruction: Instruction) -> str:
     units = compute_units(instruction)
     stream = instruction.operation == "chat-stream"
     headers = {"authorization": f"Bearer {instruction.api_key}"}
     with httpx.Client(base_url=instruction.base_url, headers=headers, timeout=instruction.timeout_s) as http:
         granted = lock(http, instruction, units)
+        node_key = b64decode_fixed(granted.public_key, X25519_KEY_LEN, field="public_key")
+        if instruction.chain is not None:
+            verify_key(instruction.chain, granted, node_key, instruction.timeout_s)
         sealed = seal_request(
             plaintext(instruction),
-            node_public_key=b64decode_fixed(granted.public_key, X25519_KEY_LEN, field="public_key"),
+            node_public_key=node_key,
             model_name=instruction.model,
             stack_small_id=granted.stack_small_id,
             stream=stream,

@@ -1,10 +1,14 @@
 """The rulebook's key-binding rules (docs/spec.md §15): pure functions over what the chain says.
 
+A module outside ``conformance.checks``, importing only the protocol core and the chain's records, because
+the mock's client judge (mock_node/judge.py) applies these rules too, and the mock and the catalogue are
+layers that do not import each other (tests/test_layers.py).
+
 The KEY checks, the client judge (CLIENT-037: did a client encrypt to a key the chain does not commit?)
 and the reference client's opt-in verification call these, so "the key is bound" means one thing
-everywhere. Like :mod:`.judging`, a rule returns a reason (words safe to show) or None, and raises
-:class:`~conformance.checks.base.Precondition` when what it needs was not established: a rule that
-cannot judge says "not evaluated", never "pass".
+everywhere. Like ``conformance.checks.judging``, a rule returns a reason (words safe to show) or None,
+and raises :class:`Unjudged` when what it needs was not established: the KEY checks report it as "not
+evaluated" (a Precondition), a client refuses the key; never a pass.
 
 Which rule owns which failure, so that each check fails only for its own reason:
 
@@ -22,9 +26,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from ..keybinding import EvidenceReading, ServiceReading
-from ..protocol import KeyCommitment, KeyFacts
-from ..protocol.attestation import (
+from .keybinding import EvidenceReading, ServiceReading
+from .protocol import KeyCommitment, KeyFacts
+from .protocol.attestation import (
     EntryVerdict,
     Outcome,
     ReferenceManifest,
@@ -34,12 +38,15 @@ from ..protocol.attestation import (
     report_driver_version,
     report_vbios_version,
 )
-from ..protocol.primitives import blake2b_256
-from ..textsafe import one_line
-from .base import Precondition
+from .protocol.primitives import blake2b_256
+from .textsafe import one_line
 
 REASON_LEN = 300
 SHOWN_ENTRIES = 8
+
+
+class Unjudged(Exception):
+    """A rule could not judge: what it needs (a unique commitment, decoded evidence) was not read."""
 
 
 def fingerprint(key: bytes) -> str:
@@ -48,16 +55,16 @@ def fingerprint(key: bytes) -> str:
 
 
 def unique_commitment(facts: KeyFacts) -> KeyCommitment:
-    """The node's latest commitment, or Precondition: none was read, or the chain names several."""
+    """The node's latest commitment, or Unjudged: none was read, or the chain names several."""
     if not facts.latest:
         if facts.events_seen == 0:
-            raise Precondition(
+            raise Unjudged(
                 "not evaluated: the package holds no key commitment of any node (is --sui-package the Atoma "
                 "package of this deployment's network?)"
             )
-        raise Precondition(f"not evaluated: no key commitment of node {facts.node_small_id} was read")
+        raise Unjudged(f"not evaluated: no key commitment of node {facts.node_small_id} was read")
     if len(facts.latest) > 1:
-        raise Precondition("not evaluated: the node's latest commitment is ambiguous (KEY-002)")
+        raise Unjudged("not evaluated: the node's latest commitment is ambiguous (KEY-002)")
     return facts.latest[0]
 
 
@@ -107,14 +114,17 @@ def commitment_problem(facts: KeyFacts) -> str | None:
 
 
 def behind_problem(facts: KeyFacts) -> str | None:
-    """R15.3/R15.12: the node's latest commitment is at the network's latest rotation."""
-    latest = unique_commitment(facts)
+    """R15.3/R15.12: the node's latest commitment is at the network's latest rotation. Its counter is
+    known even when the chain holds two commitments at it (R15.2's failure, not this rule's)."""
+    if not facts.latest:
+        unique_commitment(facts)  # raises: nothing of the node to judge
+    counter = facts.latest[0].key_rotation_counter
     top = facts.latest_rotation_counter
     if top is None:
-        raise Precondition("not evaluated: no NewKeyRotationEvent was read")
-    if latest.key_rotation_counter < top:
+        raise Unjudged("not evaluated: no NewKeyRotationEvent was read")
+    if counter < top:
         return (
-            f"the node's latest commitment is at key_rotation_counter {latest.key_rotation_counter}, but the "
+            f"the node's latest commitment is at key_rotation_counter {counter}, but the "
             f"network has rotated to {top}: its key is handed out without a commitment of this rotation"
         )
     return None
@@ -123,18 +133,18 @@ def behind_problem(facts: KeyFacts) -> str | None:
 def container_problem(reading: EvidenceReading | None) -> str | None:
     """R15.4: the evidence inflates, within its cap, and parses."""
     if reading is None:
-        raise Precondition("not evaluated: no unique latest commitment, so no evidence to judge")
+        raise Unjudged("not evaluated: no unique latest commitment, so no evidence to judge")
     return reading.decode_error
 
 
 def judged(reading: EvidenceReading | None) -> tuple[EntryVerdict, ...]:
-    """The entries' verdicts, or Precondition: the container did not decode, or there is no nonce."""
+    """The entries' verdicts, or Unjudged: the container did not decode, or there is no nonce."""
     if reading is None:
-        raise Precondition("not evaluated: no unique latest commitment, so no evidence to judge")
+        raise Unjudged("not evaluated: no unique latest commitment, so no evidence to judge")
     if reading.decode_error is not None:
-        raise Precondition("not evaluated: the evidence does not decode (KEY-003)")
+        raise Unjudged("not evaluated: the evidence does not decode (KEY-003)")
     if reading.verdicts is None:
-        raise Precondition("not evaluated: no rotation event gives the contract nonce (KEY-002)")
+        raise Unjudged("not evaluated: no rotation event gives the contract nonce (KEY-002)")
     return reading.verdicts
 
 
@@ -155,12 +165,12 @@ def entry_problems(verdicts: Iterable[EntryVerdict], steps: tuple[Step, ...]) ->
 def service_problem(service: ServiceReading, reading: EvidenceReading | None) -> str | None:
     """R15.13: the proxy service serves the latest commitment's evidence, byte for byte."""
     if reading is None:
-        raise Precondition("not evaluated: no unique latest commitment to compare the service's evidence with")
+        raise Unjudged("not evaluated: no unique latest commitment to compare the service's evidence with")
     if service.error is not None:
         if service.status is not None and service.status != 200:
             return f"GET /v1/get_node_attestation answered HTTP {service.status} for a node with a commitment"
         if service.status is None:
-            raise Precondition(f"not evaluated: {service.error}")
+            raise Unjudged(f"not evaluated: {service.error}")
         return service.error
     if service.digest != reading.digest:
         return (
@@ -180,7 +190,7 @@ def age_problem(commitment: KeyCommitment, now: dt.datetime, max_age_s: float) -
     """R15.10: the latest commitment is no older than ``max_age_s``."""
     age = key_age_s(commitment, now)
     if age is None:
-        raise Precondition("not evaluated: the full node gave the commitment event no timestampMs")
+        raise Unjudged("not evaluated: the full node gave the commitment event no timestampMs")
     if age > max_age_s:
         days, allowed = age / 86400, max_age_s / 86400
         return f"the node's latest commitment is {days:,.1f} days old, more than the {allowed:,.1f} allowed"
