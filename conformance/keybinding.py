@@ -55,6 +55,12 @@ SCAN_DEADLINE_S = 120.0  # every call of one scan, together
 REASON_LEN = 300
 
 
+TRUST_TEST_CA_WARNING = (
+    "atoma-conformance: WARNING: --trust-test-ca: the KEY checks also trust the mock node's test CA, whose key "
+    "is public; their verdicts say nothing about a GPU, and `certify` refuses this run."
+)
+
+
 class ChainReadError(Exception):
     """A service could not be read (transport, status, size): the KEY checks are not evaluated."""
 

@@ -255,10 +255,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "deadline",
             "max_response_bytes",
             "insecure",
+            "sui_rpc",
+            "sui_package",
+            "attestation_service",
+            "trust_test_ca",
+            "max_key_age",
         )
     }
-    if options.get("target"):
-        options["target"] = redact_url(options["target"])
+    for url in ("target", "sui_rpc", "attestation_service"):
+        if options.get(url):
+            options[url] = redact_url(options[url])
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     stopped = _stopped(runs) or merged.get("stopped")
     report = Results(

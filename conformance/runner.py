@@ -19,7 +19,7 @@ from .budget import LocalBudget
 from .client import ClientOptions, ConfidentialClient, resolve_api_key
 from .exits import ExitCode, UserError
 from .hop import MAX_KEY_FILE_BYTES, embedded_owner_scheme, load_signer, node_face_from
-from .keybinding import KEY_OPTIONS, key_source_from
+from .keybinding import KEY_OPTIONS, TRUST_TEST_CA_WARNING, key_source_from
 from .options import (
     INSECURE_WARNING,
     RUN_OPTIONS,
@@ -102,6 +102,8 @@ def preflight(args: argparse.Namespace) -> None:
         if not args.target and args.node_public_key is not None:
             raise UserError("--node-public-key: only with --target (the embedded node's key is known)")
     key_source_from(embedded=not args.target, face=args.face, **{name: getattr(args, name) for name in KEY_OPTIONS})
+    if args.trust_test_ca:
+        print(TRUST_TEST_CA_WARNING, file=sys.stderr, flush=True)
     try:
         embedded_owner_scheme(args.signer_scheme, face=args.face, target=args.target, signer_key=args.signer_key)
     except ValueError as exc:

@@ -23,9 +23,9 @@ from conformance.keybinding import (
     KeySource,
     key_source_from,
 )
-from conformance.protocol import MAX_SUI_RESPONSE_BYTES, ProtocolError
+from conformance.protocol import MAX_SUI_RESPONSE_BYTES, DeviceTestCa, ProtocolError
 from mock_node.chain import MOCK_PACKAGE_ID
-from mock_node.config import MockConfig
+from mock_node.config import DEFAULT_MODELS, MockConfig
 from mock_node.testing import running_node
 
 KEY_CHECKS = [c for c in CATALOGUE if c.category == "KEY"]
@@ -278,3 +278,27 @@ def test_a_report_no_rim_names_is_not_evaluated_and_a_drift_fails() -> None:
         with client:
             verdict = key_012.run(Run(emb.target, client))
     assert verdict.outcome == "fail" and "measurements[5]" in verdict.reason, verdict.reason
+
+
+def test_run_against_a_mock_target_judges_the_key_checks_from_the_options(
+    mock_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The target path end to end: `run --target` with the chain options reads the chain they name, warns
+    that the test CA is trusted, records the options (URLs redacted) and judges the KEY checks."""
+    import json
+
+    from conformance.cli import main
+
+    rims = tmp_path / "rims"
+    rims.mkdir()
+    (rims / "mock.swidtag").write_bytes(DeviceTestCa.create(b"atoma-conformance mock node").reference_manifest())
+    argv = ["run", "--target", mock_url, "--model", DEFAULT_MODELS[0], "--api-key", "k-1", "-m", "key"]
+    argv += ["--sui-rpc", f"{mock_url}/sui", "--sui-package", MOCK_PACKAGE_ID, "--attestation-service", mock_url]
+    argv += ["--trust-test-ca", "--max-key-age", "3660d", "--rim-dir", str(rims), "--report-dir", str(tmp_path / "r")]
+    assert main(argv) == 0
+    assert "--trust-test-ca" in capsys.readouterr().err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    outcomes = {c["id"]: c["outcome"] for c in results["checks"] if c["id"].startswith("KEY-")}
+    assert outcomes == {f"KEY-{n:03d}": "skip" if n == 11 else "pass" for n in range(1, 13)}
+    assert results["options"]["trust_test_ca"] is True and results["options"]["max_key_age"] == 3660 * 86400
+    assert results["options"]["sui_package"] == MOCK_PACKAGE_ID

@@ -177,3 +177,22 @@ def test_baseline_create_into_a_directory_names_out(
         capsys.readouterr().err.strip()
         == f"atoma-conformance: error: --out: {tmp_path} is a directory; name a file to write"
     )
+
+
+def test_a_run_that_trusted_the_test_ca_is_never_certified(
+    compat_results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--trust-test-ca is for a mock: its KEY verdicts say nothing about a GPU, so certify refuses it."""
+    import json
+
+    key = tmp_path / "certifier.pem"
+    assert main(["certify", "--generate-key", str(key)]) == 0
+    data = json.loads(compat_results.read_text())
+    assert data["options"]["trust_test_ca"] is False  # recorded on every run
+    data["options"]["trust_test_ca"] = True
+    tainted = tmp_path / "results.json"
+    tainted.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["certify", "--results", str(tainted), "--out", str(tmp_path / "b"), "--key", str(key)]) == 2
+    err = capsys.readouterr().err
+    assert "--results" in err and "--trust-test-ca" in err and not (tmp_path / "b").exists()

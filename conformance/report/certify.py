@@ -243,6 +243,13 @@ def certify(
             f"{results_path}: a run the run guard stopped before it was done (stopped_early); certify a complete one",
             "--results",
         )
+    options = results.get("options")
+    if isinstance(options, dict) and options.get("trust_test_ca") is True:
+        raise CertifyError(
+            f"{results_path}: a run with --trust-test-ca (its KEY checks trusted the mock's test CA); certify a run "
+            "that trusts NVIDIA's root alone",
+            "--results",
+        )
     disagreement = certification_disagreement(results)
     if disagreement:
         raise CertifyError(f"{results_path}: {disagreement}", "--results")
