@@ -17,6 +17,8 @@ requests to the target, so ``--max-requests`` does not count them; these bounds 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -91,8 +93,25 @@ class KeySource:
     def trusted_roots(self) -> tuple[x509.Certificate, ...]:
         roots = [nvidia_device_root()]
         if self.trust_test_ca:
-            roots.append(DeviceTestCa.create(TEST_CA_SEED).root)
+            roots.append(_test_ca_root())
         return (*roots, *self.extra_roots)
+
+
+@functools.lru_cache(maxsize=1)
+def _test_ca_root() -> x509.Certificate:
+    """The mock's test CA root (of its default seed): building the CA costs about 13 ms, so once."""
+    return DeviceTestCa.create(TEST_CA_SEED).root
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """One TLS context per verification setting: building one costs some 35 ms (the system's CA store),
+    and a run reads the chain once per probe, a client once per lock."""
+    if verify is False:
+        return False
+    if isinstance(verify, str):  # a CA bundle (--ca-bundle); httpx deprecates a bare path
+        return ssl.create_default_context(cafile=verify)
+    return httpx.create_ssl_context()  # httpx's own default: certifi's CAs
 
 
 @dataclass(frozen=True)
@@ -156,7 +175,7 @@ class ChainReader:
         self.deadline_s = deadline_s
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s),
-            verify=verify,
+            verify=_tls_context(verify),
             follow_redirects=False,
             transport=transport,
             headers={"user-agent": "atoma-conformance (key binding)", "accept-encoding": "identity"},
