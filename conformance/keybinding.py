@@ -20,8 +20,7 @@ import datetime as dt
 import functools
 import ssl
 import time
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import httpx
 from cryptography import x509
@@ -29,7 +28,6 @@ from cryptography import x509
 from .protocol import (
     MAX_SUI_RESPONSE_BYTES,
     DeviceTestCa,
-    KeyCommitment,
     KeyFacts,
     KeyScan,
     ProtocolError,
@@ -138,21 +136,12 @@ class ServiceReading:
 class KeyBindingRecord:
     """Everything a KEY check reads: the key handed out, the chain's facts, the evidence's verdicts."""
 
-    face: Literal["proxy", "node"]
     handed_out_key: bytes
     node_small_id: int
     facts: KeyFacts
     evidence: EvidenceReading | None  # None: no unique latest commitment to judge
     service: ServiceReading | None  # None: no --attestation-service
     checked_at: dt.datetime
-    package_id: str = ""
-    served: bool | None = None  # node face: the node served a request sealed to the committed key
-    served_reason: str = ""
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def commitment(self) -> KeyCommitment | None:
-        return self.facts.commitment
 
 
 def digest(data: bytes) -> str:
@@ -193,9 +182,7 @@ class ChainReader:
 
     # --- the reads ---------------------------------------------------------------------------------
 
-    def read(
-        self, node_small_id: int, handed_out_key: bytes, *, face: Literal["proxy", "node"] = "proxy"
-    ) -> KeyBindingRecord:
+    def read(self, node_small_id: int, handed_out_key: bytes) -> KeyBindingRecord:
         """The record the KEY checks judge. Raises :class:`ChainReadError` (a service unreadable) or
         :class:`~conformance.protocol.ProtocolError` (an answer refused, naming its field)."""
         self._until = time.monotonic() + self.deadline_s
@@ -208,7 +195,7 @@ class ChainReader:
         now = dt.datetime.now(dt.UTC)
         evidence = self._judge(facts, now)
         service = self._service(node_small_id) if source.attestation_service else None
-        return KeyBindingRecord(face, handed_out_key, node_small_id, facts, evidence, service, now, source.package_id)
+        return KeyBindingRecord(handed_out_key, node_small_id, facts, evidence, service, now)
 
     def _check_package(self) -> None:
         body = self._post(self.source.sui_rpc, get_object_request(self.source.package_id), 1024 * 1024, "--sui-rpc")
@@ -219,15 +206,10 @@ class ChainReader:
         if commitment is None:
             return None
         evidence = commitment.evidence_bytes
-        if rotation is None:  # no contract nonce: the container can still be judged, not the reports
-            verdicts = None
-            try:
-                decode_evidence(evidence)
-                error = None
-            except AttestationError as exc:
-                error = one_line(str(exc), REASON_LEN)
-            return EvidenceReading(digest(evidence), len(evidence), verdicts, error)
         try:
+            if rotation is None:  # no contract nonce: the container can still be judged, not the reports
+                decode_evidence(evidence)
+                return EvidenceReading(digest(evidence), len(evidence), None, None)
             verdicts = verify_commitment(
                 evidence,
                 contract_nonce=rotation.nonce,

@@ -19,15 +19,14 @@ import functools
 from collections.abc import Callable
 
 from .client import UnverifiedLockKey
-from .keybinding import ChainReader, ChainReadError, EvidenceReading, KeyBindingRecord, KeySource
+from .keybinding import ChainReader, ChainReadError, KeyBindingRecord, KeySource
 from .keyrules import (
     Unjudged,
     behind_problem,
     commitment_problem,
     container_problem,
-    entry_problems,
-    judged,
     lock_key_problem,
+    steps_problem,
 )
 from .protocol import ProtocolError
 from .protocol.attestation import Step
@@ -47,18 +46,6 @@ EVIDENCE_STEPS: tuple[tuple[str, tuple[Step, ...]], ...] = (
 )
 
 
-def _steps_problem(reading: EvidenceReading | None, steps: tuple[Step, ...]) -> str | None:
-    verdicts = judged(reading)  # Unjudged: no evidence, or it did not decode, or no contract nonce
-    if not verdicts:
-        raise Unjudged(f"{NOT_EVALUATED}the evidence holds no report")
-    failures, not_judged = entry_problems(verdicts, steps)
-    if failures:
-        return failures[0]
-    if not_judged:
-        raise Unjudged(f"{NOT_EVALUATED}{not_judged[0]}")
-    return None
-
-
 def key_problem(record: KeyBindingRecord) -> tuple[str, str] | None:
     """The requirement ``record`` fails and why, or None when every rule passes.
 
@@ -73,7 +60,7 @@ def key_problem(record: KeyBindingRecord) -> tuple[str, str] | None:
         ("R15.2", functools.partial(commitment_problem, facts)),
         ("R15.12", functools.partial(behind_problem, facts)),
         ("R15.4", functools.partial(container_problem, record.evidence)),
-        *((rule, functools.partial(_steps_problem, record.evidence, steps)) for rule, steps in EVIDENCE_STEPS),
+        *((rule, functools.partial(steps_problem, record.evidence, steps)) for rule, steps in EVIDENCE_STEPS),
     ]
     unjudged: tuple[str, str] | None = None
     for rule, judge in rules:

@@ -42,7 +42,6 @@ from .protocol.primitives import blake2b_256
 from .textsafe import one_line
 
 REASON_LEN = 300
-SHOWN_ENTRIES = 8
 
 
 class Unjudged(Exception):
@@ -146,6 +145,17 @@ def judged(reading: EvidenceReading | None) -> tuple[EntryVerdict, ...]:
     if reading.verdicts is None:
         raise Unjudged("not evaluated: no rotation event gives the contract nonce (KEY-002)")
     return reading.verdicts
+
+
+def steps_problem(reading: EvidenceReading | None, steps: tuple[Step, ...]) -> str | None:
+    """The first failure of ``steps`` over every entry, or None; Unjudged when none failed but one could
+    not be judged (its input did not parse), or when there are no verdicts to judge (:func:`judged`)."""
+    failures, not_judged = entry_problems(judged(reading), steps)
+    if failures:
+        return failures[0]
+    if not_judged:
+        raise Unjudged(f"not evaluated: {not_judged[0]}")
+    return None
 
 
 def entry_problems(verdicts: Iterable[EntryVerdict], steps: tuple[Step, ...]) -> tuple[list[str], list[str]]:

@@ -46,6 +46,7 @@ from .chain import MockChain
 from .config import IMAGE_DEFAULT_UNITS, LOCK_DEFAULT_TOKENS, MockConfig
 
 KEY_CHECK = "CLIENT-037"
+MAX_KEYS_CACHED = 64  # chain facts kept per watched key; a client that seals to more keys re-reads the chain
 
 _BINARY = ("ciphertext", *REQUEST_FIELD_LENGTHS)
 
@@ -218,6 +219,8 @@ class ClientJudge:
         try:
             facts = self._facts.get(key)
             if facts is None:
+                if len(self._facts) >= MAX_KEYS_CACHED:  # a client picks the keys: the cache stays bounded
+                    self._facts.clear()
                 facts = self._facts[key] = self._key_facts(key)
             problem = lock_key_problem(key, facts)
         except (Unjudged, ProtocolError) as exc:

@@ -94,7 +94,7 @@ def _key_binding(run: Run) -> KeyBindingRecord:
     options = run.client.options
     reader = ChainReader(source, timeout_s=options.timeout_s, deadline_s=options.deadline_s, verify=options.verify)
     try:
-        return reader.read(node, key, face=run.target.face)
+        return reader.read(node, key)
     except ChainReadError as exc:
         raise Precondition(f"not evaluated: {exc}") from None
     except ProtocolError as exc:
